@@ -1,0 +1,60 @@
+"""Job configuration: flags override environment variables, which override defaults.
+
+Defaults match deploy/local (Kafka on 127.0.0.1:9092, Cassandra on 127.0.0.1:9042).
+Every field ``name`` can be set by ``--name VALUE`` or by ``STREAMREC_NAME``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+from dataclasses import dataclass, fields
+
+
+@dataclass(frozen=True)
+class JobConfig:
+    bootstrap_servers: str = "127.0.0.1:9092"
+    input_topic: str = "interactions"
+    dlq_topic: str = "interactions-dlq"
+    output_topic: str = "recommendations"
+    consumer_group: str = "streamrec"
+    cassandra_hosts: str = "127.0.0.1"
+    cassandra_port: int = 9042
+    keyspace: str = "streamrec"
+    model_name: str = "default"
+    k: int = 10
+    recent_items: int = 20
+    item_window_ms: int = 3_600_000
+    item_window_slide_ms: int = 60_000
+    checkpoint_interval_ms: int = 10_000
+    snapshot_every_events: int = 5_000
+    parallelism: int = 1
+    transactional_id_prefix: str = ""     # default: derived from the output topic
+    connector_jar: str = ""               # default: the jar deploy/local/services fetched
+    python_executable: str = ""           # default: the interpreter running the job
+    bundle_size: int = 1000
+    bundle_time_ms: int = 100
+    job_name: str = "streamrec-recommend"
+
+    @property
+    def tx_prefix(self) -> str:
+        return self.transactional_id_prefix or f"streamrec-{self.output_topic}"
+
+    @classmethod
+    def from_args(cls, argv: list[str] | None = None, env: dict[str, str] | None = None) -> JobConfig:
+        env = dict(os.environ) if env is None else env
+        parser = argparse.ArgumentParser(description="Streaming recommender job")
+        for f in fields(cls):
+            kind = int if f.type in ("int", int) else str
+            parser.add_argument(f"--{f.name.replace('_', '-')}", dest=f.name, type=kind, default=None)
+        args, _unknown = parser.parse_known_args(argv)
+        values: dict[str, object] = {}
+        for f in fields(cls):
+            flag = getattr(args, f.name)
+            from_env = env.get(f"STREAMREC_{f.name.upper()}")
+            if flag is not None:
+                values[f.name] = flag
+            elif from_env is not None:
+                values[f.name] = int(from_env) if f.type in ("int", int) else from_env
+        return dataclasses.replace(cls(), **values)  # type: ignore[arg-type]

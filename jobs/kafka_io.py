@@ -1,0 +1,38 @@
+"""Small Kafka helpers for the command-line tools and tests (confluent-kafka)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from confluent_kafka import Consumer, Producer
+from confluent_kafka.admin import AdminClient, NewTopic
+
+
+def ensure_topics(bootstrap: str, topics: Iterable[str], partitions: int = 1, timeout: float = 30.0) -> None:
+    """Create the topics that do not exist yet (one replica: the local broker)."""
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    existing = set(admin.list_topics(timeout=timeout).topics)
+    wanted = [NewTopic(t, num_partitions=partitions, replication_factor=1)
+              for t in topics if t not in existing]
+    if not wanted:
+        return
+    for topic, future in admin.create_topics(wanted, request_timeout=timeout).items():
+        try:
+            future.result(timeout)
+        except Exception as exc:  # a concurrent creator is fine
+            if "TOPIC_ALREADY_EXISTS" not in str(exc):
+                raise RuntimeError(f"could not create topic {topic}: {exc}") from exc
+
+
+def producer(bootstrap: str) -> Producer:
+    return Producer({"bootstrap.servers": bootstrap, "linger.ms": 20, "enable.idempotence": True,
+                     "compression.type": "lz4", "message.max.bytes": 16_000_000})
+
+
+def consumer(bootstrap: str, topic: str, group: str, from_beginning: bool = True) -> Consumer:
+    """A read_committed consumer: it sees only what exactly-once sinks committed."""
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "isolation.level": "read_committed",
+                  "auto.offset.reset": "earliest" if from_beginning else "latest",
+                  "enable.auto.commit": False})
+    c.subscribe([topic])
+    return c

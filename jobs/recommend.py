@@ -1,0 +1,145 @@
+"""The streaming recommender job. Submit with:
+
+    flink run -py jobs/recommend.py [--bootstrap-servers HOST:PORT --k 10 ...]
+
+Kafka ``interactions`` -> clean -> item window features -> model update + top-k
+-> Kafka ``recommendations`` (exactly once); rejected input -> ``interactions-dlq``;
+model snapshots -> Cassandra. Flags and STREAMREC_* variables are listed in jobs/config.py.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # `flink run -py jobs/recommend.py` runs this file as a script
+    sys.path.insert(0, str(ROOT))
+
+from pyflink.common import Configuration, Types  # noqa: E402
+from pyflink.datastream import CheckpointingMode, StreamExecutionEnvironment  # noqa: E402
+from pyflink.table import StatementSet, StreamTableEnvironment  # noqa: E402
+
+from jobs.config import JobConfig  # noqa: E402
+from operators.cleaning.flink import DLQ_TAG, CleanFunction  # noqa: E402
+from operators.features.flink import ItemWindowFunction  # noqa: E402
+from operators.model.flink import ModelSettings, RecommendFunction  # noqa: E402
+from operators.model.ranker import RankerConfig  # noqa: E402
+from operators.rows import ENRICHED_ROW, EVENT_ROW, KEYED_JSON_ROW  # noqa: E402
+
+
+def _kafka_options(config: JobConfig, topic: str) -> str:
+    return (f"'connector' = 'kafka', 'topic' = '{topic}',"
+            f" 'properties.bootstrap.servers' = '{config.bootstrap_servers}'")
+
+
+def kafka_source_ddl(config: JobConfig, table: str = "interactions_source") -> str:
+    """Raw bytes plus partition/offset, so cleaning sees every message and the model its position."""
+    return f"""
+        CREATE TEMPORARY TABLE {table} (
+          payload BYTES,
+          `partition` INT METADATA VIRTUAL,
+          `offset` BIGINT METADATA VIRTUAL
+        ) WITH ({_kafka_options(config, config.input_topic)},
+          'properties.group.id' = '{config.consumer_group}',
+          'properties.isolation.level' = 'read_committed',
+          'properties.auto.offset.reset' = 'earliest',
+          'scan.startup.mode' = 'group-offsets',
+          'format' = 'raw')"""
+
+
+def kafka_sink_ddl(config: JobConfig, table: str, topic: str, keyed: bool, tx_suffix: str) -> str:
+    """An exactly-once Kafka sink: transactions commit with each checkpoint."""
+    key = ("'key.format' = 'raw', 'key.fields' = 'msg_key', 'value.fields-include' = 'EXCEPT_KEY',"
+           if keyed else "")
+    columns = "msg_key STRING, payload STRING" if keyed else "payload STRING"
+    return f"""
+        CREATE TEMPORARY TABLE {table} ({columns}) WITH ({_kafka_options(config, topic)}, {key}
+          'value.format' = 'raw',
+          'sink.delivery-guarantee' = 'exactly-once',
+          'sink.transactional-id-prefix' = '{config.tx_prefix}-{tx_suffix}',
+          'properties.transaction.timeout.ms' = '600000')"""
+
+
+def model_settings(config: JobConfig) -> ModelSettings:
+    return ModelSettings(
+        cassandra_hosts=[h.strip() for h in config.cassandra_hosts.split(",") if h.strip()],
+        cassandra_port=config.cassandra_port, keyspace=config.keyspace, model_name=config.model_name,
+        k=config.k, recent_items=config.recent_items, snapshot_every_events=config.snapshot_every_events,
+        ranker=RankerConfig(trending_window_ms=config.item_window_ms))
+
+
+def build_pipeline(t_env: StreamTableEnvironment, source_table: str, recs_sink: str, dlq_sink: str,
+                   config: JobConfig) -> StatementSet:
+    """Wire clean -> features -> model between a source table and two sink tables."""
+    raw = t_env.to_data_stream(t_env.from_path(source_table))
+
+    # 1. cleaning: every rejected record goes to the dead-letter side output
+    events = raw.process(CleanFunction(config.input_topic), output_type=EVENT_ROW) \
+        .name("clean").uid("clean")
+    dead_letters = events.get_side_output(DLQ_TAG)
+
+    # 2. windowed features: item interaction count over a sliding event-time window
+    enriched = events.key_by(lambda r: r[2], key_type=Types.STRING()) \
+        .process(ItemWindowFunction(config.item_window_ms, config.item_window_slide_ms),
+                 output_type=ENRICHED_ROW) \
+        .name("features-item-window").uid("features-item-window")
+
+    # 3. model: learn from the event, emit the user's top-k
+    recs = enriched.key_by(lambda r: r[1], key_type=Types.STRING()) \
+        .process(RecommendFunction(model_settings(config)), output_type=KEYED_JSON_ROW) \
+        .name("model-recommend").uid("model-recommend")
+
+    statements = t_env.create_statement_set()
+    statements.add_insert(recs_sink, t_env.from_data_stream(recs))
+    statements.add_insert(dlq_sink, t_env.from_data_stream(dead_letters))
+    return statements
+
+
+def default_connector_jar() -> str:
+    home = Path(os.environ.get("STREAMREC_HOME", Path.home() / ".cache" / "streamrec"))
+    return str(home / "artifacts" / "flink-connectors" / "flink-sql-connector-kafka-5.0.0-2.2.jar")
+
+
+def flink_configuration(config: JobConfig) -> Configuration:
+    conf = Configuration()
+    jar = config.connector_jar or default_connector_jar()
+    if not Path(jar).is_file():
+        raise SystemExit(f"Kafka connector jar not found at {jar}; run deploy/local/services fetch "
+                         "or pass --connector-jar")
+    conf.set_string("pipeline.jars", Path(jar).resolve().as_uri())
+    python = config.python_executable or sys.executable
+    conf.set_string("python.executable", python)
+    conf.set_string("python.client.executable", python)
+    conf.set_string("python.fn-execution.bundle.size", str(config.bundle_size))
+    conf.set_string("python.fn-execution.bundle.time", str(config.bundle_time_ms))
+    return conf
+
+
+def main(argv: list[str] | None = None) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    config = JobConfig.from_args(sys.argv[1:] if argv is None else argv)
+
+    # environment
+    env = StreamExecutionEnvironment.get_execution_environment(flink_configuration(config))
+    env.set_parallelism(config.parallelism)
+    env.enable_checkpointing(config.checkpoint_interval_ms, CheckpointingMode.EXACTLY_ONCE)
+    env.add_python_file(str(ROOT / "operators"))
+    env.add_python_file(str(ROOT / "jobs"))
+    t_env = StreamTableEnvironment.create(env)
+
+    # source and sinks
+    t_env.execute_sql(kafka_source_ddl(config))
+    t_env.execute_sql(kafka_sink_ddl(config, "recommendations_sink", config.output_topic, True, "recs"))
+    t_env.execute_sql(kafka_sink_ddl(config, "dlq_sink", config.dlq_topic, False, "dlq"))
+
+    # transforms, then run
+    build_pipeline(t_env, "interactions_source", "recommendations_sink", "dlq_sink", config) \
+        .attach_as_datastream()
+    env.execute(config.job_name)
+
+
+if __name__ == "__main__":
+    main()

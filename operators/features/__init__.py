@@ -1,0 +1,5 @@
+"""Windowed feature stage: event-time features attached to each event."""
+
+from operators.features.window import SlidingWindowCounter
+
+__all__ = ["SlidingWindowCounter"]

@@ -1,0 +1,118 @@
+"""Flink adapter of the model stage.
+
+Two-tier state (DESIGN.md §4): each user's history is Flink keyed state (checkpointed,
+rescalable); the shared ranker lives in this operator's memory and is snapshotted to
+Cassandra every ``snapshot_every_events`` learned events and when the operator closes
+(stop-with-savepoint, cancel). On open it restores the newest complete snapshot; events that
+snapshot already contains are not learned again, while the user's history still takes them
+if it lacks them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from pyflink.common import Row, Types
+from pyflink.datastream import KeyedProcessFunction, RuntimeContext
+from pyflink.datastream.state import ValueStateDescriptor
+
+from operators.model.history import UserHistory
+from operators.model.ranker import CooccurrenceRanker, RankerConfig
+from operators.model.snapshot_store import SnapshotStore
+from operators.rows import row_to_event
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ModelSettings:
+    cassandra_hosts: list[str]
+    cassandra_port: int
+    keyspace: str
+    model_name: str
+    k: int = 10
+    recent_items: int = 20
+    snapshot_every_events: int = 5_000
+    ranker: RankerConfig = RankerConfig()
+
+
+class RecommendFunction(KeyedProcessFunction):
+    """Keyed by user: learn from the event, then emit the user's top-k as JSON."""
+
+    def __init__(self, settings: ModelSettings) -> None:
+        self.settings = settings
+
+    def open(self, runtime_context: RuntimeContext) -> None:
+        s = self.settings
+        self.history_state = runtime_context.get_state(
+            ValueStateDescriptor("user-history", Types.PICKLED_BYTE_ARRAY()))
+        metrics = runtime_context.get_metrics_group().add_group("model")
+        self.learned = metrics.counter("learned")
+        self.skipped = metrics.counter("skipped_already_in_snapshot")
+        self.snapshot_failures = metrics.counter("snapshot_failures")
+        self.snapshot_version = 0
+        metrics.gauge("snapshot_version", lambda: self.snapshot_version)
+        # Starting without the newest snapshot would later overwrite it with a model that
+        # forgot everything, so an unreachable Cassandra fails the task (Flink retries).
+        self.store = SnapshotStore.connect(s.cassandra_hosts, s.cassandra_port, s.keyspace, s.model_name)
+        latest = self.store.load_latest()
+        if latest is None:
+            self.ranker = CooccurrenceRanker(s.ranker)
+            log.info("model %s: no snapshot, starting empty", s.model_name)
+        else:
+            info, blob = latest
+            self.ranker = CooccurrenceRanker.restore(blob, s.ranker)
+            self.snapshot_version = info.version
+            log.info("model %s: restored snapshot v%d (%d events, positions %s)",
+                     s.model_name, info.version, info.learned_events, info.positions)
+        self.snapshotted_events = self.ranker.learned_events
+        self.next_snapshot_at = self.snapshotted_events + s.snapshot_every_events
+
+    def process_element(self, value: Row, ctx: KeyedProcessFunction.Context) -> Iterator[Row]:
+        s = self.settings
+        event = row_to_event(value)
+        data = self.history_state.value()
+        history = UserHistory.restore(data) if data is not None else UserHistory()
+        if self.ranker.learn(event, history.recent, value[8]):
+            self.learned.inc()
+        else:
+            self.skipped.inc()
+        if history.apply(event, s.recent_items):
+            self.history_state.update(history.snapshot())
+        recs = self.ranker.recommend(history.recent, s.k, now_ts=event.ts, exclude=history.seen)
+        yield Row(event.user_id, json.dumps({
+            "user_id": event.user_id,
+            "items": [{"item_id": r.item_id, "score": r.score, "reason": r.reason} for r in recs],
+            "model_version": self.ranker.learned_events,
+            "snapshot_version": self.snapshot_version,
+            "variant": s.model_name,
+            "event_id": event.event_id,
+            "event_ts": event.ts,
+            "emitted_ts": int(time.time() * 1000),
+        }))
+        if self.ranker.learned_events >= self.next_snapshot_at:
+            self._snapshot()
+
+    def _snapshot(self) -> None:
+        try:
+            info = self.store.save(self.ranker.snapshot(), self.ranker.positions, self.ranker.learned_events)
+        except Exception:  # noqa: BLE001 - Cassandra trouble must not stop recommendations
+            self.snapshot_failures.inc()
+            log.exception("model %s: snapshot failed; will retry", self.settings.model_name)
+            self.next_snapshot_at = self.ranker.learned_events + max(1, self.settings.snapshot_every_events // 4)
+            return
+        self.snapshot_version = info.version
+        self.snapshotted_events = info.learned_events
+        self.next_snapshot_at = info.learned_events + self.settings.snapshot_every_events
+        log.info("model %s: wrote snapshot v%d (%d bytes, positions %s)", self.settings.model_name,
+                 info.version, info.size, info.positions)
+
+    def close(self) -> None:
+        if getattr(self, "ranker", None) is not None and self.ranker.learned_events > self.snapshotted_events:
+            self._snapshot()
+        if getattr(self, "store", None) is not None:
+            self.store.close()

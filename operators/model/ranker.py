@@ -1,0 +1,207 @@
+"""Online popularity + item co-occurrence recommender on torch (the walking-skeleton model).
+
+Shared parameters (popularity, trending counts, co-occurrence) live here; per-user history is
+passed in, because the job keeps it in Flink keyed state. The ranker also remembers which
+Kafka positions it already contains, so replayed events are skipped (DESIGN.md §4).
+
+>>> from operators.records import Event
+>>> r = CooccurrenceRanker(RankerConfig())
+>>> for n, (u, i) in enumerate([("a", "x"), ("a", "y"), ("b", "x")]):
+...     _ = r.learn(Event(f"e{n}", u, i, "click", None, n, ), history=["x"] if u == "a" and i == "y" else [])
+>>> [rec.item_id for rec in r.recommend(["x"], k=2, now_ts=3)]
+['y']
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+
+from operators.records import Event, Recommendation, SourcePosition
+
+EVENT_WEIGHTS = {"view": 1.0, "click": 2.0, "add_to_cart": 3.0, "purchase": 5.0}
+
+
+@dataclass(frozen=True)
+class RankerConfig:
+    popularity_half_life_ms: int = 7 * 24 * 3_600_000
+    trending_window_ms: int = 3_600_000
+    cooc_weight: float = 1.0
+    trending_weight: float = 0.3
+    popularity_weight: float = 0.2
+    recency_decay: float = 0.8          # weight of the k-th most recent history item: decay**k
+    max_items: int = 10_000             # co-occurrence is dense: max_items² float32 at most
+
+    def event_weight(self, event: Event) -> float:
+        if event.event_type == "rating":
+            return 0.5 + (event.value or 0.0) / 2.0
+        return EVENT_WEIGHTS.get(event.event_type, 1.0)
+
+
+class CooccurrenceRanker:
+    """Scores items for a user from popularity, trending counts and co-occurrence."""
+
+    def __init__(self, config: RankerConfig, capacity: int = 1024) -> None:
+        self.config = config
+        self.item_ids: list[str] = []
+        self.index: dict[str, int] = {}
+        cap = min(capacity, config.max_items)
+        self.popularity = torch.zeros(cap, dtype=torch.float64)   # event-time decayed weight
+        self.counts = torch.zeros(cap, dtype=torch.float64)       # raw interaction counts
+        self.trending = torch.zeros(cap, dtype=torch.float64)     # window count from features
+        self.trending_ts = torch.full((cap,), -(2**62), dtype=torch.int64)
+        self.cooc = torch.zeros(cap, cap, dtype=torch.float32)
+        self.positions: dict[int, int] = {}                       # partition -> last learned offset
+        self.learned_events = 0
+        self.clock_ms: int | None = None
+
+    # -- learning ---------------------------------------------------------------------------
+    def contains(self, position: SourcePosition) -> bool:
+        return position.partition >= 0 and position.offset <= self.positions.get(position.partition, -1)
+
+    def learn(self, event: Event, history: list[str], window_count: int | None = None) -> bool:
+        """Learn one event given the user's history before it; False if already contained."""
+        if self.contains(event.position):
+            return False
+        item = self._index_of(event.item_id)
+        self._advance_clock(event.ts)
+        weight = self.config.event_weight(event)
+        if item is not None:
+            self.popularity[item] += weight
+            self.counts[item] += 1.0
+            if window_count is not None:
+                self.trending[item] = float(window_count)
+                self.trending_ts[item] = event.ts
+            others = [j for j in (self.index.get(h) for h in history if h != event.item_id) if j is not None]
+            if others:
+                idx = torch.tensor(others, dtype=torch.long)
+                self.cooc[item, idx] += weight
+                self.cooc[idx, item] += weight
+        if event.position.partition >= 0:
+            self.positions[event.position.partition] = event.position.offset
+        self.learned_events += 1
+        return True
+
+    def _advance_clock(self, ts: int) -> None:
+        if self.clock_ms is not None and ts > self.clock_ms:
+            factor = math.exp(-math.log(2) * (ts - self.clock_ms) / self.config.popularity_half_life_ms)
+            self.popularity *= factor
+        if self.clock_ms is None or ts > self.clock_ms:
+            self.clock_ms = ts
+
+    def _index_of(self, item_id: str) -> int | None:
+        idx = self.index.get(item_id)
+        if idx is not None:
+            return idx
+        if len(self.item_ids) >= self.config.max_items:
+            return None
+        idx = len(self.item_ids)
+        if idx >= self.popularity.shape[0]:
+            self._grow(min(2 * idx, self.config.max_items))
+        self.item_ids.append(item_id)
+        self.index[item_id] = idx
+        return idx
+
+    def _grow(self, cap: int) -> None:
+        n = self.popularity.shape[0]
+
+        def grow1(t: torch.Tensor, fill: float | int = 0) -> torch.Tensor:
+            out = torch.full((cap,), fill, dtype=t.dtype)
+            out[:n] = t
+            return out
+
+        self.popularity, self.counts = grow1(self.popularity), grow1(self.counts)
+        self.trending, self.trending_ts = grow1(self.trending), grow1(self.trending_ts, -(2**62))
+        cooc = torch.zeros(cap, cap, dtype=torch.float32)
+        cooc[:n, :n] = self.cooc
+        self.cooc = cooc
+
+    # -- scoring ----------------------------------------------------------------------------
+    def recommend(self, history: list[str], k: int, now_ts: int, exclude: set[str] | None = None,
+                  ) -> list[Recommendation]:
+        """Top-k items not in ``exclude`` (default: the history), each with its reason."""
+        n = len(self.item_ids)
+        exclude = set(history) if exclude is None else exclude
+        if n == 0 or k <= 0:
+            return []
+        cfg = self.config
+        components = torch.zeros(3, n, dtype=torch.float64)
+        best_source = torch.full((n,), -1, dtype=torch.long)
+        hist_idx = [self.index[h] for h in history if h in self.index]
+        if hist_idx:
+            idx = torch.tensor(hist_idx, dtype=torch.long)
+            rows = self.cooc[idx, :n].double()
+            norm = torch.sqrt(self.counts[idx].clamp(min=1.0))[:, None] * torch.sqrt(self.counts[:n].clamp(min=1.0))
+            recency = torch.tensor([cfg.recency_decay ** (len(hist_idx) - 1 - j) for j in range(len(hist_idx))],
+                                   dtype=torch.float64)
+            contrib = rows / norm * recency[:, None]
+            components[0] = contrib.sum(0)
+            best_source = idx[contrib.argmax(0)]
+        fresh = self.trending_ts[:n] > now_ts - cfg.trending_window_ms
+        components[1] = torch.where(fresh, self.trending[:n], torch.zeros(n, dtype=torch.float64))
+        components[2] = self.popularity[:n]
+        scale = components.amax(dim=1, keepdim=True).clamp(min=1e-12)
+        weights = torch.tensor([cfg.cooc_weight, cfg.trending_weight, cfg.popularity_weight],
+                               dtype=torch.float64)[:, None]
+        weighted = components / scale * weights
+        total = weighted.sum(0)
+        mask = torch.tensor([item in exclude for item in self.item_ids], dtype=torch.bool)
+        total[mask] = -math.inf
+        available = n - int(mask.sum())
+        if available <= 0:
+            return []
+        # Ties broken by item index (first seen first) so that output is deterministic.
+        order = top_k_indices(total.numpy(), min(k, available))
+        recs = []
+        for j in order:
+            top = int(torch.argmax(weighted[:, j]))
+            if top == 0 and weighted[0, j] > 0:
+                reason = f"co_occurrence:{self.item_ids[int(best_source[j])]}"
+            elif top == 1 and weighted[1, j] > 0:
+                reason = "trending"
+            else:
+                reason = "popular"
+            recs.append(Recommendation(self.item_ids[j], round(float(total[j]), 6), reason))
+        return recs
+
+    # -- state ------------------------------------------------------------------------------
+    def snapshot(self) -> bytes:
+        n = len(self.item_ids)
+        buf = io.BytesIO()
+        torch.save({
+            "format": 1, "config": asdict(self.config), "item_ids": self.item_ids,
+            "popularity": self.popularity[:n].clone(), "counts": self.counts[:n].clone(),
+            "trending": self.trending[:n].clone(), "trending_ts": self.trending_ts[:n].clone(),
+            "cooc": self.cooc[:n, :n].clone(), "positions": dict(self.positions),
+            "learned_events": self.learned_events, "clock_ms": self.clock_ms,
+        }, buf)
+        return buf.getvalue()
+
+    @classmethod
+    def restore(cls, data: bytes, config: RankerConfig | None = None) -> CooccurrenceRanker:
+        state = torch.load(io.BytesIO(data), weights_only=True)
+        ranker = cls(config or RankerConfig(**state["config"]), capacity=max(1024, len(state["item_ids"])))
+        n = len(state["item_ids"])
+        ranker.item_ids = list(state["item_ids"])
+        ranker.index = {item: j for j, item in enumerate(ranker.item_ids)}
+        for name in ("popularity", "counts", "trending", "trending_ts"):
+            getattr(ranker, name)[:n] = state[name]
+        ranker.cooc[:n, :n] = state["cooc"]
+        ranker.positions = {int(p): int(o) for p, o in state["positions"].items()}
+        ranker.learned_events = int(state["learned_events"])
+        ranker.clock_ms = state["clock_ms"]
+        return ranker
+
+
+def top_k_indices(scores: np.ndarray, k: int) -> list[int]:
+    """Indices of the k largest scores, best first; ties go to the lower index.
+
+    >>> top_k_indices(np.array([1.0, 3.0, 3.0, -np.inf]), 3)
+    [1, 2, 0]
+    """
+    order = np.lexsort((np.arange(scores.shape[0]), -scores))
+    return [int(j) for j in order[: max(k, 0)]]

@@ -1,0 +1,47 @@
+"""Typed records passed between the stages (contracts in DESIGN.md §5)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+EventType = Literal["view", "click", "add_to_cart", "purchase", "rating"]
+EVENT_TYPES: frozenset[str] = frozenset({"view", "click", "add_to_cart", "purchase", "rating"})
+
+
+@dataclass(frozen=True, slots=True)
+class SourcePosition:
+    """Where a record came from in Kafka; -1 when unknown (e.g. offline files)."""
+
+    partition: int = -1
+    offset: int = -1
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """A validated interaction: the output of the cleaning stage."""
+
+    event_id: str
+    user_id: str
+    item_id: str
+    event_type: str
+    value: float | None
+    ts: int
+    position: SourcePosition = SourcePosition()
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """A record the cleaning stage refused; it goes to the dead-letter topic as JSON."""
+
+    reason: str
+    message: str
+    payload: bytes
+    position: SourcePosition = SourcePosition()
+
+
+@dataclass(frozen=True, slots=True)
+class Recommendation:
+    item_id: str
+    score: float
+    reason: str

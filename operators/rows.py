@@ -1,0 +1,26 @@
+"""Flink row types between the stages, and conversions to the pure records."""
+
+from __future__ import annotations
+
+from pyflink.common import Row, Types
+
+from operators.records import Event, SourcePosition
+
+EVENT_FIELDS = ["event_id", "user_id", "item_id", "event_type", "value", "ts", "partition", "offset"]
+EVENT_TYPES = [Types.STRING(), Types.STRING(), Types.STRING(), Types.STRING(), Types.DOUBLE(),
+               Types.LONG(), Types.INT(), Types.LONG()]
+EVENT_ROW = Types.ROW_NAMED(EVENT_FIELDS, EVENT_TYPES)
+# An event with the windowed features as of its own timestamp.
+ENRICHED_ROW = Types.ROW_NAMED(EVENT_FIELDS + ["item_window_count"], EVENT_TYPES + [Types.LONG()])
+# A message for a Kafka sink table: key and JSON value.
+KEYED_JSON_ROW = Types.ROW_NAMED(["msg_key", "payload"], [Types.STRING(), Types.STRING()])
+JSON_ROW = Types.ROW_NAMED(["payload"], [Types.STRING()])
+
+
+def event_to_row(e: Event) -> Row:
+    return Row(e.event_id, e.user_id, e.item_id, e.event_type, e.value, e.ts,
+               e.position.partition, e.position.offset)
+
+
+def row_to_event(r: Row) -> Event:
+    return Event(r[0], r[1], r[2], r[3], r[4], r[5], SourcePosition(r[6], r[7]))
