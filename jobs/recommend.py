@@ -67,6 +67,7 @@ def model_settings(config: JobConfig) -> ModelSettings:
     return ModelSettings(
         cassandra_hosts=[h.strip() for h in config.cassandra_hosts.split(",") if h.strip()],
         cassandra_port=config.cassandra_port, keyspace=config.keyspace, model_name=config.model_name,
+        source_topic=config.input_topic,
         k=config.k, recent_items=config.recent_items, snapshot_every_events=config.snapshot_every_events,
         ranker=RankerConfig(trending_window_ms=config.item_window_ms))
 

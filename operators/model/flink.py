@@ -34,6 +34,7 @@ class ModelSettings:
     cassandra_port: int
     keyspace: str
     model_name: str
+    source_topic: str
     k: int = 10
     recent_items: int = 20
     snapshot_every_events: int = 5_000
@@ -67,6 +68,11 @@ class RecommendFunction(KeyedProcessFunction):
             info, blob = latest
             self.ranker = CooccurrenceRanker.restore(blob, s.ranker)
             self.snapshot_version = info.version
+            if info.source != s.source_topic:
+                # Offsets of another topic say nothing about this one: learn everything here.
+                log.warning("model %s: snapshot v%d was taken on topic %r, not %r; its positions are ignored",
+                            s.model_name, info.version, info.source, s.source_topic)
+                self.ranker.positions = {}
             log.info("model %s: restored snapshot v%d (%d events, positions %s)",
                      s.model_name, info.version, info.learned_events, info.positions)
         self.snapshotted_events = self.ranker.learned_events
@@ -99,7 +105,8 @@ class RecommendFunction(KeyedProcessFunction):
 
     def _snapshot(self) -> None:
         try:
-            info = self.store.save(self.ranker.snapshot(), self.ranker.positions, self.ranker.learned_events)
+            info = self.store.save(self.ranker.snapshot(), self.ranker.positions, self.ranker.learned_events,
+                                   self.settings.source_topic)
         except Exception:  # noqa: BLE001 - Cassandra trouble must not stop recommendations
             self.snapshot_failures.inc()
             log.exception("model %s: snapshot failed; will retry", self.settings.model_name)

@@ -123,44 +123,41 @@ class CooccurrenceRanker:
     # -- scoring ----------------------------------------------------------------------------
     def recommend(self, history: list[str], k: int, now_ts: int, exclude: set[str] | None = None,
                   ) -> list[Recommendation]:
-        """Top-k items not in ``exclude`` (default: the history), each with its reason."""
+        """Top-k items not in ``exclude`` (default: the history), each with its reason.
+
+        Scoring reads numpy views of the torch tensors: per-event work is a handful of
+        vector operations over the catalogue, where torch's per-call overhead would dominate.
+        """
         n = len(self.item_ids)
         exclude = set(history) if exclude is None else exclude
         if n == 0 or k <= 0:
             return []
         cfg = self.config
-        components = torch.zeros(3, n, dtype=torch.float64)
-        best_source = torch.full((n,), -1, dtype=torch.long)
-        hist_idx = [self.index[h] for h in history if h in self.index]
-        if hist_idx:
-            idx = torch.tensor(hist_idx, dtype=torch.long)
-            rows = self.cooc[idx, :n].double()
-            norm = torch.sqrt(self.counts[idx].clamp(min=1.0))[:, None] * torch.sqrt(self.counts[:n].clamp(min=1.0))
-            recency = torch.tensor([cfg.recency_decay ** (len(hist_idx) - 1 - j) for j in range(len(hist_idx))],
-                                   dtype=torch.float64)
-            contrib = rows / norm * recency[:, None]
-            components[0] = contrib.sum(0)
-            best_source = idx[contrib.argmax(0)]
-        fresh = self.trending_ts[:n] > now_ts - cfg.trending_window_ms
-        components[1] = torch.where(fresh, self.trending[:n], torch.zeros(n, dtype=torch.float64))
-        components[2] = self.popularity[:n]
-        scale = components.amax(dim=1, keepdim=True).clamp(min=1e-12)
-        weights = torch.tensor([cfg.cooc_weight, cfg.trending_weight, cfg.popularity_weight],
-                               dtype=torch.float64)[:, None]
-        weighted = components / scale * weights
-        total = weighted.sum(0)
-        mask = torch.tensor([item in exclude for item in self.item_ids], dtype=torch.bool)
-        total[mask] = -math.inf
-        available = n - int(mask.sum())
-        if available <= 0:
-            return []
-        # Ties broken by item index (first seen first) so that output is deterministic.
-        order = top_k_indices(total.numpy(), min(k, available))
+        counts = self.counts.numpy()[:n]
+        components = np.zeros((3, n))
+        hist_idx = np.array([self.index[h] for h in history if h in self.index], dtype=np.int64)
+        contrib = None
+        if hist_idx.size:
+            sqrt_counts = np.sqrt(np.maximum(counts, 1.0))
+            recency = cfg.recency_decay ** np.arange(hist_idx.size - 1, -1, -1, dtype=np.float64)
+            contrib = self.cooc.numpy()[hist_idx, :n] * (recency / sqrt_counts[hist_idx])[:, None]
+            components[0] = contrib.sum(axis=0) / sqrt_counts
+        fresh = self.trending_ts.numpy()[:n] > now_ts - cfg.trending_window_ms
+        components[1] = np.where(fresh, self.trending.numpy()[:n], 0.0)
+        components[2] = self.popularity.numpy()[:n]
+        scale = np.maximum(components.max(axis=1, keepdims=True), 1e-12)
+        weighted = components / scale * np.array([[cfg.cooc_weight], [cfg.trending_weight],
+                                                  [cfg.popularity_weight]])
+        total = weighted.sum(axis=0)
+        excluded = [self.index[i] for i in exclude if i in self.index]
+        total[excluded] = -np.inf
+        available = n - len(excluded)
         recs = []
-        for j in order:
-            top = int(torch.argmax(weighted[:, j]))
-            if top == 0 and weighted[0, j] > 0:
-                reason = f"co_occurrence:{self.item_ids[int(best_source[j])]}"
+        for j in top_k_indices(total, min(k, available)):
+            top = int(np.argmax(weighted[:, j]))
+            if top == 0 and weighted[0, j] > 0 and contrib is not None:
+                source = self.item_ids[int(hist_idx[int(np.argmax(contrib[:, j]))])]
+                reason = f"co_occurrence:{source}"
             elif top == 1 and weighted[1, j] > 0:
                 reason = "trending"
             else:
@@ -203,5 +200,12 @@ def top_k_indices(scores: np.ndarray, k: int) -> list[int]:
     >>> top_k_indices(np.array([1.0, 3.0, 3.0, -np.inf]), 3)
     [1, 2, 0]
     """
-    order = np.lexsort((np.arange(scores.shape[0]), -scores))
-    return [int(j) for j in order[: max(k, 0)]]
+    n = scores.shape[0]
+    k = min(max(k, 0), n)
+    if k == 0:
+        return []
+    # Every index scoring at least the k-th best value, so that ties are decided by index.
+    threshold = np.partition(scores, n - k)[n - k]
+    candidates = np.flatnonzero(scores >= threshold)
+    order = np.lexsort((candidates, -scores[candidates]))
+    return [int(j) for j in candidates[order[:k]]]

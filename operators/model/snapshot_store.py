@@ -29,6 +29,7 @@ class SnapshotInfo:
     sha256: str
     positions: dict[int, int] = field(default_factory=dict)
     learned_events: int = 0
+    source: str = ""          # the topic the positions refer to
 
 
 class SnapshotStore:
@@ -44,11 +45,14 @@ class SnapshotStore:
     def connect(cls, hosts: list[str], port: int, keyspace: str, model: str = "default",
                 replication: str = "{'class': 'SimpleStrategy', 'replication_factor': 1}",
                 connect_timeout: float = 10.0) -> SnapshotStore:
-        from cassandra.cluster import Cluster  # imported late: only the job and tools need it
+        # imported late: only the job and tools need the driver
+        from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile
+        from cassandra.policies import DCAwareRoundRobinPolicy
 
-        cluster = Cluster(hosts, port=port, connect_timeout=connect_timeout)
+        profile = ExecutionProfile(load_balancing_policy=DCAwareRoundRobinPolicy(), request_timeout=30.0)
+        cluster = Cluster(hosts, port=port, connect_timeout=connect_timeout, protocol_version=5,
+                          execution_profiles={EXEC_PROFILE_DEFAULT: profile})
         session = cluster.connect()
-        session.default_timeout = 30.0
         store = cls(session, keyspace, model)
         store.ensure_schema(replication)
         return store
@@ -66,17 +70,18 @@ class SnapshotStore:
         self.session.execute(
             f"CREATE TABLE IF NOT EXISTS {ks}.snapshot_manifests ("
             " model text, version bigint, created_ms bigint, size bigint, chunks int, sha256 text,"
-            " positions map<int, bigint>, learned_events bigint,"
+            " positions map<int, bigint>, learned_events bigint, source text,"
             " PRIMARY KEY (model, version)) WITH CLUSTERING ORDER BY (version DESC)")
 
     def list(self, limit: int = 100) -> list[SnapshotInfo]:
         rows = self.session.execute(
-            f"SELECT version, created_ms, size, chunks, sha256, positions, learned_events"
+            f"SELECT version, created_ms, size, chunks, sha256, positions, learned_events, source"
             f" FROM {self.keyspace}.snapshot_manifests WHERE model = %s LIMIT %s", (self.model, limit))
         return [SnapshotInfo(r.version, r.created_ms, r.size, r.chunks, r.sha256,
-                             dict(r.positions or {}), r.learned_events or 0) for r in rows]
+                             dict(r.positions or {}), r.learned_events or 0, r.source or "") for r in rows]
 
-    def save(self, blob: bytes, positions: dict[int, int], learned_events: int) -> SnapshotInfo:
+    def save(self, blob: bytes, positions: dict[int, int], learned_events: int, source: str = "",
+             ) -> SnapshotInfo:
         """Write a new version: chunks first, manifest last. Returns its manifest."""
         latest = self.list(limit=1)
         version = latest[0].version + 1 if latest else 1
@@ -86,13 +91,13 @@ class SnapshotStore:
         for n, chunk in enumerate(chunks):
             self.session.execute(insert, (self.model, version, n, chunk))
         info = SnapshotInfo(version, int(time.time() * 1000), len(blob), len(chunks),
-                            hashlib.sha256(blob).hexdigest(), dict(positions), learned_events)
+                            hashlib.sha256(blob).hexdigest(), dict(positions), learned_events, source)
         self.session.execute(
             f"INSERT INTO {self.keyspace}.snapshot_manifests"
-            " (model, version, created_ms, size, chunks, sha256, positions, learned_events)"
-            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+            " (model, version, created_ms, size, chunks, sha256, positions, learned_events, source)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
             (self.model, version, info.created_ms, info.size, info.chunks, info.sha256,
-             info.positions, info.learned_events))
+             info.positions, info.learned_events, info.source))
         return info
 
     def read(self, info: SnapshotInfo) -> bytes | None:

@@ -1,0 +1,140 @@
+"""Helpers for tests on the real local services started by deploy/local/services."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import time
+import urllib.request
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from jobs.kafka_io import consumer, ensure_topics, producer
+
+REPO = Path(__file__).resolve().parents[2]
+SERVICES = REPO / "deploy" / "local" / "services"
+BOOTSTRAP = f"127.0.0.1:{os.environ.get('KAFKA_PORT', '9092')}"
+CASSANDRA_PORT = int(os.environ.get("CASSANDRA_PORT", "9042"))
+FLINK_REST = f"http://127.0.0.1:{os.environ.get('FLINK_REST_PORT', '8081')}"
+
+
+def flink_cli(*args: str, timeout: float = 240) -> str:
+    proc = subprocess.run([str(SERVICES), "flink", *args], capture_output=True, text=True, timeout=timeout,
+                          cwd=REPO)
+    out = proc.stdout + proc.stderr
+    if proc.returncode != 0:
+        raise AssertionError(f"flink {' '.join(args)} failed ({proc.returncode}):\n{out[-4000:]}")
+    return out
+
+
+def rest(path: str) -> Any:
+    with urllib.request.urlopen(FLINK_REST + path, timeout=10) as r:
+        return json.load(r)
+
+
+@dataclass
+class Pipeline:
+    """One job's worth of uniquely named topics, keyspace, group and transactional ids."""
+
+    name: str = field(default_factory=lambda: "t" + uuid.uuid4().hex[:10])
+    snapshot_every: int = 10
+    jobs: list[str] = field(default_factory=list)
+
+    @property
+    def topics(self) -> dict[str, str]:
+        return {"input": f"{self.name}-in", "output": f"{self.name}-recs", "dlq": f"{self.name}-dlq"}
+
+    def job_args(self, group: str | None = None) -> list[str]:
+        t = self.topics
+        return ["--bootstrap-servers", BOOTSTRAP, "--input-topic", t["input"], "--output-topic", t["output"],
+                "--dlq-topic", t["dlq"], "--consumer-group", group or self.name, "--keyspace", self.name,
+                "--transactional-id-prefix", self.name, "--checkpoint-interval-ms", "2000",
+                "--snapshot-every-events", str(self.snapshot_every), "--cassandra-port", str(CASSANDRA_PORT),
+                "--job-name", self.name]
+
+    def create_topics(self) -> None:
+        ensure_topics(BOOTSTRAP, self.topics.values())
+
+    def submit(self, savepoint: str | None = None, group: str | None = None) -> str:
+        extra = ["-s", savepoint] if savepoint else []
+        out = flink_cli("run", "-d", *extra, "-py", str(REPO / "jobs" / "recommend.py"), *self.job_args(group))
+        match = re.search(r"JobID ([0-9a-f]{32})", out)
+        assert match, out[-3000:]
+        self.jobs.append(match.group(1))
+        self.wait_running(match.group(1))
+        return match.group(1)
+
+    def wait_running(self, job_id: str, timeout: float = 120) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            job = rest(f"/jobs/{job_id}")
+            if job["state"] == "RUNNING" and all(v["status"] == "RUNNING" for v in job["vertices"]):
+                return
+            if job["state"] in ("FAILED", "CANCELED", "FINISHED"):
+                raise AssertionError(f"job {job_id} is {job['state']}")
+            time.sleep(1)
+        raise AssertionError(f"job {job_id} not running after {timeout}s")
+
+    def stop_with_savepoint(self, job_id: str, directory: Path) -> str:
+        out = flink_cli("stop", "--savepointPath", directory.as_uri(), job_id)
+        match = re.search(r"Savepoint completed\. Path: (\S+)", out)
+        assert match, out[-3000:]
+        return match.group(1)
+
+    def cancel_all(self) -> None:
+        for job_id in self.jobs:
+            try:
+                if rest(f"/jobs/{job_id}")["state"] == "RUNNING":
+                    flink_cli("cancel", job_id)
+            except Exception:  # noqa: BLE001 - best-effort clean-up
+                pass
+
+    def send(self, records: list[dict[str, Any] | bytes]) -> None:
+        prod = producer(BOOTSTRAP)
+        for r in records:
+            if isinstance(r, bytes):
+                prod.produce(self.topics["input"], value=r)
+            else:
+                prod.produce(self.topics["input"], value=json.dumps(r).encode(), key=str(r.get("user_id", "")).encode())
+        assert prod.flush(30) == 0
+
+    def read(self, topic_kind: str, count: int, timeout: float = 120, settle: float = 3.0) -> list[dict[str, Any]]:
+        """Read at least ``count`` records (read_committed), then wait ``settle`` s for extras."""
+        c = consumer(BOOTSTRAP, self.topics[topic_kind], f"reader-{uuid.uuid4().hex}")
+        records: list[dict[str, Any]] = []
+        deadline, settled_at = time.monotonic() + timeout, None
+        try:
+            while time.monotonic() < deadline:
+                msg = c.poll(0.5)
+                if msg is not None and not msg.error():
+                    records.append(json.loads(msg.value()))
+                if len(records) >= count:
+                    settled_at = settled_at or time.monotonic()
+                    if time.monotonic() - settled_at >= settle:
+                        break
+        finally:
+            c.close()
+        return records
+
+
+def event(n: int, user: str, item: str, ts: int | None = None, kind: str = "click") -> dict[str, Any]:
+    return {"event_id": f"ev-{n}", "user_id": user, "item_id": item, "event_type": kind, "value": None,
+            "ts": 1_700_000_000_000 + 1000 * n if ts is None else ts}
+
+
+def snapshot_store(keyspace: str) -> Any:
+    from operators.model.snapshot_store import SnapshotStore
+
+    return SnapshotStore.connect(["127.0.0.1"], CASSANDRA_PORT, keyspace)
+
+
+def drop_keyspace(keyspace: str) -> None:
+    store = snapshot_store(keyspace)
+    try:
+        store.session.execute(f"DROP KEYSPACE IF EXISTS {keyspace}")
+    finally:
+        store.close()

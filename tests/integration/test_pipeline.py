@@ -1,0 +1,109 @@
+"""The job on real Kafka, Cassandra and a Flink standalone cluster (deploy/local/services)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.integration.harness import Pipeline, event, snapshot_store
+
+pytestmark = pytest.mark.integration
+
+
+def test_events_in_recommendations_out(pipeline: Pipeline) -> None:
+    events = [event(n, f"u{n % 3}", f"i{n % 5}") for n in range(12)]
+    pipeline.send(events)
+    pipeline.submit()
+    recs = pipeline.read("output", len(events))
+
+    assert sorted(r["event_id"] for r in recs) == sorted(e["event_id"] for e in events)
+    seen: dict[str, set[str]] = {}
+    for e, r in zip(events, recs, strict=True):   # one partition: output keeps input order
+        seen.setdefault(e["user_id"], set()).add(e["item_id"])
+        assert r["user_id"] == e["user_id"]
+        assert not {i["item_id"] for i in r["items"]} & seen[e["user_id"]]
+        assert all(i["reason"] for i in r["items"])
+        assert r["event_ts"] == e["ts"]
+    assert recs[-1]["model_version"] == len(events)
+    last_user = events[-1]["user_id"]
+    assert {i["item_id"] for i in recs[-1]["items"]} == {f"i{k}" for k in range(5)} - seen[last_user]
+
+
+def test_malformed_records_go_to_dlq_with_reason(pipeline: Pipeline) -> None:
+    good = event(1, "u1", "i1")
+    bad: list[dict | bytes] = [b"not json", b"\xff\xfe\x00", {**event(2, "u1", "i2"), "event_type": "like"},
+                               {k: v for k, v in event(3, "u1", "i3").items() if k != "user_id"}, b"[1,2]"]
+    pipeline.send([bad[0], good, *bad[1:]])
+    pipeline.submit()
+
+    dead = pipeline.read("dlq", len(bad))
+    assert sorted(d["reason"] for d in dead) == sorted(
+        ["not_json", "not_utf8", "unknown_event_type", "missing_field", "not_object"])
+    assert {d["source"]["offset"] for d in dead} == {0, 2, 3, 4, 5}
+    assert all(d["message"] and d["source"]["topic"] == pipeline.topics["input"] for d in dead)
+    recs = pipeline.read("output", 1)
+    assert [r["event_id"] for r in recs] == [good["event_id"]]
+
+
+def test_savepoint_stop_and_restore_keeps_state_and_loses_nothing(pipeline: Pipeline, tmp_path: Path) -> None:
+    pipeline.snapshot_every = 5
+    batch1 = [event(n, u, i) for n, (u, i) in enumerate(
+        [("u1", "a"), ("u1", "b"), ("u2", "a"), ("u2", "c"), ("u3", "b"), ("u3", "c"), ("u3", "d")])]
+    pipeline.send(batch1)
+    job = pipeline.submit()
+    assert len(pipeline.read("output", len(batch1))) == len(batch1)
+
+    savepoint = pipeline.stop_with_savepoint(job, tmp_path / "savepoints")
+    store = snapshot_store(pipeline.name)
+    try:
+        at_stop = store.list()[0]
+        assert at_stop.learned_events == len(batch1)      # the operator snapshots when it closes
+        assert at_stop.positions == {0: len(batch1) - 1}
+
+        batch2 = [event(n, u, i) for n, (u, i) in enumerate(
+            [("u1", "c"), ("u4", "a"), ("u2", "d"), ("u4", "b"), ("u1", "e"), ("u5", "a")], start=len(batch1))]
+        pipeline.send(batch2)                              # sent while the job is stopped
+        pipeline.submit(savepoint=savepoint)
+        recs = pipeline.read("output", len(batch1) + len(batch2))
+
+        ids = [r["event_id"] for r in recs]
+        assert sorted(ids) == sorted(e["event_id"] for e in batch1 + batch2), "lost or duplicated output"
+        after = recs[len(batch1):]
+        assert [r["model_version"] for r in after] == list(range(len(batch1) + 1, len(batch1) + len(batch2) + 1))
+        u1_last = [r for r in after if r["user_id"] == "u1"][-1]
+        assert not {i["item_id"] for i in u1_last["items"]} & {"a", "b", "c", "e"}   # history survived
+        latest = store.list()[0]
+        assert latest.version > at_stop.version
+        assert latest.learned_events >= len(batch1) + 5
+    finally:
+        store.close()
+
+
+def test_fresh_job_bootstraps_model_from_newest_snapshot(pipeline: Pipeline) -> None:
+    pipeline.snapshot_every = 5
+    first = [event(n, f"u{n}", "hit" if n % 2 else f"i{n}") for n in range(10)]
+    pipeline.send(first)
+    pipeline.submit()
+    assert len(pipeline.read("output", len(first))) == len(first)
+    pipeline.cancel_all()
+    store = snapshot_store(pipeline.name)
+    try:
+        newest = store.list()[0]
+    finally:
+        store.close()
+    assert newest.learned_events == len(first)
+
+    # A new deployment: no savepoint, a new consumer group, so it re-reads the topic from the start.
+    later = [event(n, "newcomer", "x") for n in range(10, 12)]
+    pipeline.send(later)
+    pipeline.submit(group=pipeline.name + "-fresh")
+    recs = pipeline.read("output", len(first) + len(first) + len(later))
+
+    second_run = recs[len(first):]
+    assert {r["snapshot_version"] for r in second_run[:len(first)]} == {newest.version}
+    # Replayed events are already in the snapshot: not learned again.
+    assert [r["model_version"] for r in second_run] == [len(first)] * len(first) + [11, 12]
+    newcomer = second_run[-2]
+    assert newcomer["items"][0]["item_id"] == "hit", json.dumps(newcomer)
