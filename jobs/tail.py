@@ -1,6 +1,12 @@
 """Print records of a topic as they arrive (read_committed), e.g.
 
     python -m jobs.tail recommendations [--from-beginning] [--max N] [--timeout S]
+    python -m jobs.tail recommendations --skip-existing --expect 100000 --ready-file F
+
+``--expect N`` shows a progress bar of N records and prints every ``--every``-th one; at the
+end it prints a JSON summary with the end-to-end rate. ``--skip-existing`` starts at the
+topic's current end, and ``--ready-file`` is touched once that position is fixed, so that a
+script can start producing only after the reader knows where to begin.
 """
 
 from __future__ import annotations
@@ -10,6 +16,7 @@ import json
 import sys
 import time
 import uuid
+from pathlib import Path
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -17,17 +24,36 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("topic", nargs="?", default="recommendations")
     parser.add_argument("--bootstrap-servers", default="127.0.0.1:9092")
     parser.add_argument("--from-beginning", action="store_true")
+    parser.add_argument("--skip-existing", action="store_true", help="start at the current end of the topic")
+    parser.add_argument("--ready-file", type=Path, help="touched once the start position is fixed")
     parser.add_argument("--max", type=int, default=0, help="stop after N records (0 = never)")
+    parser.add_argument("--expect", type=int, default=0, help="show progress towards N records, then stop")
+    parser.add_argument("--every", type=int, default=5000, help="with --expect: print every N-th record")
     parser.add_argument("--timeout", type=float, default=0.0, help="stop after S seconds idle (0 = never)")
     parser.add_argument("--raw", action="store_true", help="print values as they are")
     args = parser.parse_args(argv)
 
-    from jobs.kafka_io import consumer
+    from confluent_kafka import TopicPartition
+    from tqdm import tqdm
 
+    from jobs.kafka_io import consumer, ensure_topics
+
+    ensure_topics(args.bootstrap_servers, [args.topic])
     c = consumer(args.bootstrap_servers, args.topic, f"tail-{uuid.uuid4()}", args.from_beginning)
-    seen, last = 0, time.monotonic()
+    if args.skip_existing:
+        meta = c.list_topics(args.topic, timeout=30).topics[args.topic]
+        starts = [TopicPartition(args.topic, p, c.get_watermark_offsets(TopicPartition(args.topic, p),
+                                                                        timeout=30)[1])
+                  for p in sorted(meta.partitions)]
+        c.unsubscribe()
+        c.assign(starts)
+    if args.ready_file:
+        args.ready_file.touch()
+    limit = args.expect or args.max
+    bar = tqdm(total=args.expect, desc="recommendations", unit="rec", file=sys.stderr) if args.expect else None
+    seen, last, first_at = 0, time.monotonic(), None
     try:
-        while not args.max or seen < args.max:
+        while not limit or seen < limit:
             msg = c.poll(0.5)
             if msg is None:
                 if args.timeout and time.monotonic() - last > args.timeout:
@@ -37,12 +63,25 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"tail: {msg.error()}", file=sys.stderr)
                 continue
             seen, last = seen + 1, time.monotonic()
+            first_at = first_at or last
             value = msg.value() or b""
-            print(value.decode("utf-8", "replace") if args.raw else _pretty(value), flush=True)
+            if bar is not None:
+                bar.update(1)
+                if seen % args.every:
+                    continue
+            text = value.decode("utf-8", "replace") if args.raw else _pretty(value)
+            (bar.write if bar is not None else print)(text)
     except KeyboardInterrupt:
         pass
     finally:
         c.close()
+        if bar is not None:
+            bar.close()
+    if args.expect:
+        span = (last - first_at) if first_at else 0.0
+        print(json.dumps({"records": seen, "expected": args.expect, "seconds": round(span, 1),
+                          "records_per_sec": round(seen / span, 1) if span else None}))
+        return 0 if seen >= args.expect else 1
     return 0
 
 

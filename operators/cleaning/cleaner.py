@@ -4,7 +4,8 @@ Every input yields exactly one result: an :class:`Event` or a :class:`Rejection`
 machine-readable reason. The cleaner never raises on any input bytes.
 
 >>> cleaner = EventCleaner()
->>> ok = cleaner.clean(b'{"event_id":"e1","user_id":"u1","item_id":"i1","event_type":"view","value":null,"ts":5}')
+>>> ok = cleaner.clean(b'{"event_id":"e1","user_id":"u1","item_id":"i1",'
+...                    b'"event_type":"view","value":null,"ts":5}')
 >>> ok.item_id, ok.ts
 ('i1', 5)
 >>> cleaner.clean(b'not json').reason
@@ -22,6 +23,7 @@ from typing import Any
 from operators.records import EVENT_TYPES, Event, Rejection, SourcePosition
 
 _ID_FIELDS = ("event_id", "user_id", "item_id")
+_UNKNOWN = SourcePosition()
 
 
 class EventCleaner:
@@ -30,7 +32,7 @@ class EventCleaner:
     def __init__(self, max_id_length: int = 256) -> None:
         self.max_id_length = max_id_length
 
-    def clean(self, payload: bytes, position: SourcePosition = SourcePosition()) -> Event | Rejection:
+    def clean(self, payload: bytes, position: SourcePosition = _UNKNOWN) -> Event | Rejection:
         def reject(reason: str, message: str) -> Rejection:
             return Rejection(reason, message, payload, position)
 
@@ -66,8 +68,9 @@ class EventCleaner:
                 return reject("wrong_type", "value must be a number or null")
             if not math.isfinite(value):
                 return reject("bad_value", "value must be finite")
+        assert isinstance(ts, int)
         return Event(doc["event_id"], doc["user_id"], doc["item_id"], event_type,
-                     None if value is None else float(value), int(ts), position)
+                     None if value is None else float(value), ts, position)
 
     def _id_problem(self, doc: dict[str, Any], field: str) -> tuple[str, str] | None:
         if field not in doc or doc[field] is None:

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from pyflink.common import Row, Types
+from pyflink.common.time import Time
 from pyflink.datastream import KeyedProcessFunction, RuntimeContext
 from pyflink.datastream.state import StateTtlConfig, ValueStateDescriptor
-from pyflink.common.time import Time
 
 from operators.features.window import SlidingWindowCounter
 

@@ -29,7 +29,8 @@ def test_snapshot_restore_gives_identical_recommendations() -> None:
     ranker, users = train(stream(1))
     restored = CooccurrenceRanker.restore(ranker.snapshot())
     for user, h in users.items():
-        assert ranker.recommend(h.recent, 10, 400_000, h.seen) == restored.recommend(h.recent, 10, 400_000, h.seen), user
+        expected = ranker.recommend(h.recent, 10, 400_000, h.seen)
+        assert restored.recommend(h.recent, 10, 400_000, h.seen) == expected, user
     assert restored.positions == ranker.positions and restored.learned_events == ranker.learned_events
 
 
@@ -114,11 +115,10 @@ def test_planted_structure_beats_popularity() -> None:
     """Two taste groups; co-occurrence should recommend within the group, popularity cannot."""
     rnd = random.Random(7)
     groups = {0: [f"a{j}" for j in range(10)], 1: [f"b{j}" for j in range(10)]}
-    events, n = [], 0
-    for _ in range(600):
+    events = []
+    for n in range(600):
         u = rnd.randrange(40)
         events.append(ev(n, f"u{u}", rnd.choice(groups[u % 2])))
-        n += 1
     ranker, users = CooccurrenceRanker(RankerConfig(trending_weight=0, popularity_weight=0.05)), {}
     hits = pop_hits = evaluated = 0
     popularity: dict[str, int] = {}

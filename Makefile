@@ -1,0 +1,45 @@
+# Two commands do all set-up on a fresh machine:
+#   make demo   install, start local Kafka/Cassandra/Flink, submit the job, replay data, show output
+#   make test   install, lint, type-check, unit tests, integration tests on the real services
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+SERVICES := deploy/local/services
+
+.PHONY: install demo test unit services down wipe savepoint-stop restore
+
+install: $(VENV)/.installed
+$(VENV)/.installed: pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) on PATH (or make PYTHON=...)"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --progress-bar on -e '.[dev]'
+	touch $@
+
+demo: install
+	deploy/local/demo
+
+test: install
+	tests/run
+
+unit: install
+	TESTS=unit tests/run
+
+services: install
+	$(SERVICES) up
+
+down:
+	$(SERVICES) down
+
+wipe:
+	$(SERVICES) down --wipe
+
+# Stop the running job with a savepoint; prints the savepoint path to restore from.
+savepoint-stop:
+	@job=$$($(PY) -c "import json,urllib.request; print(next(j['jid'] for j in json.load(urllib.request.urlopen('http://127.0.0.1:8081/jobs/overview'))['jobs'] if j['name']=='streamrec-recommend' and j['state']=='RUNNING'))") && \
+	$(SERVICES) flink stop --savepointPath file://$${STREAMREC_HOME:-$$HOME/.cache/streamrec}/data/flink/savepoints $$job
+
+# make restore SAVEPOINT=file:///.../savepoint-xxxx
+restore:
+	@test -n "$(SAVEPOINT)" || { echo "usage: make restore SAVEPOINT=<path printed by savepoint-stop>"; exit 1; }
+	$(SERVICES) flink run -d -s $(SAVEPOINT) -py jobs/recommend.py
