@@ -9,11 +9,11 @@ SERVICES := deploy/local/services
 .PHONY: install demo test unit services down wipe savepoint-stop restore
 
 install: $(VENV)/.installed
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml constraints.txt
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) on PATH (or make PYTHON=...)"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --progress-bar on -e '.[dev]'
+	$(PY) -m pip install --progress-bar on -c constraints.txt -e '.[dev]'
 	touch $@
 
 demo: install

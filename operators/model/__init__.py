@@ -2,5 +2,6 @@
 
 from operators.model.history import UserHistory
 from operators.model.ranker import CooccurrenceRanker, RankerConfig
+from operators.model.step import ModelStep
 
-__all__ = ["CooccurrenceRanker", "RankerConfig", "UserHistory"]
+__all__ = ["CooccurrenceRanker", "ModelStep", "RankerConfig", "UserHistory"]

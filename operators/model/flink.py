@@ -23,6 +23,7 @@ from pyflink.datastream.state import ValueStateDescriptor
 from operators.model.history import UserHistory
 from operators.model.ranker import CooccurrenceRanker, RankerConfig
 from operators.model.snapshot_store import SnapshotStore
+from operators.model.step import ModelStep
 from operators.rows import row_to_event
 
 log = logging.getLogger(__name__)
@@ -75,6 +76,7 @@ class RecommendFunction(KeyedProcessFunction):
                 self.ranker.positions = {}
             log.info("model %s: restored snapshot v%d (%d events, positions %s)",
                      s.model_name, info.version, info.learned_events, info.positions)
+        self.step = ModelStep(self.ranker, s.k, s.recent_items)
         self.snapshotted_events = self.ranker.learned_events
         self.next_snapshot_at = self.snapshotted_events + s.snapshot_every_events
 
@@ -83,13 +85,12 @@ class RecommendFunction(KeyedProcessFunction):
         event = row_to_event(value)
         data = self.history_state.value()
         history = UserHistory.restore(data) if data is not None else UserHistory()
-        if self.ranker.learn(event, history.recent, value[8]):
-            self.learned.inc()
-        else:
-            self.skipped.inc()
-        if history.apply(event, s.recent_items):
+        held = history.contains(event)
+        learned_before = self.step.learned
+        recs = self.step.process(event, history, value[8])
+        (self.learned if self.step.learned > learned_before else self.skipped).inc()
+        if not held:
             self.history_state.update(history.snapshot())
-        recs = self.ranker.recommend(history.recent, s.k, now_ts=event.ts, exclude=history.seen)
         yield Row(event.user_id, json.dumps({
             "user_id": event.user_id,
             "items": [{"item_id": r.item_id, "score": r.score, "reason": r.reason} for r in recs],
