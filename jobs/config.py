@@ -33,6 +33,7 @@ class JobConfig:
     transactional_id_prefix: str = ""     # default: derived from the output topic
     connector_jar: str = ""               # default: the jar deploy/local/services fetched
     python_executable: str = ""           # default: the interpreter running the job
+    python_execution_mode: str = "process"   # or "thread" (Python embedded in the TaskManager)
     bundle_size: int = 1000
     bundle_time_ms: int = 100
     job_name: str = "streamrec-recommend"

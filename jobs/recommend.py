@@ -114,6 +114,7 @@ def flink_configuration(config: JobConfig) -> Configuration:
     python = config.python_executable or sys.executable
     conf.set_string("python.executable", python)
     conf.set_string("python.client.executable", python)
+    conf.set_string("python.execution-mode", config.python_execution_mode)
     conf.set_string("python.fn-execution.bundle.size", str(config.bundle_size))
     conf.set_string("python.fn-execution.bundle.time", str(config.bundle_time_ms))
     return conf
