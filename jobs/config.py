@@ -11,6 +11,9 @@ import dataclasses
 import os
 from dataclasses import dataclass, fields
 
+from operators.cleaning.guard import GuardConfig
+from operators.cleaning.schema import SchemaLimits
+
 
 @dataclass(frozen=True)
 class JobConfig:
@@ -24,6 +27,17 @@ class JobConfig:
     keyspace: str = "streamrec"
     model_name: str = "default"
     k: int = 10
+    # cleaning (operators/cleaning/schema.py, guard.py)
+    max_message_bytes: int = 1_048_576
+    max_depth: int = 16
+    max_id_length: int = 256
+    min_ts_ms: int = 631_152_000_000
+    max_future_skew_ms: int = 300_000
+    dedupe_ttl_ms: int = 24 * 3_600_000
+    rate_limit: int = 300
+    rate_window_ms: int = 60_000
+    max_out_of_orderness_ms: int = 5_000
+    allowed_lateness_ms: int = 0
     recent_items: int = 20
     item_window_ms: int = 3_600_000
     item_window_slide_ms: int = 60_000
@@ -41,6 +55,12 @@ class JobConfig:
     @property
     def tx_prefix(self) -> str:
         return self.transactional_id_prefix or f"streamrec-{self.output_topic}"
+
+    def schema_limits(self) -> SchemaLimits:
+        return SchemaLimits(**{f: getattr(self, f) for f in vars(SchemaLimits())})
+
+    def guard_config(self) -> GuardConfig:
+        return GuardConfig(**{f: getattr(self, f) for f in vars(GuardConfig()) if f != "max_dedupe_ids"})
 
     @classmethod
     def from_args(cls, argv: list[str] | None = None, env: dict[str, str] | None = None) -> JobConfig:

@@ -18,16 +18,22 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # `flink run -py jobs/recommend.py` runs this file as a script
     sys.path.insert(0, str(ROOT))
 
-from pyflink.common import Configuration, Types  # noqa: E402
+from pyflink.common import Configuration, Duration, Types, WatermarkStrategy  # noqa: E402
 from pyflink.datastream import CheckpointingMode, StreamExecutionEnvironment  # noqa: E402
 from pyflink.table import StatementSet, StreamTableEnvironment  # noqa: E402
 
 from jobs.config import JobConfig  # noqa: E402
-from operators.cleaning.flink import DLQ_TAG, CleanFunction  # noqa: E402
+from operators.cleaning.flink import (  # noqa: E402
+    DLQ_TAG,
+    GUARD_DLQ_TAG,
+    CleanFunction,
+    EventTimeAssigner,
+    GuardFunction,
+)
 from operators.features.flink import ItemWindowFunction  # noqa: E402
 from operators.model.flink import ModelSettings, RecommendFunction  # noqa: E402
 from operators.model.ranker import RankerConfig  # noqa: E402
-from operators.rows import ENRICHED_ROW, EVENT_ROW, KEYED_JSON_ROW  # noqa: E402
+from operators.rows import CLEAN_ROW, ENRICHED_ROW, EVENT_ROW, KEYED_JSON_ROW  # noqa: E402
 
 
 def _kafka_options(config: JobConfig, topic: str) -> str:
@@ -36,12 +42,14 @@ def _kafka_options(config: JobConfig, topic: str) -> str:
 
 
 def kafka_source_ddl(config: JobConfig, table: str = "interactions_source") -> str:
-    """Raw bytes plus partition/offset, so cleaning sees every message and the model its position."""
+    """Raw bytes plus partition/offset/timestamp: cleaning sees every message (and uses the
+    record timestamp as its clock), the model sees each event's position."""
     return f"""
         CREATE TEMPORARY TABLE {table} (
           payload BYTES,
           `partition` INT METADATA VIRTUAL,
-          `offset` BIGINT METADATA VIRTUAL
+          `offset` BIGINT METADATA VIRTUAL,
+          kafka_ts TIMESTAMP_LTZ(3) METADATA FROM 'timestamp' VIRTUAL
         ) WITH ({_kafka_options(config, config.input_topic)},
           'properties.group.id' = '{config.consumer_group}',
           'properties.isolation.level' = 'read_committed',
@@ -77,10 +85,17 @@ def build_pipeline(t_env: StreamTableEnvironment, source_table: str, recs_sink: 
     """Wire clean -> features -> model between a source table and two sink tables."""
     raw = t_env.to_data_stream(t_env.from_path(source_table))
 
-    # 1. cleaning: every rejected record goes to the dead-letter side output
-    events = raw.process(CleanFunction(config.input_topic), output_type=EVENT_ROW) \
-        .name("clean").uid("clean")
-    dead_letters = events.get_side_output(DLQ_TAG)
+    # 1. cleaning: validate (stateless), then per user drop duplicates and reject late and
+    #    rate-limited events; every rejected record goes to the dead-letter side outputs
+    valid = raw.process(CleanFunction(config.input_topic, config.schema_limits()), output_type=CLEAN_ROW) \
+        .name("clean-validate").uid("clean-validate")
+    watermarked = valid.assign_timestamps_and_watermarks(
+        WatermarkStrategy.for_bounded_out_of_orderness(Duration.of_millis(config.max_out_of_orderness_ms))
+        .with_timestamp_assigner(EventTimeAssigner()))
+    events = watermarked.key_by(lambda r: r[1], key_type=Types.STRING()) \
+        .process(GuardFunction(config.input_topic, config.guard_config()), output_type=EVENT_ROW) \
+        .name("clean-guard").uid("clean-guard")
+    dead_letters = valid.get_side_output(DLQ_TAG).union(events.get_side_output(GUARD_DLQ_TAG))
 
     # 2. windowed features: item interaction count over a sliding event-time window
     enriched = events.key_by(lambda r: r[2], key_type=Types.STRING()) \

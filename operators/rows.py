@@ -10,6 +10,8 @@ EVENT_FIELDS = ["event_id", "user_id", "item_id", "event_type", "value", "ts", "
 EVENT_TYPES = [Types.STRING(), Types.STRING(), Types.STRING(), Types.STRING(), Types.DOUBLE(),
                Types.LONG(), Types.INT(), Types.LONG()]
 EVENT_ROW = Types.ROW_NAMED(EVENT_FIELDS, EVENT_TYPES)
+# A validated event still carrying its original payload, for dead letters of the guard.
+CLEAN_ROW = Types.ROW_NAMED(EVENT_FIELDS + ["raw"], EVENT_TYPES + [Types.STRING()])
 # An event with the windowed features as of its own timestamp.
 ENRICHED_ROW = Types.ROW_NAMED(EVENT_FIELDS + ["item_window_count"], EVENT_TYPES + [Types.LONG()])
 # A message for a Kafka sink table: key and JSON value.

@@ -1,13 +1,13 @@
-"""Minimal validation of the v1 input contract (DESIGN.md §5).
+"""Validation of one raw message against the input schema (operators/cleaning/schema.py).
 
 Every input yields exactly one result: an :class:`Event` or a :class:`Rejection` with a
 machine-readable reason. The cleaner never raises on any input bytes.
 
 >>> cleaner = EventCleaner()
 >>> ok = cleaner.clean(b'{"event_id":"e1","user_id":"u1","item_id":"i1",'
-...                    b'"event_type":"view","value":null,"ts":5}')
+...                    b'"event_type":"view","value":null,"ts":1700000000000}', now_ms=1700000000000)
 >>> ok.item_id, ok.ts
-('i1', 5)
+('i1', 1700000000000)
 >>> cleaner.clean(b'not json').reason
 'not_json'
 """
@@ -15,100 +15,146 @@ machine-readable reason. The cleaner never raises on any input bytes.
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import math
+import re
 import time
 from typing import Any
 
-from operators.records import EVENT_TYPES, Event, Rejection, SourcePosition
+from operators.cleaning.schema import SCHEMAS, SchemaLimits
+from operators.records import Event, Rejection, SourcePosition
 
-_ID_FIELDS = ("event_id", "user_id", "item_id")
 _UNKNOWN = SourcePosition()
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_DLQ_PAYLOAD_LIMIT = 64 * 1024     # a dead letter carries at most this much of the original
 
 
 class EventCleaner:
     """Turns raw payloads into :class:`Event` or :class:`Rejection`."""
 
-    def __init__(self, max_id_length: int = 256) -> None:
-        self.max_id_length = max_id_length
+    def __init__(self, limits: SchemaLimits | None = None, schema_version: str = "v1") -> None:
+        if schema_version not in SCHEMAS:
+            raise ValueError(f"unknown schema version {schema_version!r}; known: {sorted(SCHEMAS)}")
+        self.limits = limits or SchemaLimits()
+        self.schema = SCHEMAS[schema_version]
+        self._decoder = json.JSONDecoder(parse_constant=_refuse_constant)
 
-    def clean(self, payload: bytes, position: SourcePosition = _UNKNOWN) -> Event | Rejection:
-        def reject(reason: str, message: str) -> Rejection:
-            return Rejection(reason, message, payload, position)
-
+    def clean(self, payload: bytes, position: SourcePosition = _UNKNOWN, now_ms: int | None = None,
+              ) -> Event | Rejection:
+        """``now_ms`` is the ingestion clock for the future-skew rule: the Kafka record
+        timestamp in the job (reproducible on replay), the wall clock offline by default."""
+        lim = self.limits
+        if len(payload) > lim.max_message_bytes:
+            return Rejection("too_large", f"message is {len(payload)} bytes, limit {lim.max_message_bytes}",
+                             payload, position)
         try:
             text = payload.decode("utf-8")
         except UnicodeDecodeError as exc:
-            return reject("not_utf8", f"payload is not UTF-8: {exc.reason} at byte {exc.start}")
+            return Rejection("not_utf8", f"payload is not UTF-8: {exc.reason} at byte {exc.start}",
+                             payload, position)
         try:
-            doc = json.loads(text, parse_constant=_refuse_constant)
-        except (ValueError, RecursionError) as exc:
-            return reject("not_json", f"payload is not JSON: {str(exc)[:200]}")
+            doc = self._decoder.decode(text)
+        except RecursionError:
+            return Rejection("too_deep", "JSON nesting exceeds the parser's limit", payload, position)
+        except ValueError as exc:
+            return Rejection("not_json", f"payload is not JSON: {str(exc)[:200]}", payload, position)
         if not isinstance(doc, dict):
-            return reject("not_object", f"payload is JSON {type(doc).__name__}, not an object")
-        for field in _ID_FIELDS:
-            problem = self._id_problem(doc, field)
-            if problem:
-                return reject(*problem)
+            return Rejection("not_object", f"payload is JSON {type(doc).__name__}, not an object",
+                             payload, position)
+        problem = self._check(doc, now_ms)
+        if problem is not None:
+            return Rejection(problem[0], problem[1], payload, position)
+        value = doc.get("value")
+        return Event(doc["event_id"], doc["user_id"], doc["item_id"], doc["event_type"],
+                     None if value is None else float(value), doc["ts"], position)
+
+    def _check(self, doc: dict[str, Any], now_ms: int | None) -> tuple[str, str] | None:
+        lim = self.limits
+        for field in self.schema.required_ids:
+            value = doc.get(field)
+            if value is None:
+                return "missing_field", f"{field} is required"
+            if type(value) is not str:
+                return "wrong_type", f"{field} must be a string, got {_json_type(value)}"
+            if not value:
+                return "bad_id", f"{field} is empty"
+            if len(value) > lim.max_id_length:
+                return "bad_id", f"{field} is longer than {lim.max_id_length} characters"
+            if _CONTROL.search(value):
+                return "bad_id", f"{field} holds control characters"
         event_type = doc.get("event_type")
-        if not isinstance(event_type, str):
-            return reject("missing_field" if event_type is None else "wrong_type",
-                          "event_type must be a string")
-        if event_type not in EVENT_TYPES:
-            return reject("unknown_event_type", f"event_type {event_type[:50]!r} is not one of "
-                          f"{sorted(EVENT_TYPES)}")
+        if event_type is None:
+            return "missing_field", "event_type is required"
+        if type(event_type) is not str:
+            return "wrong_type", f"event_type must be a string, got {_json_type(event_type)}"
+        if event_type not in self.schema.event_types:
+            return "unknown_event_type", (f"event_type {event_type[:50]!r} is not one of "
+                                          f"{sorted(self.schema.event_types)}")
         ts = doc.get("ts")
-        if "ts" not in doc:
-            return reject("missing_field", "ts is required")
-        if not _is_int(ts):
-            return reject("wrong_type", "ts must be an integer (epoch milliseconds)")
+        if ts is None:
+            return "missing_field", "ts is required"
+        if type(ts) is not int:
+            return "wrong_type", f"ts must be an integer (epoch milliseconds), got {_json_type(ts)}"
+        if ts < lim.min_ts_ms:
+            return "ts_too_old", f"ts {ts} is before {lim.min_ts_ms}"
+        now = int(time.time() * 1000) if now_ms is None else now_ms
+        if ts > now + lim.max_future_skew_ms:
+            return "ts_in_future", f"ts {ts} is {ts - now} ms ahead of the ingestion clock {now}"
         value = doc.get("value")
         if value is not None:
-            if not _is_number(value):
-                return reject("wrong_type", "value must be a number or null")
+            if type(value) not in (int, float):
+                return "wrong_type", f"value must be a number or null, got {_json_type(value)}"
             if not math.isfinite(value):
-                return reject("bad_value", "value must be finite")
-        assert isinstance(ts, int)
-        return Event(doc["event_id"], doc["user_id"], doc["item_id"], event_type,
-                     None if value is None else float(value), ts, position)
-
-    def _id_problem(self, doc: dict[str, Any], field: str) -> tuple[str, str] | None:
-        if field not in doc or doc[field] is None:
-            return "missing_field", f"{field} is required"
-        value = doc[field]
-        if not isinstance(value, str):
-            return "wrong_type", f"{field} must be a string, got {type(value).__name__}"
-        if not value:
-            return "bad_id", f"{field} is empty"
-        if len(value) > self.max_id_length:
-            return "bad_id", f"{field} is longer than {self.max_id_length} characters"
+                return "bad_value", "value must be finite"
+        context = doc.get("context")
+        if context is not None and type(context) is not dict:
+            return "wrong_type", f"context must be an object, got {_json_type(context)}"
+        if any(type(v) in (dict, list) for v in doc.values()) and _depth(doc, lim.max_depth) > lim.max_depth:
+            return "too_deep", f"JSON nested deeper than {lim.max_depth}"
         return None
+
+
+def _json_type(value: object) -> str:
+    return {bool: "boolean", int: "number", float: "number", str: "string", list: "array",
+            dict: "object", type(None): "null"}.get(type(value), type(value).__name__)
+
+
+def _depth(doc: object, limit: int) -> int:
+    """Nesting depth of a parsed document, stopping once past ``limit``."""
+    deepest, stack = 0, [(doc, 1)]
+    while stack:
+        node, depth = stack.pop()
+        deepest = max(deepest, depth)
+        if deepest > limit:
+            return deepest
+        children = node.values() if isinstance(node, dict) else node if isinstance(node, list) else ()
+        stack.extend((c, depth + 1) for c in children if isinstance(c, dict | list))
+    return deepest
 
 
 def _refuse_constant(name: str) -> float:
     raise ValueError(f"{name} is not valid JSON")
 
 
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
+def dead_letter(rejection: Rejection, source_topic: str, now_ms: int | None = None) -> dict[str, Any]:
+    """The dead-letter record for a rejection: original payload (base64 when not UTF-8; cut to
+    64 KiB with its size and sha256 when larger), reason, message, source position, time."""
+    raw = rejection.payload
+    record: dict[str, Any] = {"reason": rejection.reason, "message": rejection.message}
+    if len(raw) > _DLQ_PAYLOAD_LIMIT:
+        record.update(payload_truncated=True, payload_size=len(raw),
+                      payload_sha256=hashlib.sha256(raw).hexdigest())
+        raw = raw[:_DLQ_PAYLOAD_LIMIT]
+    try:
+        record.update(payload=raw.decode("utf-8"), payload_encoding="utf-8")
+    except UnicodeDecodeError:
+        record.update(payload=base64.b64encode(raw).decode("ascii"), payload_encoding="base64")
+    record["source"] = {"topic": source_topic, "partition": rejection.position.partition,
+                        "offset": rejection.position.offset}
+    record["rejected_ts"] = int(time.time() * 1000) if now_ms is None else now_ms
+    return record
 
 
 def dead_letter_json(rejection: Rejection, source_topic: str, now_ms: int | None = None) -> str:
-    """The dead-letter record for a rejection, as one JSON line."""
-    try:
-        payload, encoding = rejection.payload.decode("utf-8"), "utf-8"
-    except UnicodeDecodeError:
-        payload, encoding = base64.b64encode(rejection.payload).decode("ascii"), "base64"
-    return json.dumps({
-        "reason": rejection.reason,
-        "message": rejection.message,
-        "payload": payload,
-        "payload_encoding": encoding,
-        "source": {"topic": source_topic, "partition": rejection.position.partition,
-                   "offset": rejection.position.offset},
-        "rejected_ts": int(time.time() * 1000) if now_ms is None else now_ms,
-    }, ensure_ascii=False)
+    return json.dumps(dead_letter(rejection, source_topic, now_ms), ensure_ascii=False)

@@ -1,43 +1,118 @@
-"""Flink adapter of the cleaning stage: raw Kafka rows in, events out, rejections to a side output."""
+"""Flink adapters of the cleaning stage.
+
+``CleanFunction`` (stateless, chained to the source) validates raw Kafka rows;
+``GuardFunction`` (keyed by user) drops duplicates and sends late and rate-limited events to
+the dead-letter side output. Both count every outcome per reason as Flink metrics, so that
+``in == out + dlq + duplicates`` can be checked on a running job.
+"""
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterator
 from typing import Any
 
-from pyflink.common import Row
-from pyflink.datastream import OutputTag, ProcessFunction, RuntimeContext
+from pyflink.common import Row, Types
+from pyflink.common.time import Time
+from pyflink.common.watermark_strategy import TimestampAssigner
+from pyflink.datastream import KeyedProcessFunction, OutputTag, ProcessFunction, RuntimeContext
+from pyflink.datastream.state import StateTtlConfig, ValueStateDescriptor
 
 from operators.cleaning.cleaner import EventCleaner, dead_letter_json
-from operators.records import Event, SourcePosition
-from operators.rows import JSON_ROW, event_to_row
+from operators.cleaning.guard import EventGuard, GuardConfig, UserGuardState
+from operators.cleaning.pipeline import guard_message
+from operators.cleaning.schema import SchemaLimits
+from operators.records import Event, Rejection, SourcePosition
+from operators.rows import JSON_ROW, row_to_event
 
 DLQ_TAG = OutputTag("dead-letters", JSON_ROW)
+GUARD_DLQ_TAG = OutputTag("guard-dead-letters", JSON_ROW)
+_NO_WATERMARK = -(2**62)
+
+
+class _ReasonCounters:
+    def __init__(self, group: Any) -> None:
+        self.group = group
+        self.counters: dict[str, Any] = {}
+
+    def inc(self, reason: str) -> None:
+        counter = self.counters.get(reason)
+        if counter is None:
+            counter = self.counters[reason] = self.group.add_group("reason", reason).counter("count")
+        counter.inc()
+
+
+def _epoch_ms(value: Any) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, dt.datetime):
+        return int(value.timestamp() * 1000)
+    return int(value)
 
 
 class CleanFunction(ProcessFunction):
-    """Input rows are ``(payload BYTES, partition INT, offset BIGINT)`` from the Kafka table."""
+    """Rows ``(payload BYTES, partition INT, offset BIGINT, kafka_ts TIMESTAMP_LTZ)`` in;
+    events (with the original payload) out; rejections to ``DLQ_TAG``."""
 
-    def __init__(self, source_topic: str, max_id_length: int = 256) -> None:
-        self.source_topic = source_topic
-        self.max_id_length = max_id_length
+    def __init__(self, source_topic: str, limits: SchemaLimits) -> None:
+        self.source_topic, self.limits = source_topic, limits
 
     def open(self, runtime_context: RuntimeContext) -> None:
-        self.cleaner = EventCleaner(self.max_id_length)
-        self.metrics = runtime_context.get_metrics_group().add_group("cleaning")
-        self.accepted = self.metrics.counter("accepted")
-        self.rejected: dict[str, Any] = {}
+        self.cleaner = EventCleaner(self.limits)
+        group = runtime_context.get_metrics_group().add_group("cleaning")
+        self.accepted = group.counter("accepted")
+        self.rejected = _ReasonCounters(group.add_group("rejected"))
 
     def process_element(self, value: Row, ctx: ProcessFunction.Context) -> Iterator[Any]:
         payload = bytes(value[0]) if value[0] is not None else b""
-        result = self.cleaner.clean(payload, SourcePosition(value[1], value[2]))
+        result = self.cleaner.clean(payload, SourcePosition(value[1], value[2]), _epoch_ms(value[3]))
         if isinstance(result, Event):
             self.accepted.inc()
-            yield event_to_row(result)
+            p = result.position
+            yield Row(result.event_id, result.user_id, result.item_id, result.event_type, result.value,
+                      result.ts, p.partition, p.offset, payload.decode("utf-8"))
             return
-        counter = self.rejected.get(result.reason)
-        if counter is None:
-            counter = self.rejected[result.reason] = self.metrics.add_group("rejected", result.reason) \
-                .counter("count")
-        counter.inc()
+        self.rejected.inc(result.reason)
         yield DLQ_TAG, Row(dead_letter_json(result, self.source_topic))
+
+
+class EventTimeAssigner(TimestampAssigner):
+    def extract_timestamp(self, value: Any, record_timestamp: int) -> int:
+        return int(value[5])
+
+
+class GuardFunction(KeyedProcessFunction):
+    """Keyed by user: duplicates are counted and dropped, late and rate-limited events go to
+    ``GUARD_DLQ_TAG``, the rest is forwarded without its payload."""
+
+    def __init__(self, source_topic: str, config: GuardConfig) -> None:
+        self.source_topic, self.config = source_topic, config
+
+    def open(self, runtime_context: RuntimeContext) -> None:
+        self.guard = EventGuard(self.config)
+        descriptor = ValueStateDescriptor("guard", Types.PICKLED_BYTE_ARRAY())
+        # A user idle (in processing time) for longer than the dedupe horizon needs no state.
+        descriptor.enable_time_to_live(StateTtlConfig.new_builder(
+            Time.milliseconds(max(self.config.dedupe_ttl_ms, self.config.rate_window_ms))).build())
+        self.state = runtime_context.get_state(descriptor)
+        group = runtime_context.get_metrics_group().add_group("guard")
+        self.forwarded = group.counter("forwarded")
+        self.duplicates = group.counter("duplicates")
+        self.rejected = _ReasonCounters(group.add_group("rejected"))
+
+    def process_element(self, value: Row, ctx: KeyedProcessFunction.Context) -> Iterator[Any]:
+        data = self.state.value()
+        state = UserGuardState.restore(data) if data is not None else UserGuardState()
+        event = row_to_event(value)
+        watermark = ctx.timer_service().current_watermark()
+        verdict = self.guard.check(state, event, None if watermark <= _NO_WATERMARK else watermark)
+        self.state.update(state.snapshot())
+        if verdict is None:
+            self.forwarded.inc()
+            yield Row(*value[:8])
+        elif verdict == "duplicate":
+            self.duplicates.inc()
+        else:
+            self.rejected.inc(verdict)
+            rejection = Rejection(verdict, guard_message(verdict), value[8].encode("utf-8"), event.position)
+            yield GUARD_DLQ_TAG, Row(dead_letter_json(rejection, self.source_topic))

@@ -1,0 +1,101 @@
+"""Stateful checks after validation, per user: duplicates, late events, bot rate limit.
+
+All decisions use event time, never the processing clock, so a replay decides the same way.
+The state of one user is a small :class:`UserGuardState` (Flink keyed state in the job, a dict
+offline); the watermark is passed in: Flink's in the job, :class:`WatermarkTracker` offline.
+
+>>> guard = EventGuard(GuardConfig(rate_limit=2, rate_window_ms=1000))
+>>> state = UserGuardState()
+>>> from operators.records import Event
+>>> [guard.check(state, Event(f"e{n}", "u", "i", "view", None, t), watermark=None)
+...  for n, t in [(1, 0), (1, 0), (2, 10), (3, 20), (4, 2000)]]
+[None, 'duplicate', None, 'rate_limited', None]
+"""
+
+from __future__ import annotations
+
+import bisect
+import pickle
+from dataclasses import dataclass, field
+
+from operators.records import Event
+
+
+@dataclass(frozen=True)
+class GuardConfig:
+    dedupe_ttl_ms: int = 24 * 3_600_000     # an event_id seen within this much event time is a duplicate
+    max_dedupe_ids: int = 10_000            # per user; the oldest ids go first beyond this
+    rate_limit: int = 300                   # accepted events per user per rate window...
+    rate_window_ms: int = 60_000            # ...of event time; more are rate_limited
+    max_out_of_orderness_ms: int = 5_000    # watermark = max event time seen - this
+    allowed_lateness_ms: int = 0            # events behind the watermark by more are late
+
+
+@dataclass
+class UserGuardState:
+    seen: dict[str, int] = field(default_factory=dict)   # event_id -> ts, insertion ordered
+    accepted_ts: list[int] = field(default_factory=list)  # sorted, within the rate window
+    max_ts: int | None = None
+
+    def snapshot(self) -> bytes:
+        return pickle.dumps((self.seen, self.accepted_ts, self.max_ts), protocol=pickle.HIGHEST_PROTOCOL)
+
+    @classmethod
+    def restore(cls, data: bytes) -> UserGuardState:
+        seen, accepted, max_ts = pickle.loads(data)
+        return cls(seen, accepted, max_ts)
+
+
+class EventGuard:
+    """Returns None for an event to forward, else ``duplicate`` / ``late`` / ``rate_limited``."""
+
+    def __init__(self, config: GuardConfig) -> None:
+        self.config = config
+
+    def check(self, state: UserGuardState, event: Event, watermark: int | None) -> str | None:
+        cfg = self.config
+        ts = event.ts
+        state.max_ts = ts if state.max_ts is None else max(state.max_ts, ts)
+        horizon = state.max_ts - cfg.dedupe_ttl_ms
+        if event.event_id in state.seen and state.seen[event.event_id] >= horizon:
+            return "duplicate"
+        # Remembered whatever happens next, so a retried rejected event is a duplicate, not a
+        # second dead letter.
+        state.seen.pop(event.event_id, None)
+        state.seen[event.event_id] = ts
+        self._prune_ids(state, horizon)
+        if watermark is not None and ts < watermark - cfg.allowed_lateness_ms:
+            return "late"
+        window_start = ts - cfg.rate_window_ms
+        acc = state.accepted_ts
+        if bisect.bisect_right(acc, ts) - bisect.bisect_right(acc, window_start) >= cfg.rate_limit:
+            return "rate_limited"
+        bisect.insort(acc, ts)
+        del acc[: bisect.bisect_right(acc, state.max_ts - cfg.rate_window_ms)]
+        return None
+
+    def _prune_ids(self, state: UserGuardState, horizon: int) -> None:
+        seen = state.seen
+        while len(seen) > self.config.max_dedupe_ids:
+            del seen[next(iter(seen))]
+        if len(seen) > 64:    # amortised: expire old ids now and then, not on every event
+            first = next(iter(seen))
+            if seen[first] < horizon:
+                for key in [k for k, t in seen.items() if t < horizon]:
+                    del seen[key]
+
+
+class WatermarkTracker:
+    """Offline stand-in for Flink's bounded-out-of-orderness watermark: max event time seen so
+    far minus the bound, as of before the current event. Flink emits its watermark
+    periodically, so in the job it lags this one: the job flags at most the events this flags."""
+
+    def __init__(self, max_out_of_orderness_ms: int) -> None:
+        self.bound = max_out_of_orderness_ms
+        self.max_ts: int | None = None
+
+    def watermark(self) -> int | None:
+        return None if self.max_ts is None else self.max_ts - self.bound
+
+    def observe(self, ts: int) -> None:
+        self.max_ts = ts if self.max_ts is None else max(self.max_ts, ts)
