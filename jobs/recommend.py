@@ -9,9 +9,12 @@ model snapshots -> Cassandra. Flags and STREAMREC_* variables are listed in jobs
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -119,6 +122,19 @@ def default_connector_jar() -> str:
     return str(home / "artifacts" / "flink-connectors" / "flink-sql-connector-kafka-5.0.0-2.2.jar")
 
 
+def python_bundle() -> Path:
+    """A folder holding copies of ``operators/`` and ``jobs/``, shipped to the Python workers.
+
+    Flink puts a shipped folder itself on the workers' PYTHONPATH, so it must *contain* the
+    packages; shipping them makes the job's code win over whatever the workers' environment
+    has installed (e.g. an older checkout)."""
+    bundle = Path(tempfile.mkdtemp(prefix="streamrec-py-"))
+    atexit.register(shutil.rmtree, bundle, True)   # uploaded with the job at submission
+    for package in ("operators", "jobs"):
+        shutil.copytree(ROOT / package, bundle / package, ignore=shutil.ignore_patterns("__pycache__"))
+    return bundle
+
+
 def flink_configuration(config: JobConfig) -> Configuration:
     conf = Configuration()
     jar = config.connector_jar or default_connector_jar()
@@ -143,8 +159,7 @@ def main(argv: list[str] | None = None) -> None:
     env = StreamExecutionEnvironment.get_execution_environment(flink_configuration(config))
     env.set_parallelism(config.parallelism)
     env.enable_checkpointing(config.checkpoint_interval_ms, CheckpointingMode.EXACTLY_ONCE)
-    env.add_python_file(str(ROOT / "operators"))
-    env.add_python_file(str(ROOT / "jobs"))
+    env.add_python_file(str(python_bundle()))
     t_env = StreamTableEnvironment.create(env)
 
     # source and sinks

@@ -45,6 +45,8 @@ class _ReasonCounters:
 def _epoch_ms(value: Any) -> int | None:
     if value is None:
         return None
+    if hasattr(value, "to_epoch_milli"):       # pyflink.common.time.Instant (TIMESTAMP_LTZ)
+        return int(value.to_epoch_milli())
     if isinstance(value, dt.datetime):
         return int(value.timestamp() * 1000)
     return int(value)
@@ -65,7 +67,11 @@ class CleanFunction(ProcessFunction):
 
     def process_element(self, value: Row, ctx: ProcessFunction.Context) -> Iterator[Any]:
         payload = bytes(value[0]) if value[0] is not None else b""
-        result = self.cleaner.clean(payload, SourcePosition(value[1], value[2]), _epoch_ms(value[3]))
+        position = SourcePosition(value[1], value[2])
+        try:
+            result: Event | Rejection = self.cleaner.clean(payload, position, _epoch_ms(value[3]))
+        except Exception as exc:  # noqa: BLE001 - a bug here must cost one record, not the job
+            result = Rejection("internal_error", f"{type(exc).__name__}: {exc}"[:500], payload, position)
         if isinstance(result, Event):
             self.accepted.inc()
             p = result.position

@@ -42,6 +42,7 @@ class Pipeline:
 
     name: str = field(default_factory=lambda: "t" + uuid.uuid4().hex[:10])
     snapshot_every: int = 10
+    extra_args: list[str] = field(default_factory=list)
     jobs: list[str] = field(default_factory=list)
 
     @property
@@ -54,7 +55,7 @@ class Pipeline:
                 "--dlq-topic", t["dlq"], "--consumer-group", group or self.name, "--keyspace", self.name,
                 "--transactional-id-prefix", self.name, "--checkpoint-interval-ms", "2000",
                 "--snapshot-every-events", str(self.snapshot_every), "--cassandra-port", str(CASSANDRA_PORT),
-                "--job-name", self.name]
+                "--job-name", self.name, *self.extra_args]
 
     def create_topics(self) -> None:
         ensure_topics(BOOTSTRAP, self.topics.values())
@@ -78,6 +79,10 @@ class Pipeline:
                 raise AssertionError(f"job {job_id} is {job['state']}")
             time.sleep(1)
         raise AssertionError(f"job {job_id} not running after {timeout}s")
+
+    def restarts(self, job_id: str) -> int:
+        metrics = rest(f"/jobs/{job_id}/metrics?get=numRestarts")
+        return int(metrics[0]["value"]) if metrics else 0
 
     def stop_with_savepoint(self, job_id: str, directory: Path) -> str:
         out = flink_cli("stop", "--savepointPath", directory.as_uri(), job_id)
