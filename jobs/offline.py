@@ -1,12 +1,12 @@
 """The job's three stages run in-process on a list of payloads, without Flink.
 
-Same logic, same order as the job (clean -> item window count -> model step), so offline
+Same logic, same order as the job (validate + guard -> item window count -> model step), so offline
 replay and evaluation give the model what the job gives it.
 
 >>> import json
 >>> p = OfflinePipeline()
 >>> out = p.run([json.dumps({"event_id": "e", "user_id": "u", "item_id": "i", "event_type": "view",
-...                          "value": None, "ts": 1}).encode(), b"junk"])
+...                          "value": None, "ts": 10**12}).encode(), b"junk"])
 >>> len(out), p.rejected
 (1, {'not_json': 1})
 """
@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from operators.cleaning import EventCleaner
+from operators.cleaning.pipeline import CleaningStage
 from operators.features import SlidingWindowCounter
 from operators.model import CooccurrenceRanker, ModelStep, RankerConfig, UserHistory
 from operators.records import Event, Recommendation
@@ -31,16 +31,17 @@ class OfflinePipeline:
     ranker_config: RankerConfig = field(default_factory=RankerConfig)
 
     def __post_init__(self) -> None:
-        self.cleaner = EventCleaner()
+        self.cleaning = CleaningStage()
         self.windows: dict[str, SlidingWindowCounter] = {}
         self.histories: dict[str, UserHistory] = {}
         self.step = ModelStep(CooccurrenceRanker(self.ranker_config), self.k, self.recent_items)
         self.rejected: dict[str, int] = {}
 
-    def process(self, payload: bytes) -> tuple[Event, list[Recommendation]] | None:
-        result = self.cleaner.clean(payload)
+    def process(self, payload: bytes, now_ms: int | None = None) -> tuple[Event, list[Recommendation]] | None:
+        result = self.cleaning.process(payload, now_ms=now_ms)
         if not isinstance(result, Event):
-            self.rejected[result.reason] = self.rejected.get(result.reason, 0) + 1
+            if result is not None:
+                self.rejected[result.reason] = self.rejected.get(result.reason, 0) + 1
             return None
         window = self.windows.get(result.item_id)
         if window is None:
