@@ -51,6 +51,7 @@ class JobConfig:
     bundle_size: int = 1000
     bundle_time_ms: int = 100
     job_name: str = "streamrec-recommend"
+    stages: str = "full"                  # full | clean | validate | passthrough (benchmarks only)
 
     @property
     def tx_prefix(self) -> str:

@@ -24,6 +24,7 @@ if str(ROOT) not in sys.path:  # `flink run -py jobs/recommend.py` runs this fil
 from pyflink.common import Configuration, Duration, Types, WatermarkStrategy  # noqa: E402
 from pyflink.datastream import CheckpointingMode, StreamExecutionEnvironment  # noqa: E402
 from pyflink.table import StatementSet, StreamTableEnvironment  # noqa: E402
+from pyflink.table.expressions import col  # noqa: E402
 
 from jobs.config import JobConfig  # noqa: E402
 from operators.cleaning.flink import (  # noqa: E402
@@ -85,7 +86,17 @@ def model_settings(config: JobConfig) -> ModelSettings:
 
 def build_pipeline(t_env: StreamTableEnvironment, source_table: str, recs_sink: str, dlq_sink: str,
                    config: JobConfig) -> StatementSet:
-    """Wire clean -> features -> model between a source table and two sink tables."""
+    """Wire clean -> features -> model between a source table and two sink tables.
+
+    ``config.stages`` cuts the pipeline short for benchmarks (bench/cleaning_cost.py):
+    ``passthrough`` copies the source to the output in the JVM only; ``validate`` and ``clean``
+    stop after that part of the cleaning stage and write the surviving events' ids.
+    """
+    statements = t_env.create_statement_set()
+    if config.stages == "passthrough":
+        statements.add_insert_sql(f"INSERT INTO {recs_sink} SELECT CAST(`offset` AS STRING), "
+                                  f"CAST(payload AS STRING) FROM {source_table}")
+        return statements
     raw = t_env.to_data_stream(t_env.from_path(source_table))
 
     # 1. cleaning: validate (stateless), then per user drop duplicates and reject late and
@@ -99,6 +110,11 @@ def build_pipeline(t_env: StreamTableEnvironment, source_table: str, recs_sink: 
         .process(GuardFunction(config.input_topic, config.guard_config()), output_type=EVENT_ROW) \
         .name("clean-guard").uid("clean-guard")
     dead_letters = valid.get_side_output(DLQ_TAG).union(events.get_side_output(GUARD_DLQ_TAG))
+    if config.stages in ("validate", "clean"):
+        survivors = t_env.from_data_stream(valid if config.stages == "validate" else events)
+        statements.add_insert(recs_sink, survivors.select(col("user_id"), col("event_id")))
+        statements.add_insert(dlq_sink, t_env.from_data_stream(dead_letters))
+        return statements
 
     # 2. windowed features: item interaction count over a sliding event-time window
     enriched = events.key_by(lambda r: r[2], key_type=Types.STRING()) \
@@ -111,7 +127,6 @@ def build_pipeline(t_env: StreamTableEnvironment, source_table: str, recs_sink: 
         .process(RecommendFunction(model_settings(config)), output_type=KEYED_JSON_ROW) \
         .name("model-recommend").uid("model-recommend")
 
-    statements = t_env.create_statement_set()
     statements.add_insert(recs_sink, t_env.from_data_stream(recs))
     statements.add_insert(dlq_sink, t_env.from_data_stream(dead_letters))
     return statements

@@ -116,7 +116,7 @@ class Pipeline:
             while time.monotonic() < deadline:
                 msg = c.poll(0.5)
                 if msg is not None and not msg.error():
-                    records.append(json.loads(msg.value()))
+                    records.append(json.loads(msg.value() or b"null"))
                 if len(records) >= count:
                     settled_at = settled_at or time.monotonic()
                     if time.monotonic() - settled_at >= settle:
