@@ -50,7 +50,8 @@ def main() -> int:
     rate = run.events_per_sec
     result = {"events": len(payloads), "offline_logic_events_per_sec": round(baseline, 1),
               "job_events_per_sec": round(rate, 1), "job_over_offline": round(rate / baseline, 3),
-              "first_output_after_submit_s": run.first_output_s, "data": args.data.name,
+              "first_output_after_submit_s": run.first_output_s, "all_output_after_submit_s": run.all_output_s,
+              "data": args.data.name,
               "job_args": args.job_args}
     print(json.dumps(result))
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -161,6 +161,7 @@ def flink_configuration(config: JobConfig) -> Configuration:
     conf.set_string("python.executable", python)
     conf.set_string("python.client.executable", python)
     conf.set_string("python.execution-mode", config.python_execution_mode)
+    conf.set_string("python.state.cache-size", str(config.python_state_cache_size))
     conf.set_string("python.fn-execution.bundle.size", str(config.bundle_size))
     conf.set_string("python.fn-execution.bundle.time", str(config.bundle_time_ms))
     return conf
