@@ -103,6 +103,10 @@ def build_pipeline(t_env: StreamTableEnvironment, source_table: str, recs_sink: 
     #    rate-limited events; every rejected record goes to the dead-letter side outputs
     valid = raw.process(CleanFunction(config.input_topic, config.schema_limits()), output_type=CLEAN_ROW) \
         .name("clean-validate").uid("clean-validate")
+    if config.stages == "validate":
+        statements.add_insert(recs_sink, t_env.from_data_stream(valid).select(col("user_id"), col("event_id")))
+        statements.add_insert(dlq_sink, t_env.from_data_stream(valid.get_side_output(DLQ_TAG)))
+        return statements
     watermarked = valid.assign_timestamps_and_watermarks(
         WatermarkStrategy.for_bounded_out_of_orderness(Duration.of_millis(config.max_out_of_orderness_ms))
         .with_timestamp_assigner(EventTimeAssigner()))
@@ -110,9 +114,8 @@ def build_pipeline(t_env: StreamTableEnvironment, source_table: str, recs_sink: 
         .process(GuardFunction(config.input_topic, config.guard_config()), output_type=EVENT_ROW) \
         .name("clean-guard").uid("clean-guard")
     dead_letters = valid.get_side_output(DLQ_TAG).union(events.get_side_output(GUARD_DLQ_TAG))
-    if config.stages in ("validate", "clean"):
-        survivors = t_env.from_data_stream(valid if config.stages == "validate" else events)
-        statements.add_insert(recs_sink, survivors.select(col("user_id"), col("event_id")))
+    if config.stages == "clean":
+        statements.add_insert(recs_sink, t_env.from_data_stream(events).select(col("user_id"), col("event_id")))
         statements.add_insert(dlq_sink, t_env.from_data_stream(dead_letters))
         return statements
 
