@@ -22,8 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.jobrun import run_job  # noqa: E402
-from jobs.replay import read_events  # noqa: E402
+from bench.jobrun import DEFAULT_DATA, load_input, run_job  # noqa: E402
 
 VARIANTS = ["passthrough", "validate", "clean"]   # "full" too with --variants (slow on 100k)
 
@@ -31,15 +30,13 @@ VARIANTS = ["passthrough", "validate", "clean"]   # "full" too with --variants (
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=100_000)
-    parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "ml-100k" / "u.data")
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--variants", default=",".join(VARIANTS))
     args = parser.parse_args()
-    if not args.data.is_file():
-        print(f"bench: {args.data} not found; pass --data", file=sys.stderr)
+    loaded = load_input(args.data, args.events)
+    if loaded is None:
         return 2
-    events = [e for e in read_events(args.data, limit=args.events) if isinstance(e, dict)]
-    payloads = [json.dumps(e).encode() for e in events]
-    keys = [str(e["user_id"]).encode() for e in events]
+    payloads, keys = loaded
     results: dict[str, dict[str, float]] = {}
     for variant in args.variants.split(","):
         run = run_job(payloads, keys, ["--stages", variant], variant)

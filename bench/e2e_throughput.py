@@ -19,9 +19,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.jobrun import run_job  # noqa: E402
+from bench.jobrun import DEFAULT_DATA, load_input, run_job  # noqa: E402
 from jobs.offline import OfflinePipeline  # noqa: E402
-from jobs.replay import read_events  # noqa: E402
 
 
 def offline_rate(payloads: list[bytes]) -> float:
@@ -34,16 +33,14 @@ def offline_rate(payloads: list[bytes]) -> float:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=20_000)
-    parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "ml-100k" / "u.data")
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--job-args", default="", help="extra job flags, e.g. '--bundle-size 5000'")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "e2e_throughput")
     args = parser.parse_args()
-    if not args.data.is_file():
-        print(f"bench: {args.data} not found; pass --data (e.g. a file from python -m jobs.sample)", file=sys.stderr)
+    loaded = load_input(args.data, args.events)
+    if loaded is None:
         return 2
-    events = [e for e in read_events(args.data, limit=args.events) if isinstance(e, dict)]
-    payloads = [json.dumps(e).encode() for e in events]
-    keys = [str(e["user_id"]).encode() for e in events]
+    payloads, keys = loaded
 
     baseline = offline_rate(payloads)
     run = run_job(payloads, keys, args.job_args.split(), "job")

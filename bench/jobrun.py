@@ -8,6 +8,7 @@ also counts one commit marker per checkpoint: a few records in 20,000.)
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from dataclasses import dataclass, field
@@ -19,6 +20,19 @@ sys.path.insert(0, str(ROOT))
 from confluent_kafka import Consumer, TopicPartition  # noqa: E402
 
 from jobs.kafka_io import producer  # noqa: E402
+from jobs.replay import read_events  # noqa: E402
+
+DEFAULT_DATA = ROOT.parent / "shared" / "data" / "ml-100k" / "u.data"
+
+
+def load_input(data: Path, limit: int) -> tuple[list[bytes], list[bytes]] | None:
+    """The first ``limit`` events of a log as Kafka values and keys (user id); None, with a
+    message, when the file is absent."""
+    if not data.is_file():
+        print(f"bench: {data} not found; pass --data (e.g. a file from python -m jobs.sample)", file=sys.stderr)
+        return None
+    events = [e for e in read_events(data, limit=limit) if isinstance(e, dict)]
+    return [json.dumps(e).encode() for e in events], [str(e["user_id"]).encode() for e in events]
 from tests.integration.harness import BOOTSTRAP, REPO, Pipeline, drop_keyspace, flink_cli  # noqa: E402
 
 
