@@ -48,7 +48,7 @@ class OfflinePipeline:
             window = self.windows[result.item_id] = SlidingWindowCounter(self.window_ms, self.slide_ms)
         count = window.observe(result.ts)
         history = self.histories.setdefault(result.user_id, UserHistory())
-        return result, self.step.process(result, history, count)
+        return result, self.step.process(result, history, count).recommendations
 
     def run(self, payloads: Iterable[bytes]) -> list[tuple[Event, list[Recommendation]]]:
         return [out for out in map(self.process, payloads) if out is not None]

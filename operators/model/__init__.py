@@ -2,6 +2,6 @@
 
 from operators.model.history import UserHistory
 from operators.model.ranker import CooccurrenceRanker, RankerConfig
-from operators.model.step import ModelStep
+from operators.model.step import ModelStep, StepResult
 
-__all__ = ["CooccurrenceRanker", "ModelStep", "RankerConfig", "UserHistory"]
+__all__ = ["CooccurrenceRanker", "ModelStep", "RankerConfig", "StepResult", "UserHistory"]

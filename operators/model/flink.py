@@ -85,15 +85,14 @@ class RecommendFunction(KeyedProcessFunction):
         event = row_to_event(value)
         data = self.history_state.value()
         history = UserHistory.restore(data) if data is not None else UserHistory()
-        held = history.contains(event)
-        learned_before = self.step.learned
-        recs = self.step.process(event, history, value[8])
-        (self.learned if self.step.learned > learned_before else self.skipped).inc()
-        if not held:
+        result = self.step.process(event, history, value[8])
+        (self.learned if result.learned else self.skipped).inc()
+        if result.history_changed:
             self.history_state.update(history.snapshot())
         yield Row(event.user_id, json.dumps({
             "user_id": event.user_id,
-            "items": [{"item_id": r.item_id, "score": r.score, "reason": r.reason} for r in recs],
+            "items": [{"item_id": r.item_id, "score": r.score, "reason": r.reason}
+                      for r in result.recommendations],
             "model_version": self.ranker.learned_events,
             "snapshot_version": self.snapshot_version,
             "variant": s.model_name,
