@@ -20,10 +20,9 @@ from pyflink.datastream.state import StateTtlConfig, ValueStateDescriptor
 
 from operators.cleaning.cleaner import EventCleaner, dead_letter_json
 from operators.cleaning.guard import EventGuard, GuardConfig, UserGuardState
-from operators.cleaning.pipeline import guard_message
-from operators.cleaning.schema import SchemaLimits
+from operators.cleaning.schema import REASONS, SchemaLimits
 from operators.records import Event, Rejection, SourcePosition
-from operators.rows import JSON_ROW, row_to_event
+from operators.rows import JSON_ROW, event_to_row, row_to_event
 
 DLQ_TAG = OutputTag("dead-letters", JSON_ROW)
 GUARD_DLQ_TAG = OutputTag("guard-dead-letters", JSON_ROW)
@@ -74,9 +73,7 @@ class CleanFunction(ProcessFunction):
             result = Rejection("internal_error", f"{type(exc).__name__}: {exc}"[:500], payload, position)
         if isinstance(result, Event):
             self.accepted.inc()
-            p = result.position
-            yield Row(result.event_id, result.user_id, result.item_id, result.event_type, result.value,
-                      result.ts, p.partition, p.offset, payload.decode("utf-8"))
+            yield Row(*event_to_row(result), payload.decode("utf-8"))
             return
         self.rejected.inc(result.reason)
         yield DLQ_TAG, Row(dead_letter_json(result, self.source_topic))
@@ -120,5 +117,5 @@ class GuardFunction(KeyedProcessFunction):
             self.duplicates.inc()
         else:
             self.rejected.inc(verdict)
-            rejection = Rejection(verdict, guard_message(verdict), value[8].encode("utf-8"), event.position)
+            rejection = Rejection(verdict, REASONS[verdict], value[8].encode("utf-8"), event.position)
             yield GUARD_DLQ_TAG, Row(dead_letter_json(rejection, self.source_topic))

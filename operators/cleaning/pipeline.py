@@ -19,7 +19,7 @@ from typing import Any
 
 from operators.cleaning.cleaner import EventCleaner
 from operators.cleaning.guard import EventGuard, GuardConfig, UserGuardState, WatermarkTracker
-from operators.cleaning.schema import SchemaLimits
+from operators.cleaning.schema import REASONS, SchemaLimits
 from operators.records import Event, Rejection, SourcePosition
 
 _UNKNOWN = SourcePosition()
@@ -51,7 +51,7 @@ class CleaningStage:
             if verdict == "duplicate":
                 self.n_duplicates += 1
                 return None
-            result = Rejection(verdict, _GUARD_MESSAGES[verdict], payload, position)
+            result = Rejection(verdict, REASONS[verdict], payload, position)
         self.by_reason[result.reason] = self.by_reason.get(result.reason, 0) + 1
         return result
 
@@ -59,12 +59,3 @@ class CleaningStage:
         return {"in": self.n_in, "out": self.n_out, "dlq": sum(self.by_reason.values()),
                 "duplicates": self.n_duplicates, "by_reason": dict(sorted(self.by_reason.items()))}
 
-
-_GUARD_MESSAGES = {
-    "late": "event time is behind the watermark by more than the allowed lateness",
-    "rate_limited": "user exceeded the event-time rate limit",
-}
-
-
-def guard_message(reason: str) -> str:
-    return _GUARD_MESSAGES[reason]
