@@ -27,17 +27,18 @@ class JobConfig:
     keyspace: str = "streamrec"
     model_name: str = "default"
     k: int = 10
-    # cleaning (operators/cleaning/schema.py, guard.py)
-    max_message_bytes: int = 1_048_576
-    max_depth: int = 16
-    max_id_length: int = 256
-    min_ts_ms: int = 631_152_000_000
-    max_future_skew_ms: int = 300_000
-    dedupe_ttl_ms: int = 24 * 3_600_000
-    rate_limit: int = 300
-    rate_window_ms: int = 60_000
-    max_out_of_orderness_ms: int = 5_000
-    allowed_lateness_ms: int = 0
+    # cleaning: defaults and meaning in operators/cleaning/schema.py and guard.py
+    max_message_bytes: int = SchemaLimits.max_message_bytes
+    max_depth: int = SchemaLimits.max_depth
+    max_id_length: int = SchemaLimits.max_id_length
+    min_ts_ms: int = SchemaLimits.min_ts_ms
+    max_future_skew_ms: int = SchemaLimits.max_future_skew_ms
+    dedupe_ttl_ms: int = GuardConfig.dedupe_ttl_ms
+    max_dedupe_ids: int = GuardConfig.max_dedupe_ids
+    rate_limit: int = GuardConfig.rate_limit
+    rate_window_ms: int = GuardConfig.rate_window_ms
+    max_out_of_orderness_ms: int = GuardConfig.max_out_of_orderness_ms
+    allowed_lateness_ms: int = GuardConfig.allowed_lateness_ms
     recent_items: int = 20
     item_window_ms: int = 3_600_000
     item_window_slide_ms: int = 60_000
@@ -62,10 +63,10 @@ class JobConfig:
         return self.transactional_id_prefix or f"streamrec-{self.output_topic}"
 
     def schema_limits(self) -> SchemaLimits:
-        return SchemaLimits(**{f: getattr(self, f) for f in vars(SchemaLimits())})
+        return SchemaLimits(**{f.name: getattr(self, f.name) for f in fields(SchemaLimits)})
 
     def guard_config(self) -> GuardConfig:
-        return GuardConfig(**{f: getattr(self, f) for f in vars(GuardConfig()) if f != "max_dedupe_ids"})
+        return GuardConfig(**{f.name: getattr(self, f.name) for f in fields(GuardConfig)})
 
     @classmethod
     def from_args(cls, argv: list[str] | None = None, env: dict[str, str] | None = None) -> JobConfig:
