@@ -22,8 +22,8 @@ if str(ROOT) not in sys.path:  # `flink run -py jobs/recommend.py` runs this fil
     sys.path.insert(0, str(ROOT))
 
 from pyflink.common import Configuration, Duration, Types, WatermarkStrategy  # noqa: E402
-from pyflink.datastream import CheckpointingMode, StreamExecutionEnvironment  # noqa: E402
-from pyflink.table import StatementSet, StreamTableEnvironment  # noqa: E402
+from pyflink.datastream import CheckpointingMode, DataStream, StreamExecutionEnvironment  # noqa: E402
+from pyflink.table import StatementSet, StreamTableEnvironment, Table  # noqa: E402
 from pyflink.table.expressions import col  # noqa: E402
 
 from jobs.config import JobConfig  # noqa: E402
@@ -103,10 +103,17 @@ def build_pipeline(t_env: StreamTableEnvironment, source_table: str, recs_sink: 
     #    rate-limited events; every rejected record goes to the dead-letter side outputs
     valid = raw.process(CleanFunction(config.input_topic, config.schema_limits()), output_type=CLEAN_ROW) \
         .name("clean-validate").uid("clean-validate")
-    if config.stages == "validate":
-        statements.add_insert(recs_sink, t_env.from_data_stream(valid).select(col("user_id"), col("event_id")))
-        statements.add_insert(dlq_sink, t_env.from_data_stream(valid.get_side_output(DLQ_TAG)))
+
+    def to_sinks(out: Table, dead: DataStream) -> StatementSet:
+        statements.add_insert(recs_sink, out)
+        statements.add_insert(dlq_sink, t_env.from_data_stream(dead))
         return statements
+
+    def ids_of(survivors: DataStream) -> Table:   # what the cut-short benchmark variants write
+        return t_env.from_data_stream(survivors).select(col("user_id"), col("event_id"))
+
+    if config.stages == "validate":
+        return to_sinks(ids_of(valid), valid.get_side_output(DLQ_TAG))
     watermarked = valid.assign_timestamps_and_watermarks(
         WatermarkStrategy.for_bounded_out_of_orderness(Duration.of_millis(config.max_out_of_orderness_ms))
         .with_timestamp_assigner(EventTimeAssigner()))
@@ -115,9 +122,7 @@ def build_pipeline(t_env: StreamTableEnvironment, source_table: str, recs_sink: 
         .name("clean-guard").uid("clean-guard")
     dead_letters = valid.get_side_output(DLQ_TAG).union(events.get_side_output(GUARD_DLQ_TAG))
     if config.stages == "clean":
-        statements.add_insert(recs_sink, t_env.from_data_stream(events).select(col("user_id"), col("event_id")))
-        statements.add_insert(dlq_sink, t_env.from_data_stream(dead_letters))
-        return statements
+        return to_sinks(ids_of(events), dead_letters)
 
     # 2. windowed features: item interaction count over a sliding event-time window
     enriched = events.key_by(lambda r: r[2], key_type=Types.STRING()) \
@@ -130,9 +135,7 @@ def build_pipeline(t_env: StreamTableEnvironment, source_table: str, recs_sink: 
         .process(RecommendFunction(model_settings(config)), output_type=KEYED_JSON_ROW) \
         .name("model-recommend").uid("model-recommend")
 
-    statements.add_insert(recs_sink, t_env.from_data_stream(recs))
-    statements.add_insert(dlq_sink, t_env.from_data_stream(dead_letters))
-    return statements
+    return to_sinks(t_env.from_data_stream(recs), dead_letters)
 
 
 def default_connector_jar() -> str:
