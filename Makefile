@@ -36,7 +36,7 @@ wipe:
 
 # Stop the running job with a savepoint; prints the savepoint path to restore from.
 savepoint-stop:
-	@job=$$($(PY) -c "import json,urllib.request; print(next(j['jid'] for j in json.load(urllib.request.urlopen('http://127.0.0.1:8081/jobs/overview'))['jobs'] if j['name']=='streamrec-recommend' and j['state']=='RUNNING'))") && \
+	@job=$$($(PY) -c "import json,urllib.request; print(next(j['jid'] for j in json.load(urllib.request.urlopen('http://127.0.0.1:$${FLINK_REST_PORT:-8081}/jobs/overview'))['jobs'] if j['name']=='streamrec-recommend' and j['state']=='RUNNING'))") && \
 	$(SERVICES) flink stop --savepointPath file://$${STREAMREC_HOME:-$$HOME/.cache/streamrec}/data/flink/savepoints $$job
 
 # make restore SAVEPOINT=file:///.../savepoint-xxxx
