@@ -13,6 +13,7 @@ from dataclasses import dataclass, fields
 
 from operators.cleaning.guard import GuardConfig
 from operators.cleaning.schema import SchemaLimits
+from operators.features.spec import FeatureConfig
 
 
 @dataclass(frozen=True)
@@ -38,10 +39,17 @@ class JobConfig:
     rate_limit: int = GuardConfig.rate_limit
     rate_window_ms: int = GuardConfig.rate_window_ms
     max_out_of_orderness_ms: int = GuardConfig.max_out_of_orderness_ms
-    allowed_lateness_ms: int = GuardConfig.allowed_lateness_ms
     recent_items: int = 20
-    item_window_ms: int = 3_600_000
-    item_window_slide_ms: int = 60_000
+    # features: defaults and meaning in operators/features/spec.py
+    short_window_ms: int = FeatureConfig.short_window_ms
+    short_slide_ms: int = FeatureConfig.short_slide_ms
+    long_window_ms: int = FeatureConfig.long_window_ms
+    long_slide_ms: int = FeatureConfig.long_slide_ms
+    session_gap_ms: int = FeatureConfig.session_gap_ms
+    sequence_length: int = FeatureConfig.sequence_length
+    idle_state_ttl_ms: int = FeatureConfig.idle_state_ttl_ms
+    user_state_ttl_ms: int = 30 * 86_400_000
+    emit_features: int = 0                 # 1: each recommendation record carries the event's features
     checkpoint_interval_ms: int = 10_000
     snapshot_every_events: int = 5_000
     parallelism: int = 1
@@ -56,7 +64,7 @@ class JobConfig:
     bundle_size: int = 1000
     bundle_time_ms: int = 100
     job_name: str = "streamrec-recommend"
-    stages: str = "full"                  # full | clean | validate | passthrough (benchmarks only)
+    stages: str = "full"          # full | features | clean | validate | passthrough (benchmarks only)
 
     @property
     def tx_prefix(self) -> str:
@@ -64,6 +72,9 @@ class JobConfig:
 
     def schema_limits(self) -> SchemaLimits:
         return SchemaLimits(**{f.name: getattr(self, f.name) for f in fields(SchemaLimits)})
+
+    def feature_config(self) -> FeatureConfig:
+        return FeatureConfig(**{f.name: getattr(self, f.name) for f in fields(FeatureConfig)})
 
     def guard_config(self) -> GuardConfig:
         return GuardConfig(**{f.name: getattr(self, f.name) for f in fields(GuardConfig)})

@@ -2,7 +2,7 @@
 
     flink run -py jobs/recommend.py [--bootstrap-servers HOST:PORT --k 10 ...]
 
-Kafka ``interactions`` -> clean -> item window features -> model update + top-k
+Kafka ``interactions`` -> clean -> window features (Flink SQL) -> model update + top-k
 -> Kafka ``recommendations`` (exactly once); rejected input -> ``interactions-dlq``;
 model snapshots -> Cassandra. Flags and STREAMREC_* variables are listed in jobs/config.py.
 """
@@ -34,10 +34,11 @@ from operators.cleaning.flink import (  # noqa: E402
     EventTimeAssigner,
     GuardFunction,
 )
-from operators.features.flink import ItemWindowFunction  # noqa: E402
+from operators.features.flink import window_features  # noqa: E402
+from operators.features.spec import FEATURE_COLUMNS  # noqa: E402
 from operators.model.flink import ModelSettings, RecommendFunction  # noqa: E402
 from operators.model.ranker import RankerConfig  # noqa: E402
-from operators.rows import CLEAN_ROW, ENRICHED_ROW, EVENT_ROW, KEYED_JSON_ROW  # noqa: E402
+from operators.rows import CLEAN_ROW, EVENT_ROW, KEYED_JSON_ROW  # noqa: E402
 
 
 def _kafka_options(config: JobConfig, topic: str) -> str:
@@ -81,16 +82,18 @@ def model_settings(config: JobConfig) -> ModelSettings:
         cassandra_port=config.cassandra_port, keyspace=config.keyspace, model_name=config.model_name,
         source_topic=config.input_topic,
         k=config.k, recent_items=config.recent_items, snapshot_every_events=config.snapshot_every_events,
-        ranker=RankerConfig(trending_window_ms=config.item_window_ms))
+        user_state_ttl_ms=config.user_state_ttl_ms, emit_features=bool(config.emit_features),
+        ranker=RankerConfig(trending_window_ms=config.short_window_ms), features=config.feature_config())
 
 
 def build_pipeline(t_env: StreamTableEnvironment, source_table: str, recs_sink: str, dlq_sink: str,
                    config: JobConfig) -> StatementSet:
     """Wire clean -> features -> model between a source table and two sink tables.
 
-    ``config.stages`` cuts the pipeline short for benchmarks (bench/cleaning_cost.py):
-    ``passthrough`` copies the source to the output in the JVM only; ``validate`` and ``clean``
-    stop after that part of the cleaning stage and write the surviving events' ids.
+    ``config.stages`` cuts the pipeline short for benchmarks (bench/cleaning_cost.py,
+    bench/feature_cost.py): ``passthrough`` copies the source to the output in the JVM only;
+    ``validate``, ``clean`` and ``features`` stop after that stage and write the surviving
+    events' ids.
     """
     statements = t_env.create_statement_set()
     if config.stages == "passthrough":
@@ -124,14 +127,18 @@ def build_pipeline(t_env: StreamTableEnvironment, source_table: str, recs_sink: 
     if config.stages == "clean":
         return to_sinks(ids_of(events), dead_letters)
 
-    # 2. windowed features: item interaction count over a sliding event-time window
-    enriched = events.key_by(lambda r: r[2], key_type=Types.STRING()) \
-        .process(ItemWindowFunction(config.item_window_ms, config.item_window_slide_ms),
-                 output_type=ENRICHED_ROW) \
-        .name("features-item-window").uid("features-item-window")
+    # 2. window features in Flink SQL: item, user and global counts as of each event's time;
+    #    each user's events come out in event-time order
+    enriched = window_features(t_env, events, config.feature_config())
+    if config.stages == "features":   # every feature, or the planner would prune the joins
+        t_env.create_temporary_view("enriched_events", enriched)
+        values = ", ".join(f"KEY '{c}' VALUE `{c}`" for c in ["event_id", "ts", *FEATURE_COLUMNS])
+        return to_sinks(t_env.sql_query(f"SELECT user_id, JSON_OBJECT({values}) FROM enriched_events"),
+                        dead_letters)
+    enriched_stream = t_env.to_data_stream(enriched)
 
     # 3. model: learn from the event, emit the user's top-k
-    recs = enriched.key_by(lambda r: r[1], key_type=Types.STRING()) \
+    recs = enriched_stream.key_by(lambda r: r[1], key_type=Types.STRING()) \
         .process(RecommendFunction(model_settings(config)), output_type=KEYED_JSON_ROW) \
         .name("model-recommend").uid("model-recommend")
 

@@ -2,8 +2,11 @@
 
     python -m jobs.replay PATH [--format auto|movielens-100k|movielens-csv|jsonl]
                                [--topic interactions] [--rate EVENTS_PER_S] [--limit N]
+                               [--final-heartbeat-ms MS]
 
 MovieLens ratings become ``rating`` events (value = stars). Messages are keyed by user id.
+After the last event, a heartbeat (``{"heartbeat_ts": last ts + MS}``, default one minute)
+moves the job's event-time clock past the log's end, so the last events are processed too.
 """
 
 from __future__ import annotations
@@ -86,6 +89,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bootstrap-servers", default="127.0.0.1:9092")
     parser.add_argument("--rate", type=float, default=0.0, help="events per second; 0 = unthrottled")
     parser.add_argument("--limit", type=int, default=None)
+    parser.add_argument("--final-heartbeat-ms", type=int, default=60_000,
+                        help="event time after the last event to send a heartbeat at; 0 = none")
     args = parser.parse_args(argv)
     if not args.path.is_file():
         print(f"replay: no such file: {args.path}", file=sys.stderr)
@@ -114,6 +119,9 @@ def main(argv: list[str] | None = None) -> int:
             ahead = (n + 1) / args.rate - (time.monotonic() - start)
             if ahead > 0:
                 time.sleep(ahead)
+    last_ts = max((e["ts"] for e in events if isinstance(e, dict) and isinstance(e.get("ts"), int)), default=None)
+    if args.final_heartbeat_ms > 0 and last_ts is not None:
+        prod.produce(args.topic, value=json.dumps({"heartbeat_ts": last_ts + args.final_heartbeat_ms}).encode())
     remaining = prod.flush(60)
     elapsed = time.monotonic() - start
     print(json.dumps({"sent": len(events) - remaining, "seconds": round(elapsed, 2),

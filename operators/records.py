@@ -31,6 +31,17 @@ class Event:
 
 
 @dataclass(frozen=True, slots=True)
+class Heartbeat:
+    """``{"heartbeat_ts": <epoch ms>}``: the producer's event-time clock, not an interaction.
+
+    Event-time stages hand an event on only once the watermark has passed it, so a stream that
+    goes quiet would hold its last events back; a heartbeat moves the watermark instead."""
+
+    ts: int
+    position: SourcePosition = SourcePosition()
+
+
+@dataclass(frozen=True, slots=True)
 class Rejection:
     """A record the cleaning stage refused; it goes to the dead-letter topic as JSON."""
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pyflink.common import Row, Types
 
+from operators.features.spec import FEATURE_COLUMNS, WINDOW_COLUMNS
+from operators.features.windows import WindowFeatures
 from operators.records import Event, SourcePosition
 
 EVENT_FIELDS = ["event_id", "user_id", "item_id", "event_type", "value", "ts", "partition", "offset"]
@@ -12,8 +14,17 @@ EVENT_TYPES = [Types.STRING(), Types.STRING(), Types.STRING(), Types.STRING(), T
 EVENT_ROW = Types.ROW_NAMED(EVENT_FIELDS, EVENT_TYPES)
 # A validated event still carrying its original payload, for dead letters of the guard.
 CLEAN_ROW = Types.ROW_NAMED(EVENT_FIELDS + ["raw"], EVENT_TYPES + [Types.STRING()])
-# An event with the windowed features as of its own timestamp.
-ENRICHED_ROW = Types.ROW_NAMED(EVENT_FIELDS + ["item_window_count"], EVENT_TYPES + [Types.LONG()])
+# An event with the window features as of its own timestamp (operators/features/sql.py).
+ENRICHED_FIELDS = [*EVENT_FIELDS, *FEATURE_COLUMNS, "user_event_number"]
+_N_EVENT, _N_COUNTS = len(EVENT_FIELDS), len(WINDOW_COLUMNS)
+# What PyFlink's timer service reports before the first watermark (Long.MIN_VALUE, or close).
+NO_WATERMARK = -(2**62)
+
+
+def watermark_or_none(watermark: int) -> int | None:
+    return None if watermark <= NO_WATERMARK else watermark
+
+
 # A message for a Kafka sink table: key and JSON value.
 KEYED_JSON_ROW = Types.ROW_NAMED(["msg_key", "payload"], [Types.STRING(), Types.STRING()])
 JSON_ROW = Types.ROW_NAMED(["payload"], [Types.STRING()])
@@ -26,3 +37,9 @@ def event_to_row(e: Event) -> Row:
 
 def row_to_event(r: Row) -> Event:
     return Event(r[0], r[1], r[2], r[3], r[4], r[5], SourcePosition(r[6], r[7]))
+
+
+def row_to_window_features(r: Row) -> WindowFeatures:
+    """The window features of an ENRICHED_FIELDS row."""
+    end = _N_EVENT + _N_COUNTS
+    return WindowFeatures.from_columns(list(r[_N_EVENT:end]), r[end], r[end + 1])

@@ -23,7 +23,7 @@ import time
 from typing import Any
 
 from operators.cleaning.schema import SCHEMAS, SchemaLimits
-from operators.records import Event, Rejection, SourcePosition
+from operators.records import Event, Heartbeat, Rejection, SourcePosition
 
 _UNKNOWN = SourcePosition()
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
@@ -41,7 +41,7 @@ class EventCleaner:
         self._decoder = json.JSONDecoder(parse_constant=_refuse_constant)
 
     def clean(self, payload: bytes, position: SourcePosition = _UNKNOWN, now_ms: int | None = None,
-              ) -> Event | Rejection:
+              ) -> Event | Heartbeat | Rejection:
         """``now_ms`` is the ingestion clock for the future-skew rule: the Kafka record
         timestamp in the job (reproducible on replay), the wall clock offline by default."""
         lim = self.limits
@@ -62,6 +62,11 @@ class EventCleaner:
         if not isinstance(doc, dict):
             return Rejection("not_object", f"payload is JSON {type(doc).__name__}, not an object",
                              payload, position)
+        if "heartbeat_ts" in doc and "event_id" not in doc:
+            problem = self._check_ts(doc.get("heartbeat_ts"), "heartbeat_ts", now_ms)
+            if problem is not None:
+                return Rejection(problem[0], problem[1], payload, position)
+            return Heartbeat(doc["heartbeat_ts"], position)
         problem = self._check(doc, now_ms)
         if problem is not None:
             return Rejection(problem[0], problem[1], payload, position)
@@ -91,16 +96,9 @@ class EventCleaner:
         if event_type not in self.schema.event_types:
             return "unknown_event_type", (f"event_type {event_type[:50]!r} is not one of "
                                           f"{sorted(self.schema.event_types)}")
-        ts = doc.get("ts")
-        if ts is None:
-            return "missing_field", "ts is required"
-        if type(ts) is not int:
-            return "wrong_type", f"ts must be an integer (epoch milliseconds), got {_json_type(ts)}"
-        if ts < lim.min_ts_ms:
-            return "ts_too_old", f"ts {ts} is before {lim.min_ts_ms}"
-        now = int(time.time() * 1000) if now_ms is None else now_ms
-        if ts > now + lim.max_future_skew_ms:
-            return "ts_in_future", f"ts {ts} is {ts - now} ms ahead of the ingestion clock {now}"
+        problem = self._check_ts(doc.get("ts"), "ts", now_ms)
+        if problem is not None:
+            return problem
         value = doc.get("value")
         if value is not None:
             if type(value) not in (int, float):
@@ -112,6 +110,20 @@ class EventCleaner:
             return "wrong_type", f"context must be an object, got {_json_type(context)}"
         if any(type(v) in (dict, list) for v in doc.values()) and _depth(doc, lim.max_depth) > lim.max_depth:
             return "too_deep", f"JSON nested deeper than {lim.max_depth}"
+        return None
+
+
+    def _check_ts(self, ts: object, name: str, now_ms: int | None) -> tuple[str, str] | None:
+        lim = self.limits
+        if ts is None:
+            return "missing_field", f"{name} is required"
+        if type(ts) is not int:
+            return "wrong_type", f"{name} must be an integer (epoch milliseconds), got {_json_type(ts)}"
+        if ts < lim.min_ts_ms:
+            return "ts_too_old", f"{name} {ts} is before {lim.min_ts_ms}"
+        now = int(time.time() * 1000) if now_ms is None else now_ms
+        if ts > now + lim.max_future_skew_ms:
+            return "ts_in_future", f"{name} {ts} is {ts - now} ms ahead of the ingestion clock {now}"
         return None
 
 

@@ -21,12 +21,12 @@ from pyflink.datastream.state import StateTtlConfig, ValueStateDescriptor
 from operators.cleaning.cleaner import EventCleaner, dead_letter_json
 from operators.cleaning.guard import EventGuard, GuardConfig, UserGuardState
 from operators.cleaning.schema import REASONS, SchemaLimits
-from operators.records import Event, Rejection, SourcePosition
-from operators.rows import JSON_ROW, event_to_row, row_to_event
+from operators.records import Event, Heartbeat, Rejection, SourcePosition
+from operators.rows import JSON_ROW, event_to_row, row_to_event, watermark_or_none
 
+HEARTBEAT_TYPE = "heartbeat"   # a CLEAN_ROW with this event_type is a heartbeat, not an event
 DLQ_TAG = OutputTag("dead-letters", JSON_ROW)
 GUARD_DLQ_TAG = OutputTag("guard-dead-letters", JSON_ROW)
-_NO_WATERMARK = -(2**62)
 
 
 class _ReasonCounters:
@@ -62,18 +62,23 @@ class CleanFunction(ProcessFunction):
         self.cleaner = EventCleaner(self.limits)
         group = runtime_context.get_metrics_group().add_group("cleaning")
         self.accepted = group.counter("accepted")
+        self.heartbeats = group.counter("heartbeats")
         self.rejected = _ReasonCounters(group.add_group("rejected"))
 
     def process_element(self, value: Row, ctx: ProcessFunction.Context) -> Iterator[Any]:
         payload = bytes(value[0]) if value[0] is not None else b""
         position = SourcePosition(value[1], value[2])
         try:
-            result: Event | Rejection = self.cleaner.clean(payload, position, _epoch_ms(value[3]))
+            result: Event | Heartbeat | Rejection = self.cleaner.clean(payload, position, _epoch_ms(value[3]))
         except Exception as exc:  # noqa: BLE001 - a bug here must cost one record, not the job
             result = Rejection("internal_error", f"{type(exc).__name__}: {exc}"[:500], payload, position)
         if isinstance(result, Event):
             self.accepted.inc()
             yield Row(*event_to_row(result), payload.decode("utf-8"))
+            return
+        if isinstance(result, Heartbeat):   # on to the watermark assigner, then dropped by the guard
+            self.heartbeats.inc()
+            yield Row("", "", "", HEARTBEAT_TYPE, None, result.ts, position.partition, position.offset, "")
             return
         self.rejected.inc(result.reason)
         yield DLQ_TAG, Row(dead_letter_json(result, self.source_topic))
@@ -104,11 +109,12 @@ class GuardFunction(KeyedProcessFunction):
         self.rejected = _ReasonCounters(group.add_group("rejected"))
 
     def process_element(self, value: Row, ctx: KeyedProcessFunction.Context) -> Iterator[Any]:
+        if value[3] == HEARTBEAT_TYPE:     # it has moved the watermark; nothing else to do
+            return
         data = self.state.value()
         state = UserGuardState.restore(data) if data is not None else UserGuardState()
         event = row_to_event(value)
-        watermark = ctx.timer_service().current_watermark()
-        verdict = self.guard.check(state, event, None if watermark <= _NO_WATERMARK else watermark)
+        verdict = self.guard.check(state, event, watermark_or_none(ctx.timer_service().current_watermark()))
         self.state.update(state.snapshot())
         if verdict is None:
             self.forwarded.inc()

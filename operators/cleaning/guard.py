@@ -27,8 +27,9 @@ class GuardConfig:
     max_dedupe_ids: int = 10_000            # per user; the oldest ids go first beyond this
     rate_limit: int = 300                   # accepted events per user per rate window...
     rate_window_ms: int = 60_000            # ...of event time; more are rate_limited
-    max_out_of_orderness_ms: int = 5_000    # watermark = max event time seen - this
-    allowed_lateness_ms: int = 0            # events behind the watermark by more are late
+    # Watermark = max event time seen - this - 1 ms (Flink's bounded out-of-orderness). An event
+    # at or behind the watermark is late: the feature windows downstream could not count it.
+    max_out_of_orderness_ms: int = 5_000
 
 
 @dataclass
@@ -64,7 +65,7 @@ class EventGuard:
         state.seen.pop(event.event_id, None)
         state.seen[event.event_id] = ts
         self._prune_ids(state, horizon)
-        if watermark is not None and ts < watermark - cfg.allowed_lateness_ms:
+        if watermark is not None and ts <= watermark:
             return "late"
         window_start = ts - cfg.rate_window_ms
         acc = state.accepted_ts
@@ -87,7 +88,7 @@ class EventGuard:
 
 class WatermarkTracker:
     """Offline stand-in for Flink's bounded-out-of-orderness watermark: max event time seen so
-    far minus the bound, as of before the current event. Flink emits its watermark
+    far minus the bound minus 1 ms, as of before the current event. Flink emits its watermark
     periodically, so in the job it lags this one: the job flags at most the events this flags."""
 
     def __init__(self, max_out_of_orderness_ms: int) -> None:
@@ -95,7 +96,7 @@ class WatermarkTracker:
         self.max_ts: int | None = None
 
     def watermark(self) -> int | None:
-        return None if self.max_ts is None else self.max_ts - self.bound
+        return None if self.max_ts is None else self.max_ts - self.bound - 1
 
     def observe(self, ts: int) -> None:
         self.max_ts = ts if self.max_ts is None else max(self.max_ts, ts)

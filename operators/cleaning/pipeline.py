@@ -2,7 +2,7 @@
 
 The job runs the same two steps as two Flink operators; this class serves the offline
 command (jobs/clean.py), the offline pipeline and the tests. Counts obey conservation:
-``in == out + dlq + duplicates``.
+``in == out + dlq + duplicates + heartbeats``.
 
 >>> stage = CleaningStage()
 >>> ok = b'{"event_id":"e","user_id":"u","item_id":"i","event_type":"view","ts":1000000000000}'
@@ -10,7 +10,7 @@ command (jobs/clean.py), the offline pipeline and the tests. Counts obey conserv
 ...                             stage.process(b"?", now_ms=10**12))]
 ['Event', 'NoneType', 'Rejection']
 >>> stage.counts()
-{'in': 3, 'out': 1, 'dlq': 1, 'duplicates': 1, 'by_reason': {'not_json': 1}}
+{'in': 3, 'out': 1, 'dlq': 1, 'duplicates': 1, 'heartbeats': 0, 'by_reason': {'not_json': 1}}
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from typing import Any
 from operators.cleaning.cleaner import EventCleaner
 from operators.cleaning.guard import EventGuard, GuardConfig, UserGuardState, WatermarkTracker
 from operators.cleaning.schema import REASONS, SchemaLimits
-from operators.records import Event, Rejection, SourcePosition
+from operators.records import Event, Heartbeat, Rejection, SourcePosition
 
 _UNKNOWN = SourcePosition()
 
@@ -31,14 +31,19 @@ class CleaningStage:
         self.guard = EventGuard(guard or GuardConfig())
         self.watermarks = WatermarkTracker(self.guard.config.max_out_of_orderness_ms)
         self.users: dict[str, UserGuardState] = {}
-        self.n_in = self.n_out = self.n_duplicates = 0
+        self.n_in = self.n_out = self.n_duplicates = self.n_heartbeats = 0
         self.by_reason: dict[str, int] = {}
 
     def process(self, payload: bytes, position: SourcePosition = _UNKNOWN, now_ms: int | None = None,
                 ) -> Event | Rejection | None:
-        """The event to forward, the rejection to dead-letter, or None for a duplicate."""
+        """The event to forward, the rejection to dead-letter, or None for a duplicate or a
+        heartbeat (which only moves the watermark)."""
         self.n_in += 1
         result = self.cleaner.clean(payload, position, now_ms)
+        if isinstance(result, Heartbeat):
+            self.n_heartbeats += 1
+            self.watermarks.observe(result.ts)
+            return None
         if isinstance(result, Event):
             state = self.users.get(result.user_id)
             if state is None:
@@ -57,5 +62,6 @@ class CleaningStage:
 
     def counts(self) -> dict[str, Any]:
         return {"in": self.n_in, "out": self.n_out, "dlq": sum(self.by_reason.values()),
-                "duplicates": self.n_duplicates, "by_reason": dict(sorted(self.by_reason.items()))}
+                "duplicates": self.n_duplicates, "heartbeats": self.n_heartbeats,
+                "by_reason": dict(sorted(self.by_reason.items()))}
 

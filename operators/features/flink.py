@@ -1,34 +1,30 @@
-"""Flink adapter of the feature stage: per-item sliding-window counts in keyed state."""
+"""Flink adapter of the feature stage: runs the window-feature SQL on the cleaned event stream."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from pyflink.datastream import DataStream
+from pyflink.table import Schema, StreamTableEnvironment, Table
 
-from pyflink.common import Row, Types
-from pyflink.common.time import Time
-from pyflink.datastream import KeyedProcessFunction, RuntimeContext
-from pyflink.datastream.state import StateTtlConfig, ValueStateDescriptor
-
-from operators.features.window import SlidingWindowCounter
+from operators.features.spec import FeatureConfig
+from operators.features.sql import feature_statements
 
 
-class ItemWindowFunction(KeyedProcessFunction):
-    """Keyed by item; appends ``item_window_count`` as of the event's own timestamp."""
+def window_features(t_env: StreamTableEnvironment, events: DataStream, config: FeatureConfig,
+                    name: str = "clean_events") -> Table:
+    """``events`` (EVENT_ROW, with timestamps and watermarks) enriched with the window features.
 
-    def __init__(self, window_ms: int, slide_ms: int) -> None:
-        self.window_ms, self.slide_ms = window_ms, slide_ms
-
-    def open(self, runtime_context: RuntimeContext) -> None:
-        descriptor = ValueStateDescriptor("item-window", Types.PICKLED_BYTE_ARRAY())
-        # An item idle for a whole window (in processing time, 1 day at least) holds no count.
-        ttl = StateTtlConfig.new_builder(Time.milliseconds(max(self.window_ms, 86_400_000))).build()
-        descriptor.enable_time_to_live(ttl)
-        self.state = runtime_context.get_state(descriptor)
-
-    def process_element(self, value: Row, ctx: KeyedProcessFunction.Context) -> Iterator[Row]:
-        data = self.state.value()
-        counter = (SlidingWindowCounter.restore(data, self.window_ms, self.slide_ms) if data is not None
-                   else SlidingWindowCounter(self.window_ms, self.slide_ms))
-        count = counter.observe(value[5])
-        self.state.update(counter.snapshot())
-        yield Row(*value, count)
+    The SQL takes the stream's own watermarks (SOURCE_WATERMARK): the guard already sent every
+    event at or behind them to the dead-letter topic, so the windows drop nothing silently."""
+    table_config = t_env.get_config()
+    table_config.set("table.local-time-zone", "UTC")   # HOP windows align in this zone
+    table_config.set("table.exec.state.ttl", f"{config.idle_state_ttl_ms} ms")
+    table = t_env.from_data_stream(events, Schema.new_builder()
+                                   .column_by_expression("rowtime", "TO_TIMESTAMP_LTZ(ts, 3)")
+                                   .column_by_expression("global_key", "1")
+                                   .watermark("rowtime", "SOURCE_WATERMARK()")
+                                   .build())
+    t_env.create_temporary_view(name, table)
+    *views, query = feature_statements(config, name)
+    for statement in views:
+        t_env.execute_sql(statement)
+    return t_env.sql_query(query)

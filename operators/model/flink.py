@@ -1,11 +1,12 @@
 """Flink adapter of the model stage.
 
-Two-tier state (DESIGN.md §4): each user's history is Flink keyed state (checkpointed,
-rescalable); the shared ranker lives in this operator's memory and is snapshotted to
-Cassandra every ``snapshot_every_events`` learned events and when the operator closes
-(stop-with-savepoint, cancel). On open it restores the newest complete snapshot; events that
-snapshot already contains are not learned again, while the user's history still takes them
-if it lacks them.
+Two-tier state (DESIGN.md §4): each user's history, sequence and session are Flink keyed state
+(checkpointed, rescalable, expired after ``user_state_ttl_ms`` idle); the shared ranker lives in
+this operator's memory and is snapshotted to Cassandra every ``snapshot_every_events`` learned
+events and when the operator closes (stop-with-savepoint, cancel). On open it restores the newest
+complete snapshot; events that snapshot already contains (progress.py) are not learned again,
+while the user's keyed state, which Flink restored together with the source offsets, takes
+every event it is given.
 """
 
 from __future__ import annotations
@@ -17,14 +18,17 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from pyflink.common import Row, Types
+from pyflink.common.time import Time
 from pyflink.datastream import KeyedProcessFunction, RuntimeContext
-from pyflink.datastream.state import ValueStateDescriptor
+from pyflink.datastream.state import StateTtlConfig, ValueStateDescriptor
 
-from operators.model.history import UserHistory
+from operators.features.spec import FeatureConfig
+from operators.model.history import UserState
+from operators.model.progress import LearnedEvents
 from operators.model.ranker import CooccurrenceRanker, RankerConfig
 from operators.model.snapshot_store import SnapshotStore
 from operators.model.step import ModelStep
-from operators.rows import row_to_event
+from operators.rows import row_to_event, row_to_window_features, watermark_or_none
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +43,10 @@ class ModelSettings:
     k: int = 10
     recent_items: int = 20
     snapshot_every_events: int = 5_000
+    user_state_ttl_ms: int = 30 * 86_400_000     # a user idle this long (processing time) starts over
+    emit_features: bool = False                  # add the event's features to each output record
     ranker: RankerConfig = RankerConfig()
+    features: FeatureConfig = FeatureConfig()
 
 
 class RecommendFunction(KeyedProcessFunction):
@@ -50,8 +57,9 @@ class RecommendFunction(KeyedProcessFunction):
 
     def open(self, runtime_context: RuntimeContext) -> None:
         s = self.settings
-        self.history_state = runtime_context.get_state(
-            ValueStateDescriptor("user-history", Types.PICKLED_BYTE_ARRAY()))
+        descriptor = ValueStateDescriptor("user", Types.PICKLED_BYTE_ARRAY())
+        descriptor.enable_time_to_live(StateTtlConfig.new_builder(Time.milliseconds(s.user_state_ttl_ms)).build())
+        self.user_state = runtime_context.get_state(descriptor)
         metrics = runtime_context.get_metrics_group().add_group("model")
         self.learned = metrics.counter("learned")
         self.skipped = metrics.counter("skipped_already_in_snapshot")
@@ -73,23 +81,23 @@ class RecommendFunction(KeyedProcessFunction):
                 # Offsets of another topic say nothing about this one: learn everything here.
                 log.warning("model %s: snapshot v%d was taken on topic %r, not %r; its positions are ignored",
                             s.model_name, info.version, info.source, s.source_topic)
-                self.ranker.positions = {}
+                self.ranker.progress = LearnedEvents()
             log.info("model %s: restored snapshot v%d (%d events, positions %s)",
                      s.model_name, info.version, info.learned_events, info.positions)
-        self.step = ModelStep(self.ranker, s.k, s.recent_items)
+        self.step = ModelStep(self.ranker, s.k, s.recent_items, s.features)
         self.snapshotted_events = self.ranker.learned_events
         self.next_snapshot_at = self.snapshotted_events + s.snapshot_every_events
 
     def process_element(self, value: Row, ctx: KeyedProcessFunction.Context) -> Iterator[Row]:
         s = self.settings
         event = row_to_event(value)
-        data = self.history_state.value()
-        history = UserHistory.restore(data) if data is not None else UserHistory()
-        result = self.step.process(event, history, value[8])
+        window = row_to_window_features(value)
+        data = self.user_state.value()
+        user = UserState.restore(data) if data is not None else UserState()
+        result = self.step.process(event, user, window, watermark_or_none(ctx.timer_service().current_watermark()))
         (self.learned if result.learned else self.skipped).inc()
-        if result.history_changed:
-            self.history_state.update(history.snapshot())
-        yield Row(event.user_id, json.dumps({
+        self.user_state.update(user.snapshot())
+        record = {
             "user_id": event.user_id,
             "items": [{"item_id": r.item_id, "score": r.score, "reason": r.reason}
                       for r in result.recommendations],
@@ -99,7 +107,11 @@ class RecommendFunction(KeyedProcessFunction):
             "event_id": event.event_id,
             "event_ts": event.ts,
             "emitted_ts": int(time.time() * 1000),
-        }))
+        }
+        if s.emit_features:
+            record["features"] = {**window.as_dict(), **result.session.as_dict(),
+                                  "user_event_number": value[len(value) - 1]}
+        yield Row(event.user_id, json.dumps(record))
         if self.ranker.learned_events >= self.next_snapshot_at:
             self._snapshot()
 

@@ -1,13 +1,14 @@
-"""Per-user state kept in Flink keyed state: recent items, seen items, applied positions.
+"""Per-user model state kept in Flink keyed state: recent distinct items and every seen item.
 
->>> from operators.records import Event, SourcePosition
+Flink restores keyed state and source offsets together, so this state takes each event exactly
+once without tracking positions itself (unlike the shared ranker, see progress.py).
+
+>>> from operators.records import Event
 >>> h = UserHistory()
->>> h.apply(Event("e1", "u", "i1", "view", None, 1, SourcePosition(0, 7)), max_recent=2)
-True
->>> h.apply(Event("e1", "u", "i1", "view", None, 1, SourcePosition(0, 7)), max_recent=2)  # replayed
-False
->>> h.recent
-['i1']
+>>> for n, item in enumerate(["i1", "i2", "i1"]):
+...     h.apply(Event(f"e{n}", "u", item, "view", None, n), max_recent=2)
+>>> h.recent, sorted(h.seen)
+(['i2', 'i1'], ['i1', 'i2'])
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import pickle
 from dataclasses import dataclass, field
 
+from operators.features.user import UserActivity
 from operators.records import Event
 
 
@@ -22,29 +24,37 @@ from operators.records import Event
 class UserHistory:
     recent: list[str] = field(default_factory=list)   # most recent last, distinct
     seen: set[str] = field(default_factory=set)
-    offsets: dict[int, int] = field(default_factory=dict)  # partition -> last applied offset
 
-    def contains(self, event: Event) -> bool:
-        p = event.position
-        return p.partition >= 0 and p.offset <= self.offsets.get(p.partition, -1)
-
-    def apply(self, event: Event, max_recent: int) -> bool:
-        """Add the event unless this history already holds it (a replay); True if added."""
-        if self.contains(event):
-            return False
-        if event.position.partition >= 0:
-            self.offsets[event.position.partition] = event.position.offset
+    def apply(self, event: Event, max_recent: int) -> None:
         self.seen.add(event.item_id)
         if event.item_id in self.recent:
             self.recent.remove(event.item_id)
         self.recent.append(event.item_id)
         del self.recent[:-max_recent]
-        return True
 
     def snapshot(self) -> bytes:
-        return pickle.dumps((self.recent, self.seen, self.offsets), protocol=pickle.HIGHEST_PROTOCOL)
+        return pickle.dumps((self.recent, self.seen), protocol=pickle.HIGHEST_PROTOCOL)
 
     @classmethod
     def restore(cls, data: bytes) -> UserHistory:
-        recent, seen, offsets = pickle.loads(data)
-        return cls(recent, seen, offsets)
+        recent, seen = pickle.loads(data)
+        return cls(recent, seen)
+
+
+@dataclass
+class UserState:
+    """Everything the model operator keeps per user: one keyed-state value, one read and one
+    write per event."""
+
+    history: UserHistory = field(default_factory=UserHistory)
+    activity: UserActivity = field(default_factory=UserActivity)
+
+    def snapshot(self) -> bytes:
+        return pickle.dumps(self, protocol=pickle.HIGHEST_PROTOCOL)
+
+    @classmethod
+    def restore(cls, data: bytes) -> UserState:
+        state = pickle.loads(data)
+        if not isinstance(state, cls):
+            raise TypeError(f"not a UserState: {type(state).__name__}")
+        return state

@@ -2,7 +2,7 @@
 
 Shared parameters (popularity, trending counts, co-occurrence) live here; per-user history is
 passed in, because the job keeps it in Flink keyed state. The ranker also remembers which
-Kafka positions it already contains, so replayed events are skipped (DESIGN.md §4).
+events it already contains (:class:`LearnedEvents`), so replayed events are skipped (DESIGN.md §4).
 
 >>> from operators.records import Event
 >>> r = CooccurrenceRanker(RankerConfig())
@@ -21,7 +21,9 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
-from operators.records import Event, Recommendation, SourcePosition
+from operators.features.windows import WindowFeatures
+from operators.model.progress import LearnedEvents
+from operators.records import Event, Recommendation
 
 EVENT_WEIGHTS = {"view": 1.0, "click": 2.0, "add_to_cart": 3.0, "purchase": 5.0}
 
@@ -55,17 +57,19 @@ class CooccurrenceRanker:
         self.trending = torch.zeros(cap, dtype=torch.float64)     # window count from features
         self.trending_ts = torch.full((cap,), -(2**62), dtype=torch.int64)
         self.cooc = torch.zeros(cap, cap, dtype=torch.float32)
-        self.positions: dict[int, int] = {}                       # partition -> last learned offset
+        self.progress = LearnedEvents()
         self.learned_events = 0
         self.clock_ms: int | None = None
 
     # -- learning ---------------------------------------------------------------------------
-    def contains(self, position: SourcePosition) -> bool:
-        return position.partition >= 0 and position.offset <= self.positions.get(position.partition, -1)
+    @property
+    def positions(self) -> dict[int, int]:
+        """Partition -> highest learned offset."""
+        return self.progress.offsets
 
-    def learn(self, event: Event, history: list[str], window_count: int | None = None) -> bool:
+    def learn(self, event: Event, history: list[str], window: WindowFeatures | None = None) -> bool:
         """Learn one event given the user's history before it; False if already contained."""
-        if self.contains(event.position):
+        if self.progress.contains(event):
             return False
         item = self._index_of(event.item_id)
         self._advance_clock(event.ts)
@@ -73,16 +77,15 @@ class CooccurrenceRanker:
         if item is not None:
             self.popularity[item] += weight
             self.counts[item] += 1.0
-            if window_count is not None:
-                self.trending[item] = float(window_count)
+            if window is not None:
+                self.trending[item] = float(window.count("item", "short"))
                 self.trending_ts[item] = event.ts
             others = [j for j in (self.index.get(h) for h in history if h != event.item_id) if j is not None]
             if others:
                 idx = torch.tensor(others, dtype=torch.long)
                 self.cooc[item, idx] += weight
                 self.cooc[idx, item] += weight
-        if event.position.partition >= 0:
-            self.positions[event.position.partition] = event.position.offset
+        self.progress.add(event)
         self.learned_events += 1
         return True
 
@@ -170,10 +173,10 @@ class CooccurrenceRanker:
         n = len(self.item_ids)
         buf = io.BytesIO()
         torch.save({
-            "format": 1, "config": asdict(self.config), "item_ids": self.item_ids,
+            "format": 2, "config": asdict(self.config), "item_ids": self.item_ids,
             "popularity": self.popularity[:n].clone(), "counts": self.counts[:n].clone(),
             "trending": self.trending[:n].clone(), "trending_ts": self.trending_ts[:n].clone(),
-            "cooc": self.cooc[:n, :n].clone(), "positions": dict(self.positions),
+            "cooc": self.cooc[:n, :n].clone(), "progress": self.progress.to_state(),
             "learned_events": self.learned_events, "clock_ms": self.clock_ms,
         }, buf)
         return buf.getvalue()
@@ -188,7 +191,7 @@ class CooccurrenceRanker:
         for name in ("popularity", "counts", "trending", "trending_ts"):
             getattr(ranker, name)[:n] = state[name]
         ranker.cooc[:n, :n] = state["cooc"]
-        ranker.positions = {int(p): int(o) for p, o in state["positions"].items()}
+        ranker.progress = LearnedEvents.from_state(state["progress"])
         ranker.learned_events = int(state["learned_events"])
         ranker.clock_ms = state["clock_ms"]
         return ranker

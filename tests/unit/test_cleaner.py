@@ -168,7 +168,7 @@ def test_conservation_and_no_exception_over_mutated_streams(raws: list[bytes], d
     outcomes = [stage.process(r, now_ms=T) for r in stream]
     counts = stage.counts()
     assert counts["in"] == len(stream)
-    assert counts["in"] == counts["out"] + counts["dlq"] + counts["duplicates"]
+    assert counts["in"] == counts["out"] + counts["dlq"] + counts["duplicates"] + counts["heartbeats"]
     assert counts["out"] == sum(isinstance(o, Event) for o in outcomes)
     assert counts["dlq"] == sum(isinstance(o, Rejection) for o in outcomes)
     assert counts["duplicates"] == sum(o is None for o in outcomes)

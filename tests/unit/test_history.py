@@ -1,9 +1,9 @@
-from operators.model import UserHistory
-from operators.records import Event, SourcePosition
+from operators.model import UserHistory, UserState
+from operators.records import Event
 
 
-def ev(item: str, offset: int, partition: int = 0) -> Event:
-    return Event(f"e{offset}", "u", item, "view", None, offset, SourcePosition(partition, offset))
+def ev(item: str, n: int) -> Event:
+    return Event(f"e{n}", "u", item, "view", None, n)
 
 
 def test_recent_is_distinct_most_recent_last_and_capped() -> None:
@@ -14,21 +14,20 @@ def test_recent_is_distinct_most_recent_last_and_capped() -> None:
     assert h.seen == {"a", "b", "c", "d"}
 
 
-def test_replayed_offsets_are_skipped_per_partition() -> None:
-    h = UserHistory()
-    assert h.apply(ev("a", 5, partition=0), 10)
-    assert not h.apply(ev("b", 5, partition=0), 10)
-    assert h.apply(ev("b", 5, partition=1), 10)
-    assert h.offsets == {0: 5, 1: 5}
+def test_user_state_round_trips_history_and_activity() -> None:
+    state = UserState()
+    for n, item in enumerate(["a", "b"]):
+        state.history.apply(ev(item, n), 20)
+        state.activity.observe(item, "view", n, gap_ms=1000)
+    restored = UserState.restore(state.snapshot())
+    assert restored == state
+    assert restored.activity.observe("c", "view", 5, 1000) == state.activity.observe("c", "view", 5, 1000)
 
 
-def test_events_without_position_are_always_applied() -> None:
-    h = UserHistory()
-    e = Event("e", "u", "a", "view", None, 1)
-    assert h.apply(e, 10) and h.apply(e, 10)
+def test_restore_refuses_foreign_state() -> None:
+    import pickle
 
+    import pytest
 
-def test_snapshot_round_trip() -> None:
-    h = UserHistory()
-    h.apply(ev("a", 1), 10)
-    assert UserHistory.restore(h.snapshot()) == h
+    with pytest.raises(TypeError):
+        UserState.restore(pickle.dumps((["a"], {"a"})))

@@ -15,7 +15,7 @@ def train(events: list[Event]) -> tuple[CooccurrenceRanker, dict[str, UserHistor
     ranker, users = CooccurrenceRanker(RankerConfig()), {}
     for e in events:
         h = users.setdefault(e.user_id, UserHistory())
-        ranker.learn(e, h.recent, window_count=1)
+        ranker.learn(e, h.recent)
         h.apply(e, max_recent=20)
     return ranker, users
 
