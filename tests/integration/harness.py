@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from jobs.kafka_io import consumer, ensure_topics, producer
+from operators.cleaning.guard import GuardConfig
 
 REPO = Path(__file__).resolve().parents[2]
 SERVICES = REPO / "deploy" / "local" / "services"
@@ -98,14 +99,30 @@ class Pipeline:
             except Exception:  # noqa: BLE001 - best-effort clean-up
                 pass
 
-    def send(self, records: list[dict[str, Any] | bytes]) -> None:
+    def send(self, records: list[dict[str, Any] | bytes], heartbeat: bool = True) -> int:
+        """Produce ``records``; then, unless told not to, a heartbeat just far enough ahead of the
+        newest ts for the watermark to pass every event sent (the job hands an event to the model
+        once the watermark has passed it). Returns how many messages went to the topic."""
         prod = producer(BOOTSTRAP)
         for r in records:
             if isinstance(r, bytes):
                 prod.produce(self.topics["input"], value=r)
             else:
                 prod.produce(self.topics["input"], value=json.dumps(r).encode(), key=str(r.get("user_id", "")).encode())
+        now_ms = time.time() * 1000
+        stamps = [r["ts"] for r in records if isinstance(r, dict) and type(r.get("ts")) is int and r["ts"] < now_ms]
+        if heartbeat and stamps:
+            # Flink's watermark is max ts - bound - 1: this puts it exactly at the newest event.
+            clock = {"heartbeat_ts": max(stamps) + self.bound_ms + 1}
+            prod.produce(self.topics["input"], value=json.dumps(clock).encode())
         assert prod.flush(30) == 0
+        return len(records) + int(heartbeat and bool(stamps))
+
+    @property
+    def bound_ms(self) -> int:
+        args = self.extra_args
+        flag = "--max-out-of-orderness-ms"
+        return int(args[args.index(flag) + 1]) if flag in args else GuardConfig.max_out_of_orderness_ms
 
     def read(self, topic_kind: str, count: int, timeout: float = 120, settle: float = 3.0) -> list[dict[str, Any]]:
         """Read at least ``count`` records (read_committed), then wait ``settle`` s for extras."""
