@@ -64,7 +64,8 @@ class JobConfig:
     bundle_size: int = 1000
     bundle_time_ms: int = 100
     job_name: str = "streamrec-recommend"
-    stages: str = "full"          # full | features | clean | validate | passthrough (benchmarks only)
+    # full | features | features-python | clean | validate | passthrough (benchmarks only)
+    stages: str = "full"
 
     @property
     def tx_prefix(self) -> str:

@@ -34,7 +34,7 @@ from operators.cleaning.flink import (  # noqa: E402
     EventTimeAssigner,
     GuardFunction,
 )
-from operators.features.flink import window_features  # noqa: E402
+from operators.features.flink import PythonItemCountsFunction, window_features  # noqa: E402
 from operators.features.spec import FEATURE_COLUMNS  # noqa: E402
 from operators.model.flink import ModelSettings, RecommendFunction  # noqa: E402
 from operators.model.ranker import RankerConfig  # noqa: E402
@@ -126,6 +126,12 @@ def build_pipeline(t_env: StreamTableEnvironment, source_table: str, recs_sink: 
     dead_letters = valid.get_side_output(DLQ_TAG).union(events.get_side_output(GUARD_DLQ_TAG))
     if config.stages == "clean":
         return to_sinks(ids_of(events), dead_letters)
+
+    if config.stages == "features-python":   # the benchmark's baseline for the SQL below
+        baseline = events.key_by(lambda r: r[2], key_type=Types.STRING()) \
+            .process(PythonItemCountsFunction(config.feature_config()), output_type=KEYED_JSON_ROW) \
+            .name("features-python-baseline").uid("features-python-baseline")
+        return to_sinks(t_env.from_data_stream(baseline), dead_letters)
 
     # 2. window features in Flink SQL: item, user and global counts as of each event's time;
     #    each user's events come out in event-time order

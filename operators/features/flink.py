@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
-from pyflink.datastream import DataStream
+from collections.abc import Iterator
+
+from pyflink.common import Row, Types
+from pyflink.datastream import DataStream, KeyedProcessFunction, RuntimeContext
+from pyflink.datastream.state import ValueStateDescriptor
 from pyflink.table import Schema, StreamTableEnvironment, Table
 
 from operators.features.spec import FeatureConfig
 from operators.features.sql import feature_statements
+from operators.features.windows import SlicedCounts
 
 
 def window_features(t_env: StreamTableEnvironment, events: DataStream, config: FeatureConfig,
@@ -28,3 +33,29 @@ def window_features(t_env: StreamTableEnvironment, events: DataStream, config: F
     for statement in views:
         t_env.execute_sql(statement)
     return t_env.sql_query(query)
+
+
+class PythonItemCountsFunction(KeyedProcessFunction):
+    """Benchmark baseline only (bench/feature_cost.py, ``--stages features-python``): the item
+    counts of the SQL, computed instead in a Python operator keyed by item, to measure what
+    doing window features in Python would cost. It does less than the SQL (no user or global
+    features, no event-time ordering), so the comparison flatters it."""
+
+    def __init__(self, config: FeatureConfig) -> None:
+        self.config = config
+
+    def open(self, runtime_context: RuntimeContext) -> None:
+        self.state = runtime_context.get_state(ValueStateDescriptor("item-counts", Types.PICKLED_BYTE_ARRAY()))
+
+    def process_element(self, value: Row, ctx: KeyedProcessFunction.Context) -> Iterator[Row]:
+        counts = self.state.value()
+        if counts is None:
+            counts = (SlicedCounts(*self.config.window("short")), SlicedCounts(*self.config.window("long")))
+        item, ts = value[2], value[5]
+        out = []
+        for window in counts:
+            window.add(item, ts, value[3])
+            out.append(window.window(item, ts)[-1])
+            window.prune(ts - self.config.long_window_ms)
+        self.state.update(counts)
+        yield Row(value[1], f"{value[0]},{out[0]},{out[1]}")
