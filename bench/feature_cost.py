@@ -15,14 +15,13 @@ Writes bench/results/feature_cost.{json,png}. Needs the local services.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.jobrun import DEFAULT_DATA, load_input, run_job  # noqa: E402
+from bench.jobrun import DEFAULT_DATA, compare_stages, load_input  # noqa: E402
 
 VARIANTS = ["clean", "features", "features-python", "full"]
 
@@ -37,37 +36,9 @@ def main() -> int:
     if loaded is None:
         return 2
     payloads, keys = loaded
-    results: dict[str, dict[str, float]] = {}
-    for variant in args.variants.split(","):
-        run = run_job(payloads, keys, ["--stages", variant], variant)
-        rate = run.events_per_sec
-        results[variant] = {"events_per_sec": round(rate, 1), "us_per_event": round(1e6 / rate, 1),
-                            "first_output_s": round(run.first_output_s or float("nan"), 1),
-                            "all_output_s": round(run.all_output_s or float("nan"), 1)}
-    names = list(results)
-    base = names[0]
-    steps = {f"{n} - {base}": round(results[n]["us_per_event"] - results[base]["us_per_event"], 1)
-             for n in names[1:]}
-    summary = {"events": len(payloads), "variants": results, "added_us_per_event": steps}
-    print(json.dumps(summary))
-    out = ROOT / "bench" / "results" / "feature_cost"
-    out.with_suffix(".json").write_text(json.dumps(summary, indent=2) + "\n")
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        fig, ax = plt.subplots(figsize=(7, 3.5))
-        ax.barh(names, [results[n]["us_per_event"] for n in names])
-        for y, n in enumerate(names):
-            ax.text(results[n]["us_per_event"], y, f" {results[n]['events_per_sec']:,.0f} ev/s", va="center")
-        ax.set_xlabel("microseconds per event (job on local Flink, parallelism 1)")
-        ax.set_title(f"Window features in SQL vs Python, first {len(payloads):,} MovieLens events")
-        fig.tight_layout()
-        fig.savefig(out.with_suffix(".png"), dpi=100)
-    except ImportError:
-        pass
+    variants = args.variants.split(",")
+    pairs = [(variants[0], v) for v in variants[1:]]               # what each variant adds to the baseline
+    compare_stages(payloads, keys, variants, pairs, "feature_cost", "Window features in SQL vs Python")
     return 0
 
 

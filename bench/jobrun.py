@@ -113,3 +113,37 @@ def run_job(payloads: list[bytes], keys: list[bytes], job_args: list[str], label
         p.cancel_all()
         drop_keyspace(p.name)
     return run
+
+
+def compare_stages(payloads: list[bytes], keys: list[bytes], variants: list[str], pairs: list[tuple[str, str]],
+                   name: str, title: str) -> dict[str, object]:
+    """Run the job once per ``--stages`` variant on the same input; print and save a JSON
+    summary (events/s, µs per event, and for each (a, b) in ``pairs`` the µs per event b adds
+    to a) and a bar chart, as bench/results/<name>.{json,png}."""
+    results: dict[str, dict[str, float]] = {}
+    for variant in variants:
+        run = run_job(payloads, keys, ["--stages", variant], variant)
+        rate = run.events_per_sec
+        results[variant] = {"events_per_sec": round(rate, 1), "us_per_event": round(1e6 / rate, 1),
+                            "first_output_s": round(run.first_output_s or float("nan"), 1),
+                            "all_output_s": round(run.all_output_s or float("nan"), 1)}
+    added = {f"{b} - {a}": round(results[b]["us_per_event"] - results[a]["us_per_event"], 1)
+             for a, b in pairs}
+    summary = {"events": len(payloads), "variants": results, "added_us_per_event": added}
+    print(json.dumps(summary))
+    out = ROOT / "bench" / "results" / name
+    out.with_suffix(".json").write_text(json.dumps(summary, indent=2) + "\n")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    ax.barh(variants, [results[n]["us_per_event"] for n in variants])
+    for y, n in enumerate(variants):
+        ax.text(results[n]["us_per_event"], y, f" {results[n]['events_per_sec']:,.0f} ev/s", va="center")
+    ax.set_xlabel("microseconds per event (job on local Flink, parallelism 1)")
+    ax.set_title(f"{title}, first {len(payloads):,} MovieLens events")
+    fig.tight_layout()
+    fig.savefig(out.with_suffix(".png"), dpi=100)
+    return summary
