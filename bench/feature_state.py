@@ -9,7 +9,8 @@ grows without end while the number of active ones stays flat.
 1. offline: the feature builder's state (slides held) over a long stream, with event-time
    pruning and, for comparison in the same run, without it;
 2. job: ``--stages features`` (cleaning + the feature SQL) on the local cluster, fed live
-   (event time = wall clock) with short windows and a 60 s idle-state TTL; the size of each
+   (event time = wall clock) with short windows, run twice: with a 60 s idle-state TTL and,
+   as the baseline in the same run, with a 1-day TTL (nothing expires). The size of each
    completed checkpoint is read from the REST API.
 
 Prints one JSON line; writes bench/results/feature_state.{json,png}. Part 2 needs the local
@@ -68,18 +69,18 @@ def offline(events: int, active: int) -> dict[str, list[int]]:
     return curves
 
 
-def job(seconds: float, rate: float, active: int) -> dict[str, list[float]]:
+def job(seconds: float, rate: float, active: int, turnover_per_s: float, ttl_ms: int) -> dict[str, list[float]]:
     from jobs.kafka_io import producer
     from tests.integration.harness import BOOTSTRAP, Pipeline, drop_keyspace, rest
 
     args = ["--stages", "features", "--checkpoint-interval-ms", "5000",
             "--short-window-ms", "10000", "--short-slide-ms", "2000", "--long-window-ms", "60000",
-            "--long-slide-ms", "10000", "--idle-state-ttl-ms", "60000", "--dedupe-ttl-ms", "60000",
+            "--long-slide-ms", "10000", "--idle-state-ttl-ms", str(ttl_ms), "--dedupe-ttl-ms", str(ttl_ms),
             "--rate-window-ms", "10000"]
     p = Pipeline(extra_args=args)
     p.create_topics()
     curve: dict[str, list[float]] = {"t": [], "checkpoint_bytes": [], "distinct_users": []}
-    people, rnd = Population(active, int(rate)), random.Random(3)   # one user replaced per second
+    people, rnd = Population(active, max(1, int(rate / turnover_per_s))), random.Random(3)
     stop = threading.Event()
 
     def produce() -> None:
@@ -109,8 +110,9 @@ def job(seconds: float, rate: float, active: int) -> dict[str, list[float]]:
                 curve["t"].append(round(time.monotonic() - start, 1))
                 curve["checkpoint_bytes"].append(latest.get("state_size") or latest.get("checkpointed_size") or 0)
                 curve["distinct_users"].append(people.next_id)
-                print(f"job t={curve['t'][-1]:>6}s  checkpoint {curve['checkpoint_bytes'][-1]:>9,} B  "
-                      f"distinct users {people.next_id}", file=sys.stderr)
+                print(f"job ttl={ttl_ms // 1000}s t={curve['t'][-1]:>6}s  "
+                      f"checkpoint {curve['checkpoint_bytes'][-1]:>9,} B  distinct users {people.next_id}",
+                      file=sys.stderr)
             time.sleep(1)
         stop.set()
         producer_thread.join(30)
@@ -126,18 +128,22 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=180)
     parser.add_argument("--rate", type=float, default=300)
     parser.add_argument("--active", type=int, default=100)
+    parser.add_argument("--turnover", type=float, default=5.0, help="users replaced per second (job)")
     parser.add_argument("--offline-events", type=int, default=200_000)
     parser.add_argument("--offline-only", action="store_true")
     args = parser.parse_args()
     result: dict[str, object] = {"offline": offline(args.offline_events, args.active)}
-    if not args.offline_only:
-        result["job"] = job(args.seconds, args.rate, args.active)
+    runs = {} if args.offline_only else {
+        f"ttl {ttl // 1000} s": job(args.seconds, args.rate, args.active, args.turnover, ttl)
+        for ttl in (60_000, 86_400_000)}
+    if runs:
+        result["job"] = runs
     summary: dict[str, object] = {"offline_state_end": {k: v[-1] for k, v in result["offline"].items()}}  # type: ignore[attr-defined]
-    if "job" in result:
-        sizes = result["job"]["checkpoint_bytes"]  # type: ignore[index]
+    for label, curve in runs.items():
+        sizes = curve["checkpoint_bytes"]
         half = len(sizes) // 2
-        summary["job_checkpoint_bytes_second_half_min_max"] = [min(sizes[half:]), max(sizes[half:])] if sizes else None
-        summary["job_distinct_users_end"] = result["job"]["distinct_users"][-1] if sizes else None  # type: ignore[index]
+        summary[f"job {label}"] = {"checkpoint_bytes_second_half": [min(sizes[half:]), max(sizes[half:])],
+                                   "checkpoint_bytes_last": sizes[-1], "distinct_users": curve["distinct_users"][-1]}
     print(json.dumps(summary))
     out = ROOT / "bench" / "results" / "feature_state"
     out.with_suffix(".json").write_text(json.dumps({**summary, "curves": result}, indent=1) + "\n")
@@ -160,15 +166,17 @@ def main() -> int:
     ax2.plot(x, off["distinct_users"], color="grey", linewidth=0.8)  # type: ignore[index]
     ax2.set_ylabel("distinct users so far (grey)")
     ax.legend(loc="upper left")
-    if "job" in result:
-        j = result["job"]
+    if runs:
         ax = axes[0][1]
-        ax.plot(j["t"], [b / 1024 for b in j["checkpoint_bytes"]], marker=".")  # type: ignore[index]
+        for label, curve in runs.items():
+            ax.plot(curve["t"], [b / 1024 for b in curve["checkpoint_bytes"]], marker=".", label=label)
         ax.set_xlabel("seconds since submission")
         ax.set_ylabel("checkpoint size (KiB)")
-        ax.set_title(f"Job (clean + feature SQL), {args.rate:.0f} ev/s, 60 s idle TTL")
+        ax.set_title(f"Job (clean + feature SQL), {args.rate:.0f} ev/s, {args.turnover:g} new users/s")
+        ax.legend(loc="upper left")
+        curve = next(iter(runs.values()))
         ax2 = ax.twinx()
-        ax2.plot(j["t"], j["distinct_users"], color="grey", linewidth=0.8)  # type: ignore[index]
+        ax2.plot(curve["t"], curve["distinct_users"], color="grey", linewidth=0.8)
         ax2.set_ylabel("distinct users so far (grey)")
     fig.tight_layout()
     fig.savefig(out.with_suffix(".png"), dpi=100)

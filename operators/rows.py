@@ -17,6 +17,7 @@ CLEAN_ROW = Types.ROW_NAMED(EVENT_FIELDS + ["raw"], EVENT_TYPES + [Types.STRING(
 # An event with the window features as of its own timestamp (operators/features/sql.py).
 ENRICHED_FIELDS = [*EVENT_FIELDS, *FEATURE_COLUMNS, "user_event_number"]
 _N_EVENT, _N_COUNTS = len(EVENT_FIELDS), len(WINDOW_COLUMNS)
+USER_EVENT_NUMBER = ENRICHED_FIELDS.index("user_event_number")
 # What PyFlink's timer service reports before the first watermark (Long.MIN_VALUE, or close).
 NO_WATERMARK = -(2**62)
 

@@ -28,7 +28,7 @@ from operators.model.progress import LearnedEvents
 from operators.model.ranker import CooccurrenceRanker, RankerConfig
 from operators.model.snapshot_store import SnapshotStore
 from operators.model.step import ModelStep
-from operators.rows import row_to_event, row_to_window_features, watermark_or_none
+from operators.rows import USER_EVENT_NUMBER, row_to_event, row_to_window_features, watermark_or_none
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +110,7 @@ class RecommendFunction(KeyedProcessFunction):
         }
         if s.emit_features:
             record["features"] = {**window.as_dict(), **result.session.as_dict(),
-                                  "user_event_number": value[len(value) - 1]}
+                                  "user_event_number": value[USER_EVENT_NUMBER]}
         yield Row(event.user_id, json.dumps(record))
         if self.ranker.learned_events >= self.next_snapshot_at:
             self._snapshot()

@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 from operators.cleaning import REASONS, EventCleaner, SchemaLimits, dead_letter, dead_letter_json
 from operators.cleaning.pipeline import CleaningStage
-from operators.records import Event, Rejection, SourcePosition
+from operators.records import Event, Heartbeat, Rejection, SourcePosition
 
 T = 1_700_000_000_000
 GOOD = {"event_id": "e1", "user_id": "u1", "item_id": "i1", "event_type": "click", "value": None, "ts": T}
@@ -78,6 +78,10 @@ def test_valid_event_keeps_every_field_and_position() -> None:
     (payload(context=nested_dict(17)), "too_deep"),
     (payload(extra=nested_list(17)), "too_deep"),
     (b"[" * 100_000 + b"]" * 100_000, "too_deep"),
+    (b'{"heartbeat_ts": "soon"}', "wrong_type"),
+    (b'{"heartbeat_ts": 1}', "ts_too_old"),
+    (b'{"heartbeat_ts": %d}' % (T + 300_001), "ts_in_future"),
+    (b'{"heartbeat_ts": null}', "missing_field"),
 ])
 def test_each_rule_rejects_with_its_reason(raw: bytes, reason: str) -> None:
     result = clean(raw)
@@ -85,6 +89,13 @@ def test_each_rule_rejects_with_its_reason(raw: bytes, reason: str) -> None:
     assert result.reason == reason, result.message
     assert result.reason in REASONS and result.message
     assert result.payload == raw
+
+
+def test_a_heartbeat_is_a_clock_not_an_event() -> None:
+    result = clean(b'{"heartbeat_ts": %d}' % T)
+    assert isinstance(result, Heartbeat) and result.ts == T
+    # a record with an event_id is an event, whatever else it holds
+    assert isinstance(clean(payload(heartbeat_ts=T)), Event)
 
 
 def test_limits_are_configurable() -> None:

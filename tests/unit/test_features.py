@@ -97,3 +97,16 @@ def test_sessions_split_on_the_gap_and_the_sequence_is_capped() -> None:
     assert [f.session_events for f in out] == [1, 2, 3, 1, 2]
     assert [f.gap_ms for f in out] == [None, 50, 100, 101, 49]
     assert [r[0] for r in out[-1].recent_items] == ["i2", "i3"]
+
+
+def test_a_heartbeat_releases_the_events_waiting_for_the_watermark() -> None:
+    pipeline = OfflinePipeline(guard=GuardConfig(max_out_of_orderness_ms=1_000))
+    line = '{{"event_id":"{}","user_id":"u","item_id":"i","event_type":"view","ts":{}}}'
+    t = 1_700_000_000_000
+    assert pipeline.process(line.format("a", t).encode(), now_ms=t) == []          # waits for the watermark
+    assert pipeline.process(line.format("b", t + 500).encode(), now_ms=t) == []
+    released = pipeline.process(b'{"heartbeat_ts": %d}' % (t + 1_501), now_ms=t + 2_000)
+    assert [m.event.event_id for m in released] == ["a", "b"]
+    assert pipeline.cleaning.counts()["heartbeats"] == 1
+    late = pipeline.process(line.format("c", t + 400).encode(), now_ms=t + 2_000)
+    assert late == [] and pipeline.rejected == {"late": 1}
