@@ -14,6 +14,9 @@ from dataclasses import dataclass, fields
 from operators.cleaning.guard import GuardConfig
 from operators.cleaning.schema import SchemaLimits
 from operators.features.spec import FeatureConfig
+from operators.model.online import OnlineConfig
+
+_KINDS: dict[object, type] = {"int": int, int: int, "float": float, float: float}
 
 
 @dataclass(frozen=True)
@@ -39,7 +42,11 @@ class JobConfig:
     rate_limit: int = GuardConfig.rate_limit
     rate_window_ms: int = GuardConfig.rate_window_ms
     max_out_of_orderness_ms: int = GuardConfig.max_out_of_orderness_ms
-    recent_items: int = 20
+    # model: defaults and meaning in operators/model/online.py
+    model_seed: int = OnlineConfig.seed
+    model_history: int = OnlineConfig.history
+    mmr_lambda: float = OnlineConfig.mmr_lambda
+    item_metadata: str = ""               # titles for explanations: u.item, movies.csv or JSON lines
     # features: defaults and meaning in operators/features/spec.py
     short_window_ms: int = FeatureConfig.short_window_ms
     short_slide_ms: int = FeatureConfig.short_slide_ms
@@ -74,6 +81,9 @@ class JobConfig:
     def schema_limits(self) -> SchemaLimits:
         return SchemaLimits(**{f.name: getattr(self, f.name) for f in fields(SchemaLimits)})
 
+    def online_config(self) -> OnlineConfig:
+        return OnlineConfig(seed=self.model_seed, history=self.model_history, mmr_lambda=self.mmr_lambda)
+
     def feature_config(self) -> FeatureConfig:
         return FeatureConfig(**{f.name: getattr(self, f.name) for f in fields(FeatureConfig)})
 
@@ -85,7 +95,7 @@ class JobConfig:
         env = dict(os.environ) if env is None else env
         parser = argparse.ArgumentParser(description="Streaming recommender job")
         for f in fields(cls):
-            kind = int if f.type in ("int", int) else str
+            kind = _KINDS.get(f.type, str)
             parser.add_argument(f"--{f.name.replace('_', '-')}", dest=f.name, type=kind, default=None)
         args, _unknown = parser.parse_known_args(argv)
         values: dict[str, object] = {}
@@ -95,5 +105,5 @@ class JobConfig:
             if flag is not None:
                 values[f.name] = flag
             elif from_env is not None:
-                values[f.name] = int(from_env) if f.type in ("int", int) else from_env
+                values[f.name] = _KINDS.get(f.type, str)(from_env)
         return dataclasses.replace(cls(), **values)  # type: ignore[arg-type]

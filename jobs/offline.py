@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from operators.cleaning.guard import GuardConfig
 from operators.cleaning.pipeline import CleaningStage
 from operators.features import FeatureConfig, WindowFeatureBuilder, WindowFeatures
-from operators.model import CooccurrenceRanker, ModelStep, RankerConfig, StepResult, UserState
+from operators.model import ModelStep, OnlineConfig, OnlineRanker, StepResult, UserState
 from operators.records import Event
 
 
@@ -38,16 +38,16 @@ class ModelInput:
 @dataclass
 class OfflinePipeline:
     k: int = 10
-    recent_items: int = 20
     features: FeatureConfig = field(default_factory=FeatureConfig)
     guard: GuardConfig = field(default_factory=GuardConfig)
-    ranker_config: RankerConfig = field(default_factory=RankerConfig)
+    model: OnlineConfig = field(default_factory=OnlineConfig)
+    recommend: bool = True      # False: test-then-learn only (evaluation), no output lists
 
     def __post_init__(self) -> None:
         self.cleaning = CleaningStage(guard=self.guard)
         self.windows = WindowFeatureBuilder(self.features)
         self.users: dict[str, UserState] = {}
-        self.step = ModelStep(CooccurrenceRanker(self.ranker_config), self.k, self.recent_items, self.features)
+        self.step = ModelStep(OnlineRanker(self.model), self.k, self.features)
         self.rejected: dict[str, int] = {}
         self._pending: list[tuple[int, int, Event]] = []    # (ts, arrival, event): a min-heap
         self._arrivals = 0
@@ -74,7 +74,7 @@ class OfflinePipeline:
             _ts, _n, event = heapq.heappop(self._pending)
             window = self.windows.features(event)
             user = self.users.setdefault(event.user_id, UserState())
-            out.append(ModelInput(event, window, self.step.process(event, user, window)))
+            out.append(ModelInput(event, window, self.step.process(event, user, window, recommend=self.recommend)))
         if watermark is not None:
             self.windows.prune(watermark)
         return out

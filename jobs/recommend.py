@@ -37,7 +37,6 @@ from operators.cleaning.flink import (  # noqa: E402
 from operators.features.flink import PythonItemCountsFunction, window_features  # noqa: E402
 from operators.features.spec import FEATURE_COLUMNS  # noqa: E402
 from operators.model.flink import ModelSettings, RecommendFunction  # noqa: E402
-from operators.model.ranker import RankerConfig  # noqa: E402
 from operators.rows import CLEAN_ROW, EVENT_ROW, KEYED_JSON_ROW  # noqa: E402
 
 
@@ -81,9 +80,9 @@ def model_settings(config: JobConfig) -> ModelSettings:
         cassandra_hosts=[h.strip() for h in config.cassandra_hosts.split(",") if h.strip()],
         cassandra_port=config.cassandra_port, keyspace=config.keyspace, model_name=config.model_name,
         source_topic=config.input_topic,
-        k=config.k, recent_items=config.recent_items, snapshot_every_events=config.snapshot_every_events,
+        k=config.k, snapshot_every_events=config.snapshot_every_events,
         user_state_ttl_ms=config.user_state_ttl_ms, emit_features=bool(config.emit_features),
-        ranker=RankerConfig(trending_window_ms=config.short_window_ms), features=config.feature_config())
+        ranker=config.online_config(), item_metadata=config.item_metadata, features=config.feature_config())
 
 
 def build_pipeline(t_env: StreamTableEnvironment, source_table: str, recs_sink: str, dlq_sink: str,

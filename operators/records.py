@@ -55,4 +55,6 @@ class Rejection:
 class Recommendation:
     item_id: str
     score: float
-    reason: str
+    reason: str                         # the component that contributed most
+    related_item: str | None = None     # the user's recent item it relates to, where one does
+    related_title: str | None = None    # that item's title, when item metadata is loaded

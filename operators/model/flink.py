@@ -24,8 +24,9 @@ from pyflink.datastream.state import StateTtlConfig, ValueStateDescriptor
 
 from operators.features.spec import FeatureConfig
 from operators.model.history import UserState
+from operators.model.metadata import load_titles, recommendation_json
+from operators.model.online import OnlineConfig, OnlineRanker
 from operators.model.progress import LearnedEvents
-from operators.model.ranker import CooccurrenceRanker, RankerConfig
 from operators.model.snapshot_store import SnapshotStore
 from operators.model.step import ModelStep
 from operators.rows import USER_EVENT_NUMBER, row_to_event, row_to_window_features, watermark_or_none
@@ -41,11 +42,11 @@ class ModelSettings:
     model_name: str
     source_topic: str
     k: int = 10
-    recent_items: int = 20
     snapshot_every_events: int = 5_000
     user_state_ttl_ms: int = 30 * 86_400_000     # a user idle this long (processing time) starts over
     emit_features: bool = False                  # add the event's features to each output record
-    ranker: RankerConfig = RankerConfig()
+    ranker: OnlineConfig = OnlineConfig()
+    item_metadata: str = ""                      # titles for reasons (jobs/metadata.py formats)
     features: FeatureConfig = FeatureConfig()
 
 
@@ -71,11 +72,11 @@ class RecommendFunction(KeyedProcessFunction):
         self.store = SnapshotStore.connect(s.cassandra_hosts, s.cassandra_port, s.keyspace, s.model_name)
         latest = self.store.load_latest()
         if latest is None:
-            self.ranker = CooccurrenceRanker(s.ranker)
+            self.ranker = OnlineRanker(s.ranker)
             log.info("model %s: no snapshot, starting empty", s.model_name)
         else:
             info, blob = latest
-            self.ranker = CooccurrenceRanker.restore(blob, s.ranker)
+            self.ranker = OnlineRanker.restore(blob, s.ranker)
             self.snapshot_version = info.version
             if info.source != s.source_topic:
                 # Offsets of another topic say nothing about this one: learn everything here.
@@ -84,7 +85,9 @@ class RecommendFunction(KeyedProcessFunction):
                 self.ranker.progress = LearnedEvents()
             log.info("model %s: restored snapshot v%d (%d events, positions %s)",
                      s.model_name, info.version, info.learned_events, info.positions)
-        self.step = ModelStep(self.ranker, s.k, s.recent_items, s.features)
+        if s.item_metadata:
+            self.ranker.titles = load_titles(s.item_metadata)
+        self.step = ModelStep(self.ranker, s.k, s.features)
         self.snapshotted_events = self.ranker.learned_events
         self.next_snapshot_at = self.snapshotted_events + s.snapshot_every_events
 
@@ -99,8 +102,7 @@ class RecommendFunction(KeyedProcessFunction):
         self.user_state.update(user.snapshot())
         record = {
             "user_id": event.user_id,
-            "items": [{"item_id": r.item_id, "score": r.score, "reason": r.reason}
-                      for r in result.recommendations],
+            "items": [recommendation_json(r) for r in result.recommendations],
             "model_version": self.ranker.learned_events,
             "snapshot_version": self.snapshot_version,
             "variant": s.model_name,

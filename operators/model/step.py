@@ -1,12 +1,14 @@
 """One model step for one event, shared by the Flink operator and the offline tools.
 
+Test, then learn (DESIGN.md §6): the ranker is first asked where the event's item stands in
+the user's top-k (which feeds its fusion weights), then learns the event, then recommends.
+
 >>> from operators.records import Event
->>> from operators.model.ranker import RankerConfig
->>> step = ModelStep(CooccurrenceRanker(RankerConfig()), k=3, recent_items=20)
+>>> step = ModelStep(OnlineRanker(), k=3)
 >>> user = UserState()
 >>> result = step.process(Event("e1", "u", "x", "view", None, 1), user, window=None)
->>> result.recommendations, result.learned, result.session.session_events
-([], True, 1)
+>>> result.recommendations, result.learned, result.rank, result.session.session_events
+([], True, None, 1)
 >>> user.history.recent
 ['x']
 """
@@ -19,7 +21,7 @@ from operators.features.spec import FeatureConfig
 from operators.features.user import SessionFeatures
 from operators.features.windows import WindowFeatures
 from operators.model.history import UserState
-from operators.model.ranker import CooccurrenceRanker
+from operators.model.online import Interaction, OnlineRanker
 from operators.records import Event, Recommendation
 
 
@@ -28,26 +30,32 @@ class StepResult:
     recommendations: list[Recommendation]
     learned: bool               # False: the shared model already held the event (a replay)
     session: SessionFeatures    # the user's sequence and session as of the event
+    rank: int | None            # the event's item in the top-k before learning: 0.., -1 absent, None not asked
 
 
 @dataclass
 class ModelStep:
-    ranker: CooccurrenceRanker
-    k: int
-    recent_items: int
+    ranker: OnlineRanker
+    k: int = 10
     features: FeatureConfig = field(default_factory=FeatureConfig)
 
     def process(self, event: Event, user: UserState, window: WindowFeatures | None,
-                watermark: int | None = None) -> StepResult:
-        """Take the event into the user's state (``user`` is updated in place), learn it unless
-        the shared model already holds it, and return the user's top-k.
+                watermark: int | None = None, recommend: bool = True) -> StepResult:
+        """Take the event into the user's state (``user`` is updated in place), test and learn
+        it unless the shared model already holds it, and return the user's top-k (unless
+        ``recommend`` is False: evaluation only needs the test).
 
         ``watermark`` is the model's input watermark (None offline): it tells the shared model
         which replayed events it already holds (progress.py)."""
-        self.ranker.progress.advance(watermark)
+        ranker = self.ranker
+        ranker.progress.advance(watermark)
         session = user.activity.observe(event.item_id, event.event_type, event.ts, self.features.session_gap_ms,
                                         self.features.sequence_length)
-        learned = self.ranker.learn(event, user.history.recent, window)
-        user.history.apply(event, self.recent_items)
-        recs = self.ranker.recommend(user.history.recent, self.k, now_ts=event.ts, exclude=user.history.seen)
-        return StepResult(recs, learned, session)
+        history = user.history
+        rank = None
+        if not ranker.progress.contains(event):
+            rank = ranker.observe(history.recent, history.seen, event.item_id, self.k)
+        learned = ranker.learn([Interaction(event, tuple(history.recent))]) > 0
+        history.apply(event, ranker.config.history)
+        recs = ranker.recommend(history.recent, self.k, exclude=history.seen) if recommend else []
+        return StepResult(recs, learned, session, rank)

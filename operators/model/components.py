@@ -1,0 +1,246 @@
+"""The recommenders the online ranker fuses. Each scores every known item for one user context
+and learns from events; none imports pyflink and none keeps per-user state (the job keeps the
+user's recent items in Flink keyed state and passes them in).
+
+Item indices come from the ranker's catalogue (first seen, first numbered). The dense item-item
+components cover the first ``max_dense_items`` items; later ones are left to the embedding and
+trending components, which have no such limit.
+
+>>> import numpy as np
+>>> c = Cooccurrence(capacity=4, alpha=0.5, beta=0.5)
+>>> c.learn(0, np.array([1]), np.array([1.0]), weight=1.0)
+>>> c.scores(np.array([1]), np.array([1.0]), n=3, counts=np.array([1.0, 1.0, 0.0])).round(2).tolist()
+[1.0, 0.0, 0.0]
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+
+def _grow_square(m: np.ndarray, size: int) -> np.ndarray:
+    out = np.zeros((size, size), dtype=m.dtype)
+    out[: m.shape[0], : m.shape[1]] = m
+    return out
+
+
+class Cooccurrence:
+    """(b) Incremental item-to-item co-occurrence over users' recent items, recency-weighted:
+    learning (u, i) adds ``weight * rho_h`` to the pair (i, h) for each recent item h of u,
+    rho_h falling with h's age in u's history. Scores are the user's recent items' rows,
+    normalised like an asymmetric cosine: ``C[h, j] / (n_h^alpha * n_j^beta)``."""
+
+    name = "co_occurrence"
+
+    def __init__(self, capacity: int, alpha: float, beta: float) -> None:
+        self.alpha, self.beta = alpha, beta
+        self.matrix = np.zeros((min(capacity, 64), min(capacity, 64)), dtype=np.float32)
+        self.capacity = capacity
+
+    def ensure(self, n: int) -> None:
+        n = min(n, self.capacity)
+        if n > self.matrix.shape[0]:
+            self.matrix = _grow_square(self.matrix, min(self.capacity, max(n, 2 * self.matrix.shape[0])))
+
+    def learn(self, item: int, history: np.ndarray, rho: np.ndarray, weight: float) -> None:
+        if item >= self.capacity:
+            return
+        keep = history < self.capacity
+        h, w = history[keep], rho[keep] * weight
+        if h.size:
+            self.ensure(int(max(item, h.max())) + 1)
+            self.matrix[item, h] += w
+            self.matrix[h, item] += w
+
+    def scores(self, history: np.ndarray, rho: np.ndarray, n: int, counts: np.ndarray) -> np.ndarray:
+        out = np.zeros(n)
+        keep = history < min(self.matrix.shape[0], n)
+        h, w = history[keep], rho[keep]
+        if h.size:
+            m = min(self.matrix.shape[0], n)
+            row = (w / np.maximum(counts[h], 1.0) ** self.alpha) @ self.matrix[h, :m]
+            out[:m] = row / np.maximum(counts[:m], 1.0) ** self.beta
+        return out
+
+    def related(self, history: np.ndarray, rho: np.ndarray, item: int) -> int | None:
+        """The history item that contributes most to ``item``'s score."""
+        keep = history < self.matrix.shape[0]
+        if item >= self.matrix.shape[0] or not keep.any():
+            return None
+        contrib = rho[keep] * self.matrix[history[keep], item]
+        return int(history[keep][int(np.argmax(contrib))]) if contrib.max() > 0 else None
+
+    def similarity(self, items: np.ndarray, counts: np.ndarray) -> np.ndarray:
+        """Cosine-like similarity between ``items`` (for diversity re-ranking)."""
+        m = self.matrix.shape[0]
+        inside = items < m
+        sim = np.zeros((items.size, items.size))
+        idx = items[inside]
+        if idx.size:
+            norm = np.sqrt(np.maximum(counts[idx], 1.0))
+            block = self.matrix[np.ix_(idx, idx)] / norm[:, None] / norm[None, :]
+            sim[np.ix_(inside, inside)] = np.minimum(block, 1.0)
+        return sim
+
+
+class ItemRegression:
+    """(d) A linear item-to-item model (EASE: ridge regression of each item on the others,
+    closed form ``B = -P / diag(P)`` with ``P = (G + l2 I)^-1``), where the Gram matrix ``G`` is
+    updated with every event (recency-weighted pairs, like co-occurrence) and the solve runs
+    every ``refit_every`` learned events (and early, at 500, 1,000 and 2,000)."""
+
+    name = "regression"
+    EARLY_REFITS = (500, 1_000, 2_000)
+
+    def __init__(self, capacity: int, l2: float, refit_every: int) -> None:
+        self.capacity, self.l2, self.refit_every = capacity, l2, refit_every
+        self.gram = np.zeros((64, 64), dtype=np.float64)
+        self.weights = np.zeros((0, 0), dtype=np.float32)
+        self.fitted_at = 0
+
+    def learn(self, item: int, history: np.ndarray, rho: np.ndarray, weight: float) -> None:
+        if item >= self.capacity:
+            return
+        keep = history < self.capacity
+        h, w = history[keep], rho[keep] * weight
+        top = int(max(item, h.max())) + 1 if h.size else item + 1
+        if top > self.gram.shape[0]:
+            self.gram = _grow_square(self.gram, min(self.capacity, max(top, 2 * self.gram.shape[0])))
+        self.gram[item, item] += weight
+        if h.size:
+            self.gram[item, h] += w
+            self.gram[h, item] += w
+
+    def due(self, learned: int) -> bool:
+        return learned in self.EARLY_REFITS or (learned > 0 and learned % self.refit_every == 0)
+
+    def refit(self, n: int, learned: int) -> None:
+        m = min(n, self.capacity, self.gram.shape[0])
+        if m == 0:
+            return
+        p = np.linalg.inv(self.gram[:m, :m] + self.l2 * np.eye(m))
+        b = -p / np.diag(p)[None, :]
+        np.fill_diagonal(b, 0.0)
+        self.weights = b.astype(np.float32)
+        self.fitted_at = learned
+
+    def scores(self, history: np.ndarray, rho: np.ndarray, n: int) -> np.ndarray:
+        out = np.zeros(n)
+        m = min(self.weights.shape[0], n)
+        keep = history < m
+        if keep.any():
+            out[:m] = rho[keep] @ self.weights[history[keep], :m]
+        return out
+
+    def related(self, history: np.ndarray, rho: np.ndarray, item: int) -> int | None:
+        m = self.weights.shape[0]
+        keep = history < m
+        if item >= m or not keep.any():
+            return None
+        contrib = rho[keep] * self.weights[history[keep], item]
+        return int(history[keep][int(np.argmax(contrib))]) if contrib.max() > 0 else None
+
+
+class Embeddings:
+    """(a) Item embeddings trained online with BPR and sampled negatives: a user is the
+    recency-weighted mean of the input embeddings of their recent items, an item's score is
+    ``user . out[item] + bias[item]``. Training is micro-batched: events queue up and every
+    ``batch_size`` of them make one SGD step; negatives are drawn uniformly from the known
+    items by a generator seeded with (seed, batch number), so a replay draws the same ones."""
+
+    name = "embedding"
+
+    def __init__(self, dim: int, lr: float, negatives: int, batch_size: int, seed: int) -> None:
+        self.dim, self.lr, self.negatives, self.batch_size, self.seed = dim, lr, negatives, batch_size, seed
+        g = torch.Generator().manual_seed(seed)
+        self.inp = torch.randn(64, dim, generator=g) * 0.1
+        self.out = torch.randn(64, dim, generator=g) * 0.1
+        self.bias = torch.zeros(64)
+        self.pending: list[tuple[list[int], list[float], int]] = []
+        self.batches = 0
+
+    def ensure(self, n: int) -> None:
+        if n <= self.inp.shape[0]:
+            return
+        size = max(n, 2 * self.inp.shape[0])
+        g = torch.Generator().manual_seed(self.seed + size)
+        extra = size - self.inp.shape[0]
+        self.inp = torch.cat([self.inp, torch.randn(extra, self.dim, generator=g) * 0.1])
+        self.out = torch.cat([self.out, torch.randn(extra, self.dim, generator=g) * 0.1])
+        self.bias = torch.cat([self.bias, torch.zeros(extra)])
+
+    def learn(self, item: int, history: np.ndarray, rho: np.ndarray, n_items: int) -> None:
+        if history.size:
+            self.pending.append((history.tolist(), (rho / rho.sum()).tolist(), item))
+        if len(self.pending) >= self.batch_size:
+            self.step(n_items)
+
+    def step(self, n_items: int) -> None:
+        batch, self.pending = self.pending, []
+        if not batch or n_items < 2:
+            return
+        self.ensure(n_items)
+        g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.batches)
+        self.batches += 1
+        flat = [h for ctx, _, _ in batch for h in ctx]
+        weights = torch.tensor([w for _, ws, _ in batch for w in ws], dtype=torch.float32)
+        offsets = torch.tensor(np.cumsum([0] + [len(ctx) for ctx, _, _ in batch[:-1]]), dtype=torch.long)
+        pos = torch.tensor([i for _, _, i in batch])
+        neg = torch.randint(n_items, (len(batch), self.negatives), generator=g)
+        inp, out, bias = (t.requires_grad_() for t in (self.inp, self.out, self.bias))
+        user = F.embedding_bag(torch.tensor(flat), inp, offsets, mode="sum", per_sample_weights=weights)
+        s_pos = (user * out[pos]).sum(1) + bias[pos]
+        s_neg = (user[:, None, :] * out[neg]).sum(2) + bias[neg]
+        loss = -F.logsigmoid(s_pos[:, None] - s_neg).sum() / self.negatives
+        loss.backward()
+        with torch.no_grad():
+            for t in (inp, out, bias):
+                t -= self.lr * t.grad   # type: ignore[operator]
+        self.inp, self.out, self.bias = inp.detach(), out.detach(), bias.detach()
+
+    def scores(self, history: np.ndarray, rho: np.ndarray, n: int) -> np.ndarray:
+        if not history.size or n == 0:
+            return np.zeros(n)
+        self.ensure(n)
+        inp, out = self.inp.numpy(), self.out.numpy()
+        user = (rho / rho.sum()) @ inp[history]
+        return out[:n] @ user + self.bias.numpy()[:n]
+
+    def related(self, history: np.ndarray, rho: np.ndarray, item: int) -> int | None:
+        if not history.size:
+            return None
+        sims = self.inp.numpy()[history] @ self.out.numpy()[item]
+        return int(history[int(np.argmax(rho * sims))])
+
+
+class Trending:
+    """(c) Popularity with exponential time decay (event time): serves users without history
+    and lets a new item in as soon as it draws interactions."""
+
+    name = "trending"
+
+    def __init__(self, half_life_ms: int) -> None:
+        self.half_life_ms = half_life_ms
+        self.values = np.zeros(64)
+        self.clock: int | None = None
+
+    def learn(self, item: int, ts: int, weight: float) -> None:
+        if self.clock is not None and ts > self.clock:
+            self.values *= math.exp(-math.log(2) * (ts - self.clock) / self.half_life_ms)
+        if self.clock is None or ts > self.clock:
+            self.clock = ts
+        if item >= self.values.size:
+            grown = np.zeros(max(item + 1, 2 * self.values.size))
+            grown[: self.values.size] = self.values
+            self.values = grown
+        self.values[item] += weight
+
+    def scores(self, n: int) -> np.ndarray:
+        out = np.zeros(n)
+        m = min(n, self.values.size)
+        out[:m] = self.values[:m]
+        return out

@@ -1,0 +1,373 @@
+"""The online ranker: four recommenders fused with weights that follow their recent prequential
+performance, diversity re-ranking, and a reason for every recommended item.
+
+No pyflink import and no per-user state: the caller passes the user's recent items (the job
+keeps them in Flink keyed state). ``learn``, ``recommend``, ``snapshot`` and ``restore`` are the
+whole contract; ``observe`` is the "test" half of test-then-learn: it scores the event's item
+against what the ranker would have recommended and feeds the fusion.
+
+>>> from operators.records import Event
+>>> r = OnlineRanker(OnlineConfig(batch_size=2))
+>>> for n, (user, item, history) in enumerate([("a", "x", ()), ("a", "y", ("x",)), ("b", "x", ())]):
+...     _ = r.learn([Interaction(Event(f"e{n}", user, item, "click", None, n), history)])
+>>> [(rec.item_id, rec.reason, rec.related_item) for rec in r.recommend(["x"], k=1)]
+[('y', 'co_occurrence', 'x')]
+>>> r.recommend([], k=1)[0].reason       # no history: trending
+'trending'
+"""
+
+from __future__ import annotations
+
+import io
+import itertools
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+
+from operators.model.components import Cooccurrence, Embeddings, ItemRegression, Trending
+from operators.model.progress import LearnedEvents
+from operators.records import Event, Recommendation
+
+EVENT_WEIGHTS = {"view": 1.0, "click": 2.0, "add_to_cart": 3.0, "purchase": 5.0}
+COMPONENTS = ("co_occurrence", "regression", "embedding", "trending")
+
+
+@dataclass(frozen=True)
+class OnlineConfig:
+    seed: int = 7
+    history: int = 30                     # recent items used to score (most recent first)
+    history_decay: float = 0.9            # weight of the k-th most recent item: decay**k
+    knn_history: int = 20
+    knn_alpha: float = 0.5                # co-occurrence normalisation n_h^alpha * n_j^beta
+    knn_beta: float = 0.4
+    regression_l2: float = 400.0
+    refit_every: int = 5_000              # learned events between regression refits
+    max_dense_items: int = 4_096          # item-item matrices cover this many items
+    dim: int = 32
+    learning_rate: float = 0.05
+    negatives: int = 8
+    batch_size: int = 64                  # events per embedding update
+    trending_half_life_ms: int = 7 * 86_400_000
+    fusion_rate: float = 0.008            # EW rate of the blends' hit rates...
+    fusion_every: int = 4                 # ...measured on every 4th observed event (~500 events)
+    mmr_lambda: float = 1.0               # 1 = relevance only; lower trades relevance for diversity
+    mmr_candidates: int = 50
+
+    def event_weight(self, event: Event) -> float:
+        if event.event_type == "rating":     # 1..5 stars -> 0.5..1.5: every rating is a signal
+            return 0.25 + 0.25 * (event.value if event.value is not None else 3.0)
+        return EVENT_WEIGHTS.get(event.event_type, 1.0)
+
+
+@dataclass(frozen=True, slots=True)
+class Interaction:
+    """An event and the user's recent items before it (most recent last)."""
+
+    event: Event
+    history: Sequence[str]
+
+
+@dataclass
+class AdaptiveFusion:
+    """Weights over the components, chosen online: a grid of blends is scored on every event
+    (would the blend's top-10 have held the event's item?), each blend keeps an exponentially
+    weighted hit rate, and the fused score uses the best blend so far. Each component's own
+    hit rate is kept too, for reports."""
+
+    rate: float
+    blends: np.ndarray = field(default_factory=lambda: np.array(
+        list(itertools.product([1.0], [0, 0.5, 1], [0, 0.3], [0, 0.05, 0.2]))))
+    blend_hits: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    component_hits: np.ndarray = field(default_factory=lambda: np.zeros(len(COMPONENTS)))
+    last_hits: np.ndarray | None = None     # per component, for the event just measured (reports)
+
+    def __post_init__(self) -> None:
+        if self.blend_hits.size != len(self.blends):
+            self.blend_hits = np.zeros(len(self.blends))
+            # until evidence arrives, the blend that leans on co-occurrence, then regression
+            self.blend_hits[self._index_of((1, 0.5, 0, 0.05))] = 1e-9
+
+    def _index_of(self, weights: tuple[float, ...]) -> int:
+        return int(np.flatnonzero((self.blends == np.array(weights)).all(axis=1))[0])
+
+    @property
+    def weights(self) -> np.ndarray:
+        return self.blends[int(np.argmax(self.blend_hits))]
+
+    def update(self, normalised: np.ndarray, target: int, k: int = 10) -> None:
+        """``normalised``: components x items (excluded items at -inf); ``target``: the
+        event's item. Each blend and component is scored by whether its top ``k`` held it."""
+        finite = np.where(np.isfinite(normalised), normalised, -1e9)
+        hits = _ranks_of(np.vstack([self.blends @ finite, finite]), target) < k
+        nb = len(self.blends)
+        self.blend_hits += self.rate * (hits[:nb] - self.blend_hits)
+        self.component_hits += self.rate * (hits[nb:] - self.component_hits)
+        self.last_hits = hits[nb:]
+
+
+def _ranks_of(scores: np.ndarray, target: int) -> np.ndarray:
+    """Rank of ``target`` in each row, as top_k_indices would order it (ties: lower index first)."""
+    t = scores[:, target: target + 1]
+    return (scores > t).sum(axis=1) + (scores[:, :target] == t).sum(axis=1)
+
+
+class OnlineRanker:
+    def __init__(self, config: OnlineConfig | None = None) -> None:
+        self.config = c = config or OnlineConfig()
+        self.item_ids: list[str] = []
+        self.index: dict[str, int] = {}
+        self.counts = np.zeros(64)
+        self.cooc = Cooccurrence(c.max_dense_items, c.knn_alpha, c.knn_beta)
+        self.regression = ItemRegression(c.max_dense_items, c.regression_l2, c.refit_every)
+        self.embedding = Embeddings(c.dim, c.learning_rate, c.negatives, c.batch_size, c.seed)
+        self.trending = Trending(c.trending_half_life_ms)
+        self.fusion = AdaptiveFusion(c.fusion_rate)
+        self.progress = LearnedEvents()
+        self.learned_events = 0
+        self.observed = 0
+        self.titles: dict[str, str] = {}     # item metadata, when loaded (not part of the snapshot)
+
+    @property
+    def positions(self) -> dict[int, int]:
+        return self.progress.offsets
+
+    # -- learning ---------------------------------------------------------------------------
+    def learn(self, interactions: Sequence[Interaction]) -> int:
+        """Learn each interaction the model does not hold yet; returns how many it learned."""
+        learned = 0
+        for it in interactions:
+            event = it.event
+            if self.progress.contains(event):
+                continue
+            item = self._add_item(event.item_id)
+            history, rho = self._context(it.history, self.config.history)
+            weight = self.config.event_weight(event)
+            k = self.config.knn_history
+            self.cooc.learn(item, history[:k], rho[:k], weight)
+            self.regression.learn(item, history[:k], rho[:k], weight)
+            self.embedding.learn(item, history[:k], rho[:k], len(self.item_ids))
+            self.trending.learn(item, event.ts, weight)
+            self.counts[item] += 1
+            self.progress.add(event)
+            self.learned_events += 1
+            learned += 1
+            if self.regression.due(self.learned_events):
+                self.regression.refit(len(self.item_ids), self.learned_events)
+        return learned
+
+    def _add_item(self, item_id: str) -> int:
+        idx = self.index.get(item_id)
+        if idx is None:
+            idx = self.index[item_id] = len(self.item_ids)
+            self.item_ids.append(item_id)
+            if idx >= self.counts.size:
+                self.counts = np.concatenate([self.counts, np.zeros(self.counts.size)])
+        return idx
+
+    def _context(self, history: Sequence[str], limit: int) -> tuple[np.ndarray, np.ndarray]:
+        """Indices of the known recent items, most recent first, and their recency weights."""
+        index = self.index
+        arr = np.array([index[h] for h in history[::-1][: 2 * limit] if h in index][:limit], dtype=np.int64)
+        return arr, self.config.history_decay ** np.arange(arr.size, dtype=np.float64)
+
+    # -- scoring ----------------------------------------------------------------------------
+    def _components(self, history: Sequence[str], needed: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Raw scores, components x items (rows not ``needed`` left at zero), and the context."""
+        n = len(self.item_ids)
+        idx, rho = self._context(history, self.config.history)
+        k = self.config.knn_history
+        raw = np.zeros((len(COMPONENTS), n))
+        if needed[0]:
+            raw[0] = self.cooc.scores(idx[:k], rho[:k], n, self.counts)
+        if needed[1]:
+            raw[1] = self.regression.scores(idx, rho, n)
+        if needed[2]:
+            raw[2] = self.embedding.scores(idx[:k], rho[:k], n)
+        if needed[3]:
+            raw[3] = self.trending.scores(n)
+        return raw, idx, rho
+
+    def _normalised(self, raw: np.ndarray, valid: np.ndarray) -> np.ndarray:
+        """Each component scaled to at most 1 over the items that may be recommended; a
+        component with nothing to say (all zero) stays zero. Excluded items get -inf."""
+        scale = np.maximum(np.where(valid, np.abs(raw), 0.0).max(axis=1), 1e-12)
+        out = raw / scale[:, None]
+        out[:, ~valid] = -np.inf
+        return out
+
+    def _valid(self, exclude: set[str] | Sequence[str]) -> np.ndarray:
+        valid = np.ones(len(self.item_ids), dtype=bool)
+        index = self.index
+        valid[[index[e] for e in exclude if e in index]] = False
+        return valid
+
+    def observe(self, history: Sequence[str], exclude: set[str], item_id: str, k: int = 10) -> int | None:
+        """Test before learn: where does ``item_id`` stand in the top-k the ranker would give
+        now (its 0-based position, or -1 if absent)? Updates the fusion's blend statistics.
+        None when the question does not apply (no history)."""
+        if not history or not self.item_ids:
+            return None
+        target = self.index.get(item_id)
+        self.observed += 1
+        measure = target is not None and self.observed % self.config.fusion_every == 0
+        self.fusion.last_hits = None
+        scored = self._score(history, exclude, everything=measure)
+        if scored is None:
+            return -1
+        norm, weighted, total, valid, _, _ = scored
+        if target is None or not valid[target]:
+            return -1                  # an item never seen before cannot be recommended
+        if measure:
+            self.fusion.update(norm, target, k)
+        if self.config.mmr_lambda >= 1.0:   # plain top-k: the target's rank says it all
+            rank = int(_ranks_of(total[None, :], target)[0])
+            return rank if rank < k else -1
+        chosen = self._diversify(total, valid, k)
+        return chosen.index(target) if target in chosen else -1
+
+    def recommend(self, history: Sequence[str], k: int, exclude: set[str] | None = None) -> list[Recommendation]:
+        """Top-k items not in ``exclude`` (default: ``history``), best first, each with the
+        component that contributed most and, where it applies, the recent item it relates to."""
+        if k <= 0:
+            return []
+        scored = self._score(history, set(history) if exclude is None else exclude)
+        if scored is None:
+            return []
+        _, weighted, total, valid, idx, rho = scored
+        return [self._explain(j, float(total[j]), weighted[:, j], idx, rho) for j in self._diversify(total, valid, k)]
+
+    def _score(self, history: Sequence[str], exclude: set[str] | Sequence[str], everything: bool = False) -> tuple[
+            np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
+        """Scores for one user; components with no weight in the current blend are skipped
+        unless ``everything`` (the fusion's measurements need them all)."""
+        if not self.item_ids:
+            return None
+        valid = self._valid(exclude)
+        if not valid.any():
+            return None
+        weights = self.fusion.weights
+        raw, idx, rho = self._components(history, np.ones(len(COMPONENTS), bool) if everything else weights > 0)
+        norm = self._normalised(raw, valid)
+        weighted = np.where(np.isfinite(norm), norm, 0.0) * weights[:, None]
+        total = np.where(valid, weighted.sum(axis=0), -np.inf)
+        return norm, weighted, total, valid, idx, rho
+
+    def _diversify(self, total: np.ndarray, valid: np.ndarray, k: int) -> list[int]:
+        k = min(k, int(valid.sum()))
+        lam = self.config.mmr_lambda
+        if lam >= 1.0:
+            return top_k_indices(total, k)
+        pool = np.array(top_k_indices(total, min(int(valid.sum()), max(k, self.config.mmr_candidates))))
+        return [int(pool[j]) for j in mmr(total[pool], self.cooc.similarity(pool, self.counts), k, lam)]
+
+    def _explain(self, j: int, score: float, parts: np.ndarray, idx: np.ndarray, rho: np.ndarray) -> Recommendation:
+        top = int(np.argmax(parts))
+        if parts[top] <= 0:
+            top = COMPONENTS.index("trending")
+        component = COMPONENTS[top]
+        source = {"co_occurrence": self.cooc, "regression": self.regression,
+                  "embedding": self.embedding}.get(component)
+        related = source.related(idx, rho, j) if source is not None else None   # type: ignore[attr-defined]
+        related_id = self.item_ids[related] if related is not None else None
+        return Recommendation(self.item_ids[j], round(score, 6), component, related_id,
+                              self.titles.get(related_id) if related_id is not None else None)
+
+    def fusion_report(self) -> dict[str, object]:
+        return {"weights": dict(zip(COMPONENTS, self.fusion.weights.tolist(), strict=True)),
+                "component_hit_rate": dict(zip(COMPONENTS, self.fusion.component_hits.round(4).tolist(),
+                                               strict=True))}
+
+    # -- state ------------------------------------------------------------------------------
+    def snapshot(self) -> bytes:
+        n = len(self.item_ids)
+        e = self.embedding
+        state = {
+            "format": 3, "config": asdict(self.config), "item_ids": self.item_ids,
+            "counts": torch.from_numpy(self.counts[:n].copy()),
+            "cooc": torch.from_numpy(self.cooc.matrix.copy()),
+            "gram": torch.from_numpy(self.regression.gram.copy()),
+            "regression": torch.from_numpy(self.regression.weights.copy()),
+            "fitted_at": self.regression.fitted_at,
+            "emb_in": e.inp.clone(), "emb_out": e.out.clone(), "emb_bias": e.bias.clone(),
+            "emb_pending": [[ctx, ws, i] for ctx, ws, i in e.pending], "emb_batches": e.batches,
+            "trending": torch.from_numpy(self.trending.values.copy()), "trending_clock": self.trending.clock,
+            "blend_hits": torch.from_numpy(self.fusion.blend_hits.copy()),
+            "component_hits": torch.from_numpy(self.fusion.component_hits.copy()),
+            "progress": self.progress.to_state(), "learned_events": self.learned_events,
+            "observed": self.observed,
+        }
+        buf = io.BytesIO()
+        torch.save(state, buf)
+        return buf.getvalue()
+
+    @classmethod
+    def restore(cls, data: bytes, config: OnlineConfig | None = None) -> OnlineRanker:
+        state = torch.load(io.BytesIO(data), weights_only=True)
+        if state.get("format") != 3:
+            raise ValueError(f"not an OnlineRanker snapshot (format {state.get('format')!r})")
+        r = cls(config or OnlineConfig(**state["config"]))
+        r.item_ids = list(state["item_ids"])
+        r.index = {item: j for j, item in enumerate(r.item_ids)}
+        r.counts = np.zeros(max(64, 2 * len(r.item_ids)))
+        r.counts[: len(r.item_ids)] = state["counts"].numpy()
+        r.cooc.matrix = state["cooc"].numpy().copy()
+        r.regression.gram = state["gram"].numpy().copy()
+        r.regression.weights = state["regression"].numpy().copy()
+        r.regression.fitted_at = int(state["fitted_at"])
+        e = r.embedding
+        e.inp, e.out, e.bias = state["emb_in"].clone(), state["emb_out"].clone(), state["emb_bias"].clone()
+        e.pending = [(list(ctx), list(ws), int(i)) for ctx, ws, i in state["emb_pending"]]
+        e.batches = int(state["emb_batches"])
+        r.trending.values = state["trending"].numpy().copy()
+        r.trending.clock = state["trending_clock"]
+        r.fusion.blend_hits = state["blend_hits"].numpy().copy()
+        r.fusion.component_hits = state["component_hits"].numpy().copy()
+        r.progress = LearnedEvents.from_state(state["progress"])
+        r.learned_events = int(state["learned_events"])
+        r.observed = int(state["observed"])
+        return r
+
+
+def top_k_indices(scores: np.ndarray, k: int) -> list[int]:
+    """Indices of the k largest scores, best first; ties go to the lower index.
+
+    >>> top_k_indices(np.array([1.0, 3.0, 3.0, -np.inf]), 3)
+    [1, 2, 0]
+    >>> top_k_indices(np.array([2.0]), 5)
+    [0]
+    """
+    k = min(k, scores.size)
+    if k <= 0:
+        return []
+    if k < scores.size:
+        part = np.argpartition(-scores, k - 1)[:k]
+        cut = scores[part].min()
+        part = np.flatnonzero(scores >= cut)   # every item tied at the cut competes by index
+    else:
+        part = np.arange(scores.size)
+    order = part[np.lexsort((part, -scores[part]))]
+    return [int(j) for j in order[:k] if scores[j] > -np.inf]
+
+
+def mmr(relevance: np.ndarray, similarity: np.ndarray, k: int, lam: float) -> list[int]:
+    """Maximal marginal relevance: pick ``k`` of the candidates one by one, each maximising
+    ``lam * relevance - (1 - lam) * max similarity to those already picked``.
+
+    >>> rel = np.array([1.0, 0.99, 0.5])
+    >>> sim = np.array([[1, 0.9, 0], [0.9, 1, 0], [0, 0, 1.0]])
+    >>> mmr(rel, sim, 2, lam=1.0), mmr(rel, sim, 2, lam=0.5)
+    ([0, 1], [0, 2])
+    """
+    k = min(k, relevance.size)
+    rel = relevance / max(float(np.abs(relevance[np.isfinite(relevance)]).max(initial=0.0)), 1e-12)
+    chosen: list[int] = []
+    penalty = np.zeros(relevance.size)
+    for _ in range(k):
+        gain = lam * rel - (1 - lam) * penalty
+        gain[chosen] = -np.inf
+        best = int(np.argmax(gain))
+        chosen.append(best)
+        penalty = np.maximum(penalty, similarity[best])
+    return chosen
