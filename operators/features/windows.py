@@ -126,7 +126,7 @@ class WindowFeatureBuilder:
 
     def prune(self, watermark: int) -> None:
         """Drop what no event after ``watermark`` can need: bounded memory for idle keys."""
-        if watermark - self._pruned_at < self.config.short_slide_ms:
+        if watermark - self._pruned_at < self.config.short_window_ms:   # a full scan: not too often
             return
         self._pruned_at = watermark
         for counts in self.counts.values():

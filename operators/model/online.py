@@ -48,7 +48,7 @@ class OnlineConfig:
     dim: int = 32
     learning_rate: float = 0.05
     negatives: int = 8
-    batch_size: int = 64                  # events per embedding update
+    batch_size: int = 256                 # events per embedding update (one torch step)
     trending_half_life_ms: int = 7 * 86_400_000
     fusion_rate: float = 0.008            # EW rate of the blends' hit rates...
     fusion_every: int = 4                 # ...measured on every 4th observed event (~500 events)
@@ -189,19 +189,15 @@ class OnlineRanker:
             raw[3] = self.trending.scores(n)
         return raw, idx, rho
 
-    def _normalised(self, raw: np.ndarray, valid: np.ndarray) -> np.ndarray:
-        """Each component scaled to at most 1 over the items that may be recommended; a
-        component with nothing to say (all zero) stays zero. Excluded items get -inf."""
-        scale = np.maximum(np.where(valid, np.abs(raw), 0.0).max(axis=1), 1e-12)
-        out = raw / scale[:, None]
-        out[:, ~valid] = -np.inf
-        return out
-
-    def _valid(self, exclude: set[str] | Sequence[str]) -> np.ndarray:
-        valid = np.ones(len(self.item_ids), dtype=bool)
-        index = self.index
-        valid[[index[e] for e in exclude if e in index]] = False
-        return valid
+    @staticmethod
+    def _scales(raw: np.ndarray, excluded: np.ndarray) -> np.ndarray:
+        """Per component, the largest |score| over the items that may be recommended (so each
+        is scaled to at most 1; a component with nothing to say stays zero)."""
+        hidden = raw[:, excluded]
+        raw[:, excluded] = 0.0          # the user's own items must not set the scale
+        scale = np.maximum(np.abs(raw).max(axis=1), 1e-12)
+        raw[:, excluded] = hidden
+        return scale
 
     def observe(self, history: Sequence[str], exclude: set[str], item_id: str, k: int = 10) -> int | None:
         """Test before learn: where does ``item_id`` stand in the top-k the ranker would give
@@ -216,10 +212,12 @@ class OnlineRanker:
         scored = self._score(history, exclude, everything=measure)
         if scored is None:
             return -1
-        norm, weighted, total, valid, _, _ = scored
+        raw, scale, weighted, total, valid, _, _ = scored
         if target is None or not valid[target]:
             return -1                  # an item never seen before cannot be recommended
         if measure:
+            norm = raw / scale[:, None]
+            norm[:, ~valid] = -np.inf
             self.fusion.update(norm, target, k)
         if self.config.mmr_lambda >= 1.0:   # plain top-k: the target's rank says it all
             rank = int(_ranks_of(total[None, :], target)[0])
@@ -235,24 +233,29 @@ class OnlineRanker:
         scored = self._score(history, set(history) if exclude is None else exclude)
         if scored is None:
             return []
-        _, weighted, total, valid, idx, rho = scored
+        _, _, weighted, total, valid, idx, rho = scored
         return [self._explain(j, float(total[j]), weighted[:, j], idx, rho) for j in self._diversify(total, valid, k)]
 
     def _score(self, history: Sequence[str], exclude: set[str] | Sequence[str], everything: bool = False) -> tuple[
-            np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
-        """Scores for one user; components with no weight in the current blend are skipped
-        unless ``everything`` (the fusion's measurements need them all)."""
-        if not self.item_ids:
+            np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
+        """Scores for one user: raw (components x items), per-component scale, weighted parts,
+        fused total (-inf for excluded items), the valid mask and the history context.
+        Components with no weight in the current blend are skipped unless ``everything``
+        (the fusion's measurements need them all)."""
+        n = len(self.item_ids)
+        index = self.index
+        excluded = np.array([index[e] for e in exclude if e in index], dtype=np.int64)
+        if n == 0 or excluded.size >= n:
             return None
-        valid = self._valid(exclude)
-        if not valid.any():
-            return None
+        valid = np.ones(n, dtype=bool)
+        valid[excluded] = False
         weights = self.fusion.weights
         raw, idx, rho = self._components(history, np.ones(len(COMPONENTS), bool) if everything else weights > 0)
-        norm = self._normalised(raw, valid)
-        weighted = np.where(np.isfinite(norm), norm, 0.0) * weights[:, None]
-        total = np.where(valid, weighted.sum(axis=0), -np.inf)
-        return norm, weighted, total, valid, idx, rho
+        scale = self._scales(raw, excluded)
+        weighted = raw * (weights / scale)[:, None]
+        total = weighted.sum(axis=0)
+        total[excluded] = -np.inf
+        return raw, scale, weighted, total, valid, idx, rho
 
     def _diversify(self, total: np.ndarray, valid: np.ndarray, k: int) -> list[int]:
         k = min(k, int(valid.sum()))

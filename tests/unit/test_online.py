@@ -67,7 +67,8 @@ def test_same_seed_same_model_and_output() -> None:
 
 def torch_equal(a: OnlineRanker, b: OnlineRanker) -> bool:
     return (a.item_ids == b.item_ids and bool((a.embedding.inp == b.embedding.inp).all())
-            and np.array_equal(a.cooc.matrix, b.cooc.matrix) and np.array_equal(a.regression.weights, b.regression.weights))
+            and np.array_equal(a.cooc.matrix, b.cooc.matrix)
+            and np.array_equal(a.regression.weights, b.regression.weights))
 
 
 def test_learning_a_pair_raises_the_item_for_users_with_the_other() -> None:
