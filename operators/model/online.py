@@ -43,6 +43,7 @@ class OnlineConfig:
     knn_alpha: float = 0.5                # co-occurrence normalisation n_h^alpha * n_j^beta
     knn_beta: float = 0.4
     regression_l2: float = 400.0
+    regression_pair_decay: float = 0.95  # Gram matrix pairs: weight decay**k over the `history` items
     refit_every: int = 5_000              # learned events between regression refits
     max_dense_items: int = 4_096          # item-item matrices cover this many items
     dim: int = 32
@@ -146,7 +147,7 @@ class OnlineRanker:
             weight = self.config.event_weight(event)
             k = self.config.knn_history
             self.cooc.learn(item, history[:k], rho[:k], weight)
-            self.regression.learn(item, history[:k], rho[:k], weight)
+            self.regression.learn(item, history, self.config.regression_pair_decay ** np.arange(history.size), weight)
             self.embedding.learn(item, history[:k], rho[:k], len(self.item_ids))
             self.trending.learn(item, event.ts, weight)
             self.counts[item] += 1
