@@ -42,12 +42,13 @@ class OfflinePipeline:
     guard: GuardConfig = field(default_factory=GuardConfig)
     model: OnlineConfig = field(default_factory=OnlineConfig)
     recommend: bool = True      # False: test-then-learn only (evaluation), no output lists
+    test_every_event: bool = True   # False: test only what the fusion measures, as the job does
 
     def __post_init__(self) -> None:
         self.cleaning = CleaningStage(guard=self.guard)
         self.windows = WindowFeatureBuilder(self.features)
         self.users: dict[str, UserState] = {}
-        self.step = ModelStep(OnlineRanker(self.model), self.k, self.features)
+        self.step = ModelStep(OnlineRanker(self.model), self.k, self.features, self.test_every_event)
         self.rejected: dict[str, int] = {}
         self._pending: list[tuple[int, int, Event]] = []    # (ts, arrival, event): a min-heap
         self._arrivals = 0

@@ -87,7 +87,8 @@ class RecommendFunction(KeyedProcessFunction):
                      s.model_name, info.version, info.learned_events, info.positions)
         if s.item_metadata:
             self.ranker.titles = load_titles(s.item_metadata)
-        self.step = ModelStep(self.ranker, s.k, s.features)
+        # The job tests only the events that feed the fusion; jobs.evaluate tests every one.
+        self.step = ModelStep(self.ranker, s.k, s.features, test_every_event=False)
         self.snapshotted_events = self.ranker.learned_events
         self.next_snapshot_at = self.snapshotted_events + s.snapshot_every_events
 

@@ -200,16 +200,20 @@ class OnlineRanker:
         raw[:, excluded] = hidden
         return scale
 
-    def observe(self, history: Sequence[str], exclude: set[str], item_id: str, k: int = 10) -> int | None:
+    def observe(self, history: Sequence[str], exclude: set[str], item_id: str, k: int = 10,
+                fusion_only: bool = False) -> int | None:
         """Test before learn: where does ``item_id`` stand in the top-k the ranker would give
         now (its 0-based position, or -1 if absent)? Updates the fusion's blend statistics.
-        None when the question does not apply (no history)."""
+        None when the question does not apply (no history) or, with ``fusion_only``, when
+        this event is not one the fusion measures (the job's way to save the work)."""
         if not history or not self.item_ids:
             return None
         target = self.index.get(item_id)
         self.observed += 1
         measure = target is not None and self.observed % self.config.fusion_every == 0
         self.fusion.last_hits = None
+        if fusion_only and not measure:
+            return None
         scored = self._score(history, exclude, everything=measure)
         if scored is None:
             return -1

@@ -38,6 +38,7 @@ class ModelStep:
     ranker: OnlineRanker
     k: int = 10
     features: FeatureConfig = field(default_factory=FeatureConfig)
+    test_every_event: bool = True   # False (the job): test only the events the fusion measures
 
     def process(self, event: Event, user: UserState, window: WindowFeatures | None,
                 watermark: int | None = None, recommend: bool = True) -> StepResult:
@@ -54,7 +55,8 @@ class ModelStep:
         history = user.history
         rank = None
         if not ranker.progress.contains(event):
-            rank = ranker.observe(history.recent, history.seen, event.item_id, self.k)
+            rank = ranker.observe(history.recent, history.seen, event.item_id, self.k,
+                                  fusion_only=not self.test_every_event)
         learned = ranker.learn([Interaction(event, tuple(history.recent))]) > 0
         history.apply(event, ranker.config.history)
         recs = ranker.recommend(history.recent, self.k, exclude=history.seen) if recommend else []
