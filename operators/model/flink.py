@@ -71,12 +71,21 @@ class RecommendFunction(KeyedProcessFunction):
         # forgot everything, so an unreachable Cassandra fails the task (Flink retries).
         self.store = SnapshotStore.connect(s.cassandra_hosts, s.cassandra_port, s.keyspace, s.model_name)
         latest = self.store.load_latest()
-        if latest is None:
+        restored = None
+        if latest is not None:
+            try:
+                restored = OnlineRanker.restore(latest[1], s.ranker)
+            except (ValueError, KeyError) as exc:
+                # A snapshot of an older model format (an upgrade): it stays in Cassandra as
+                # history, and the new model starts empty under the next version number.
+                log.warning("model %s: snapshot v%d is not usable by this model (%s); starting empty",
+                            s.model_name, latest[0].version, exc)
+        if latest is None or restored is None:
             self.ranker = OnlineRanker(s.ranker)
-            log.info("model %s: no snapshot, starting empty", s.model_name)
+            log.info("model %s: starting empty", s.model_name)
         else:
-            info, blob = latest
-            self.ranker = OnlineRanker.restore(blob, s.ranker)
+            info = latest[0]
+            self.ranker = restored
             self.snapshot_version = info.version
             if info.source != s.source_topic:
                 # Offsets of another topic say nothing about this one: learn everything here.

@@ -18,6 +18,8 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,47}$")
+# Manifest columns that releases added after the first one, with their types.
+_ADDED_MANIFEST_COLUMNS = [("positions", "map<int, bigint>"), ("learned_events", "bigint"), ("source", "text")]
 
 
 @dataclass(frozen=True)
@@ -72,6 +74,14 @@ class SnapshotStore:
             " model text, version bigint, created_ms bigint, size bigint, chunks int, sha256 text,"
             " positions map<int, bigint>, learned_events bigint, source text,"
             " PRIMARY KEY (model, version)) WITH CLUSTERING ORDER BY (version DESC)")
+        # A keyspace made by an older release lacks the columns added since: add them.
+        present = {r.column_name for r in self.session.execute(
+            "SELECT column_name FROM system_schema.columns WHERE keyspace_name = %s AND table_name = %s",
+            (ks, "snapshot_manifests"))}
+        for column, kind in _ADDED_MANIFEST_COLUMNS:
+            if column not in present:
+                log.warning("snapshot store %s: adding column %s to snapshot_manifests", ks, column)
+                self.session.execute(f"ALTER TABLE {ks}.snapshot_manifests ADD {column} {kind}")
 
     def list(self, limit: int = 100) -> list[SnapshotInfo]:
         rows = self.session.execute(
