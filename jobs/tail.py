@@ -17,6 +17,7 @@ import sys
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -88,10 +89,17 @@ def main(argv: list[str] | None = None) -> int:
 def _pretty(value: bytes) -> str:
     try:
         rec = json.loads(value)
-        items = ", ".join(f"{i['item_id']} ({i['reason']})" for i in rec.get("items", [])[:5])
+        items = ", ".join(_describe(i) for i in rec.get("items", [])[:5])
         return f"user {rec['user_id']:>6} after {rec['event_id']}: {items}  [model {rec['model_version']}]"
     except (ValueError, KeyError, TypeError):
         return value.decode("utf-8", "replace")
+
+
+
+def _describe(item: dict[str, Any]) -> str:
+    """``id (reason)``, plus what it relates to in the user's history when the model says."""
+    related = item.get("related_title") or item.get("related_item")
+    return f"{item['item_id']} ({item['reason']}{f', like {related}' if related else ''})"
 
 
 if __name__ == "__main__":
