@@ -35,3 +35,37 @@ def test_a_keyspace_from_an_older_release_gets_the_new_columns() -> None:
     finally:
         cluster.shutdown()
         drop_keyspace(keyspace)
+
+
+def test_models_command_lists_shows_and_rolls_back() -> None:
+    import json
+    import subprocess
+    import sys
+
+    from tests.integration.harness import REPO
+
+    keyspace = "t" + uuid.uuid4().hex[:10]
+    store = snapshot_store(keyspace)
+
+    def models(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "jobs.models", "--cassandra-port", str(CASSANDRA_PORT),
+                               "--keyspace", keyspace, *args], capture_output=True, text=True, timeout=120, cwd=REPO)
+
+    try:
+        first = store.save(b"one", {0: 9}, 10, "topic")
+        store.save(b"two", {0: 19}, 20, "topic")
+        listed = [json.loads(line) for line in models("list").stdout.splitlines()]
+        assert [(m["version"], m["learned_events"], m["positions"]) for m in listed] == [
+            (2, 20, {"0": 19}), (1, 10, {"0": 9})]
+        shown = json.loads(models("show", "1").stdout)
+        assert shown["complete"] and shown["size"] == 3
+        rolled = models("rollback", "1")
+        assert rolled.returncode == 0, rolled.stderr
+        latest = store.load_latest()
+        assert latest is not None and latest[1] == b"one" and latest[0].version == 3
+        assert latest[0].learned_events == first.learned_events and latest[0].positions == first.positions
+        missing = models("show", "42")
+        assert missing.returncode == 2 and "no version 42" in missing.stderr
+    finally:
+        store.close()
+        drop_keyspace(keyspace)

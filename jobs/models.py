@@ -1,0 +1,80 @@
+"""Model snapshots in Cassandra: list them, show one, roll back to one.
+
+    python -m jobs.models [--cassandra-hosts 127.0.0.1 --cassandra-port 9042 --keyspace streamrec
+                           --model-name default] list [--limit 20]
+    python -m jobs.models ... show VERSION
+    python -m jobs.models ... rollback VERSION
+
+``rollback`` copies an older complete snapshot as the newest version, so the job loads it at
+its next start; stop the job first (``make savepoint-stop``), or its next snapshot supersedes
+the copy. Nothing is deleted. Output is JSON lines; exit 2 with one line for a bad argument,
+an unknown or incomplete version, or an unreachable Cassandra.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import time
+from typing import Any
+
+from jobs.config import JobConfig
+from operators.model.snapshot_store import SnapshotInfo, SnapshotStore
+
+
+def _describe(info: SnapshotInfo) -> dict[str, Any]:
+    out = dataclasses.asdict(info)
+    out["created"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(info.created_ms / 1000))
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    defaults = JobConfig.from_args([])
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--cassandra-hosts", default=defaults.cassandra_hosts)
+    parser.add_argument("--cassandra-port", type=int, default=defaults.cassandra_port)
+    parser.add_argument("--keyspace", default=defaults.keyspace)
+    parser.add_argument("--model-name", default=defaults.model_name)
+    sub = parser.add_subparsers(dest="command", required=True)
+    listing = sub.add_parser("list", help="newest first: version, time, size, positions")
+    listing.add_argument("--limit", type=int, default=20)
+    for name in ("show", "rollback"):
+        sub.add_parser(name).add_argument("version", type=int)
+    args = parser.parse_args(argv)
+    try:
+        store = SnapshotStore.connect([h.strip() for h in args.cassandra_hosts.split(",") if h.strip()],
+                                      args.cassandra_port, args.keyspace, args.model_name)
+    except Exception as exc:  # noqa: BLE001 - any driver error: one line, exit 2
+        print(f"models: cannot reach Cassandra at {args.cassandra_hosts}:{args.cassandra_port}: {exc}",
+              file=sys.stderr)
+        return 2
+    try:
+        if args.command == "list":
+            for row in store.list(limit=args.limit):
+                print(json.dumps(_describe(row)))
+            return 0
+        info = next((i for i in store.list(limit=10_000) if i.version == args.version), None)
+        if info is None:
+            print(f"models: no version {args.version} of model {args.model_name!r}", file=sys.stderr)
+            return 2
+        blob = store.read(info)
+        if args.command == "show":
+            print(json.dumps({**_describe(info), "complete": blob is not None}))
+            return 0
+        if blob is None:
+            print(f"models: version {args.version} is incomplete (missing or corrupt chunks); not rolled back",
+                  file=sys.stderr)
+            return 2
+        copy = store.save(blob, info.positions, info.learned_events, info.source)
+        print(json.dumps({"rolled_back_to": info.version, **_describe(copy)}))
+        print(f"models: version {copy.version} is a copy of {info.version}; the job loads it at its next start",
+              file=sys.stderr)
+        return 0
+    finally:
+        store.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
