@@ -117,6 +117,7 @@ def test_a_snapshot_from_an_older_model_format_is_kept_and_the_model_starts_empt
     old = io.BytesIO()
     torch.save({"format": 1, "item_ids": ["x"]}, old)        # what the walking skeleton wrote
     store = snapshot_store(pipeline.name)
+    pipeline.snapshot_every = 3          # snapshots while processing, not only when the job closes
     try:
         store.save(old.getvalue(), {0: 99}, 100, pipeline.topics["input"])
         events = [event(n, f"u{n % 2}", f"i{n % 3}") for n in range(6)]
@@ -125,7 +126,6 @@ def test_a_snapshot_from_an_older_model_format_is_kept_and_the_model_starts_empt
         recs = pipeline.read("output", len(events))
         assert [r["model_version"] for r in recs] == list(range(1, len(events) + 1))   # learned from scratch
         assert pipeline.restarts(job) == 0
-        pipeline.cancel_all()
         versions = store.list()
         assert [v.version for v in versions][-1] == 1 and versions[0].version > 1   # the old one stays
         assert versions[0].learned_events == len(events)
