@@ -14,32 +14,20 @@ Writes bench/results/cleaning_cost.{json,png}. Needs the local services.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.jobrun import DEFAULT_DATA, compare_stages, load_input  # noqa: E402
+from bench.jobrun import stage_bench  # noqa: E402
 
 VARIANTS = ["passthrough", "validate", "clean"]   # "full" too with --variants (slow on 100k)
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--events", type=int, default=100_000)
-    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
-    parser.add_argument("--variants", default=",".join(VARIANTS))
-    args = parser.parse_args()
-    loaded = load_input(args.data, args.events)
-    if loaded is None:
-        return 2
-    payloads, keys = loaded
-    variants = args.variants.split(",")
-    pairs = list(zip(variants, variants[1:], strict=False))       # what each stage adds to the one before
-    compare_stages(payloads, keys, variants, pairs, "cleaning_cost", "Cost of each part of the pipeline")
-    return 0
+    return stage_bench(__doc__ or "", VARIANTS, 100_000, "cleaning_cost",
+                       "Cost of each part of the pipeline", against_first=False)
 
 
 if __name__ == "__main__":

@@ -14,32 +14,20 @@ Writes bench/results/feature_cost.{json,png}. Needs the local services.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.jobrun import DEFAULT_DATA, compare_stages, load_input  # noqa: E402
+from bench.jobrun import stage_bench  # noqa: E402
 
 VARIANTS = ["clean", "features", "features-python", "full"]
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--events", type=int, default=30_000)
-    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
-    parser.add_argument("--variants", default=",".join(VARIANTS))
-    args = parser.parse_args()
-    loaded = load_input(args.data, args.events)
-    if loaded is None:
-        return 2
-    payloads, keys = loaded
-    variants = args.variants.split(",")
-    pairs = [(variants[0], v) for v in variants[1:]]               # what each variant adds to the baseline
-    compare_stages(payloads, keys, variants, pairs, "feature_cost", "Window features in SQL vs Python")
-    return 0
+    return stage_bench(__doc__ or "", VARIANTS, 30_000, "feature_cost",
+                       "Window features in SQL vs Python", against_first=True)
 
 
 if __name__ == "__main__":

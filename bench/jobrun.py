@@ -147,3 +147,24 @@ def compare_stages(payloads: list[bytes], keys: list[bytes], variants: list[str]
     fig.tight_layout()
     fig.savefig(out.with_suffix(".png"), dpi=100)
     return summary
+
+
+def stage_bench(doc: str, variants: list[str], default_events: int, name: str, title: str,
+                against_first: bool) -> int:
+    """The command line of a stage-cost bench: ``--events``, ``--data``, ``--variants``; then
+    compare_stages, each variant against the first (``against_first``) or the one before it."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--events", type=int, default=default_events)
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--variants", default=",".join(variants))
+    args = parser.parse_args()
+    loaded = load_input(args.data, args.events)
+    if loaded is None:
+        return 2
+    chosen = args.variants.split(",")
+    pairs = ([(chosen[0], v) for v in chosen[1:]] if against_first
+             else list(zip(chosen, chosen[1:], strict=False)))
+    compare_stages(*loaded, chosen, pairs, name, title)
+    return 0
