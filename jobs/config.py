@@ -25,10 +25,12 @@ class JobConfig:
     input_topic: str = "interactions"
     dlq_topic: str = "interactions-dlq"
     output_topic: str = "recommendations"
+    update_topic: str = ""                # the model's update log; default: <output topic>-model-updates
     consumer_group: str = "streamrec"
     cassandra_hosts: str = "127.0.0.1"
     cassandra_port: int = 9042
     keyspace: str = "streamrec"
+    cassandra_replication: str = "{'class': 'SimpleStrategy', 'replication_factor': 1}"   # for a new keyspace
     model_name: str = "default"
     k: int = 10
     # cleaning: defaults and meaning in operators/cleaning/schema.py and guard.py
@@ -59,6 +61,7 @@ class JobConfig:
     emit_features: int = 0                 # 1: each recommendation record carries the event's features
     checkpoint_interval_ms: int = 10_000
     snapshot_every_events: int = 5_000
+    snapshot_retain: int = 5              # complete snapshots kept per model subtask
     parallelism: int = 1
     transactional_id_prefix: str = ""     # default: derived from the output topic
     connector_jar: str = ""               # default: the jar deploy/local/services fetched
@@ -73,6 +76,10 @@ class JobConfig:
     job_name: str = "streamrec-recommend"
     # full | features | features-python | clean | validate | passthrough (benchmarks only)
     stages: str = "full"
+
+    @property
+    def update_log_topic(self) -> str:
+        return self.update_topic or f"{self.output_topic}-model-updates"
 
     @property
     def tx_prefix(self) -> str:

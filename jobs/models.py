@@ -1,12 +1,16 @@
-"""Model snapshots in Cassandra: list them, show one, roll back to one.
+"""Model snapshots in Cassandra: create the schema, list snapshots, show one, roll back to one.
 
     python -m jobs.models [--cassandra-hosts 127.0.0.1 --cassandra-port 9042 --keyspace streamrec
-                           --model-name default] list [--limit 20]
+                           --model-name default] schema [--replication "{'class': ...}"]
+    python -m jobs.models ... list [--limit 20]
     python -m jobs.models ... show VERSION
     python -m jobs.models ... rollback VERSION
 
-``rollback`` copies an older complete snapshot as the newest version, so the job loads it at
-its next start; stop the job first (``make savepoint-stop``), or its next snapshot supersedes
+``schema`` creates the keyspace (with the given replication) and the tables if missing, and
+adds columns a newer release needs; it is idempotent, and the job does the same at start with
+``--cassandra-replication``. ``rollback`` copies an older complete snapshot as the newest
+version, under a new lineage (the update log written after the old one is not applied), so
+the job loads it at its next start; stop the job first (``make savepoint-stop``), or its next snapshot supersedes
 the copy. Nothing is deleted. Output is JSON lines; exit 2 with one line for a bad argument,
 an unknown or incomplete version, or an unreachable Cassandra.
 """
@@ -38,6 +42,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keyspace", default=defaults.keyspace)
     parser.add_argument("--model-name", default=defaults.model_name)
     sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("schema", help="create keyspace and tables (idempotent)").add_argument(
+        "--replication", default=defaults.cassandra_replication, help="CQL replication map for a new keyspace")
     listing = sub.add_parser("list", help="newest first: version, time, size, positions")
     listing.add_argument("--limit", type=int, default=20)
     for name in ("show", "rollback"):
@@ -45,12 +51,21 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         store = SnapshotStore.connect([h.strip() for h in args.cassandra_hosts.split(",") if h.strip()],
-                                      args.cassandra_port, args.keyspace, args.model_name)
+                                      args.cassandra_port, args.keyspace, args.model_name,
+                                      create_schema=args.command != "schema")
     except Exception as exc:  # noqa: BLE001 - any driver error: one line, exit 2
         print(f"models: cannot reach Cassandra at {args.cassandra_hosts}:{args.cassandra_port}: {exc}",
               file=sys.stderr)
         return 2
     try:
+        if args.command == "schema":
+            try:
+                store.ensure_schema(args.replication)
+            except ValueError as exc:
+                print(f"models: {exc}", file=sys.stderr)
+                return 2
+            print(json.dumps({"keyspace": args.keyspace, "replication": args.replication, "schema": "ready"}))
+            return 0
         if args.command == "list":
             for row in store.list(limit=args.limit):
                 print(json.dumps(_describe(row)))
@@ -67,7 +82,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"models: version {args.version} is incomplete (missing or corrupt chunks); not rolled back",
                   file=sys.stderr)
             return 2
-        copy = store.save(blob, info.positions, info.learned_events, info.source)
+        copy = store.save(blob, info.positions, info.learned_events, info.source, lineage="",
+                          shard=info.shard, shards=info.shards)
         print(json.dumps({"rolled_back_to": info.version, **_describe(copy)}))
         print(f"models: version {copy.version} is a copy of {info.version}; the job loads it at its next start",
               file=sys.stderr)

@@ -4,6 +4,7 @@
 
 Kafka ``interactions`` -> clean -> window features (Flink SQL) -> model update + top-k
 -> Kafka ``recommendations`` (exactly once); rejected input -> ``interactions-dlq``;
+every learned event -> the model's update log ``<recommendations>-model-updates`` (exactly once);
 model snapshots -> Cassandra. Flags and STREAMREC_* variables are listed in jobs/config.py.
 """
 
@@ -36,7 +37,8 @@ from operators.cleaning.flink import (  # noqa: E402
 )
 from operators.features.flink import PythonItemCountsFunction, window_features  # noqa: E402
 from operators.features.spec import FEATURE_COLUMNS  # noqa: E402
-from operators.model.flink import ModelSettings, RecommendFunction  # noqa: E402
+from operators.model.flink import UPDATE_TAG, ModelSettings, RecommendFunction  # noqa: E402
+from operators.model.update_log import ensure_log_topic  # noqa: E402
 from operators.rows import CLEAN_ROW, EVENT_ROW, KEYED_JSON_ROW  # noqa: E402
 
 
@@ -79,15 +81,17 @@ def model_settings(config: JobConfig) -> ModelSettings:
     return ModelSettings(
         cassandra_hosts=[h.strip() for h in config.cassandra_hosts.split(",") if h.strip()],
         cassandra_port=config.cassandra_port, keyspace=config.keyspace, model_name=config.model_name,
-        source_topic=config.input_topic,
-        k=config.k, snapshot_every_events=config.snapshot_every_events,
+        source_topic=config.input_topic, bootstrap_servers=config.bootstrap_servers,
+        update_topic=config.update_log_topic, cassandra_replication=config.cassandra_replication,
+        k=config.k, snapshot_every_events=config.snapshot_every_events, snapshot_retain=config.snapshot_retain,
         user_state_ttl_ms=config.user_state_ttl_ms, emit_features=bool(config.emit_features),
         ranker=config.online_config(), item_metadata=config.item_metadata, features=config.feature_config())
 
 
 def build_pipeline(t_env: StreamTableEnvironment, source_table: str, recs_sink: str, dlq_sink: str,
-                   config: JobConfig) -> StatementSet:
-    """Wire clean -> features -> model between a source table and two sink tables.
+                   config: JobConfig, updates_sink: str = "") -> StatementSet:
+    """Wire clean -> features -> model between a source table and the sink tables
+    (recommendations, dead letters, and the model's update log unless ``updates_sink`` is "").
 
     ``config.stages`` cuts the pipeline short for benchmarks (bench/cleaning_cost.py,
     bench/feature_cost.py): ``passthrough`` copies the source to the output in the JVM only;
@@ -147,6 +151,8 @@ def build_pipeline(t_env: StreamTableEnvironment, source_table: str, recs_sink: 
         .process(RecommendFunction(model_settings(config)), output_type=KEYED_JSON_ROW) \
         .name("model-recommend").uid("model-recommend")
 
+    if updates_sink:
+        statements.add_insert(updates_sink, t_env.from_data_stream(recs.get_side_output(UPDATE_TAG)))
     return to_sinks(t_env.from_data_stream(recs), dead_letters)
 
 
@@ -200,9 +206,14 @@ def main(argv: list[str] | None = None) -> None:
     t_env.execute_sql(kafka_source_ddl(config))
     t_env.execute_sql(kafka_sink_ddl(config, "recommendations_sink", config.output_topic, True, "recs"))
     t_env.execute_sql(kafka_sink_ddl(config, "dlq_sink", config.dlq_topic, False, "dlq"))
+    updates = ""
+    if config.stages == "full":
+        ensure_log_topic(config.bootstrap_servers, config.update_log_topic)   # before the sink can auto-create it
+        t_env.execute_sql(kafka_sink_ddl(config, "updates_sink", config.update_log_topic, True, "updates"))
+        updates = "updates_sink"
 
     # transforms, then run
-    build_pipeline(t_env, "interactions_source", "recommendations_sink", "dlq_sink", config) \
+    build_pipeline(t_env, "interactions_source", "recommendations_sink", "dlq_sink", config, updates) \
         .attach_as_datastream()
     env.execute(config.job_name)
 

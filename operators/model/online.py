@@ -97,11 +97,16 @@ class AdaptiveFusion:
     def weights(self) -> np.ndarray:
         return self.blends[int(np.argmax(self.blend_hits))]
 
-    def update(self, normalised: np.ndarray, target: int, k: int = 10) -> None:
+    def update(self, normalised: np.ndarray, target: int, k: int = 10) -> np.ndarray:
         """``normalised``: components x items (excluded items at -inf); ``target``: the
-        event's item. Each blend and component is scored by whether its top ``k`` held it."""
+        event's item. Each blend and component is scored by whether its top ``k`` held it;
+        returns those hits (blends, then components), which ``apply`` replays exactly."""
         finite = np.where(np.isfinite(normalised), normalised, -1e9)
         hits = _ranks_of(np.vstack([self.blends @ finite, finite]), target) < k
+        self.apply(hits)
+        return hits
+
+    def apply(self, hits: np.ndarray) -> None:
         nb = len(self.blends)
         self.blend_hits += self.rate * (hits[:nb] - self.blend_hits)
         self.component_hits += self.rate * (hits[nb:] - self.component_hits)
@@ -128,6 +133,7 @@ class OnlineRanker:
         self.progress = LearnedEvents()
         self.learned_events = 0
         self.observed = 0
+        self.last_measurement: np.ndarray | None = None   # the fusion hits of the last observe (update log)
         self.titles: dict[str, str] = {}     # item metadata, when loaded (not part of the snapshot)
 
     @property
@@ -212,6 +218,7 @@ class OnlineRanker:
         self.observed += 1
         measure = target is not None and self.observed % self.config.fusion_every == 0
         self.fusion.last_hits = None
+        self.last_measurement = None
         if fusion_only and not measure:
             return None
         scored = self._score(history, exclude, everything=measure)
@@ -223,7 +230,7 @@ class OnlineRanker:
         if measure:
             norm = raw / scale[:, None]
             norm[:, ~valid] = -np.inf
-            self.fusion.update(norm, target, k)
+            self.last_measurement = self.fusion.update(norm, target, k)
         if self.config.mmr_lambda >= 1.0:   # plain top-k: the target's rank says it all
             rank = int(_ranks_of(total[None, :], target)[0])
             return rank if rank < k else -1

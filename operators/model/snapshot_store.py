@@ -1,17 +1,29 @@
 """Versioned model snapshots in Cassandra.
 
-A snapshot is a blob cut into chunks (no cell above ``chunk_bytes``) plus one manifest row
-that is written last: a reader only trusts a version whose manifest exists and whose chunks
-are all present and hash to the manifest's sha256, so a half-written snapshot is never read.
-Each manifest records the Kafka positions (partition -> offset) the snapshot contains.
+Tables (``ensure_schema``; ``python -m jobs.models schema`` creates them with a chosen
+replication):
+
+- ``snapshot_versions``: a writer reserves its version number here first, with a lightweight
+  transaction, so two writers (parallel model subtasks, a rollback) never share a number;
+- ``snapshot_chunks``: the blob cut into chunks, no cell above ``chunk_bytes`` (512 KiB);
+- ``snapshot_manifests``: one row per version, written last. A reader only trusts a version
+  whose manifest exists and whose chunks are all present and hash to the manifest's sha256,
+  so a half-written snapshot is never read.
+
+Each manifest records the Kafka positions (partition -> highest offset) the snapshot contains,
+the number of learned events, the lineage its update log continues (updates.py) and which
+model subtask wrote it (``shard`` of ``shards``). ``prune`` keeps the newest N complete
+versions of one writer and deletes older ones, manifest first, with their chunks.
 """
 
 from __future__ import annotations
 
+import builtins
 import hashlib
 import logging
 import re
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,7 +31,10 @@ log = logging.getLogger(__name__)
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,47}$")
 # Manifest columns that releases added after the first one, with their types.
-_ADDED_MANIFEST_COLUMNS = [("positions", "map<int, bigint>"), ("learned_events", "bigint"), ("source", "text")]
+_ADDED_MANIFEST_COLUMNS = [("positions", "map<int, bigint>"), ("learned_events", "bigint"), ("source", "text"),
+                           ("lineage", "text"), ("shard", "int"), ("shards", "int")]
+DEFAULT_REPLICATION = "{'class': 'SimpleStrategy', 'replication_factor': 1}"
+_REPLICATION = re.compile(r"^\{[\w\s'\":,.-]+\}$")
 
 
 @dataclass(frozen=True)
@@ -32,6 +47,9 @@ class SnapshotInfo:
     positions: dict[int, int] = field(default_factory=dict)
     learned_events: int = 0
     source: str = ""          # the topic the positions refer to
+    lineage: str = ""         # the update log this snapshot continues (updates.py)
+    shard: int = 0            # the model subtask that wrote it...
+    shards: int = 1           # ...out of this many
 
 
 class SnapshotStore:
@@ -45,26 +63,37 @@ class SnapshotStore:
 
     @classmethod
     def connect(cls, hosts: list[str], port: int, keyspace: str, model: str = "default",
-                replication: str = "{'class': 'SimpleStrategy', 'replication_factor': 1}",
-                connect_timeout: float = 10.0) -> SnapshotStore:
+                replication: str = DEFAULT_REPLICATION, connect_timeout: float = 10.0,
+                create_schema: bool = True) -> SnapshotStore:
         # imported late: only the job and tools need the driver
         from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile
-        from cassandra.policies import DCAwareRoundRobinPolicy
+        from cassandra.policies import DCAwareRoundRobinPolicy, ExponentialReconnectionPolicy
 
         profile = ExecutionProfile(load_balancing_policy=DCAwareRoundRobinPolicy(), request_timeout=30.0)
+        # Reconnect within seconds of Cassandra coming back (the default waits up to 10 min).
         cluster = Cluster(hosts, port=port, connect_timeout=connect_timeout, protocol_version=5,
-                          execution_profiles={EXEC_PROFILE_DEFAULT: profile})
+                          execution_profiles={EXEC_PROFILE_DEFAULT: profile},
+                          reconnection_policy=ExponentialReconnectionPolicy(1.0, 10.0))
         session = cluster.connect()
         store = cls(session, keyspace, model)
-        store.ensure_schema(replication)
+        if create_schema:
+            store.ensure_schema(replication)
         return store
 
     def close(self) -> None:
         self.session.cluster.shutdown()
 
-    def ensure_schema(self, replication: str) -> None:
+    def ensure_schema(self, replication: str = DEFAULT_REPLICATION) -> None:
+        """Create the keyspace and tables if missing, add columns newer releases need;
+        idempotent. An existing keyspace keeps its replication (ALTER KEYSPACE changes it)."""
+        if not _REPLICATION.match(replication):
+            raise ValueError(f"replication {replication!r} is not a CQL map such as {DEFAULT_REPLICATION}")
         ks = self.keyspace
         self.session.execute(f"CREATE KEYSPACE IF NOT EXISTS {ks} WITH replication = {replication}")
+        self.session.execute(
+            f"CREATE TABLE IF NOT EXISTS {ks}.snapshot_versions ("
+            " model text, version bigint, shard int, shards int, created_ms bigint,"
+            " PRIMARY KEY (model, version)) WITH CLUSTERING ORDER BY (version DESC)")
         self.session.execute(
             f"CREATE TABLE IF NOT EXISTS {ks}.snapshot_chunks ("
             " model text, version bigint, chunk int, data blob,"
@@ -72,7 +101,7 @@ class SnapshotStore:
         self.session.execute(
             f"CREATE TABLE IF NOT EXISTS {ks}.snapshot_manifests ("
             " model text, version bigint, created_ms bigint, size bigint, chunks int, sha256 text,"
-            " positions map<int, bigint>, learned_events bigint, source text,"
+            " positions map<int, bigint>, learned_events bigint, source text, lineage text, shard int, shards int,"
             " PRIMARY KEY (model, version)) WITH CLUSTERING ORDER BY (version DESC)")
         # A keyspace made by an older release lacks the columns added since: add them.
         present = {r.column_name for r in self.session.execute(
@@ -83,48 +112,104 @@ class SnapshotStore:
                 log.warning("snapshot store %s: adding column %s to snapshot_manifests", ks, column)
                 self.session.execute(f"ALTER TABLE {ks}.snapshot_manifests ADD {column} {kind}")
 
+    _COLUMNS = "version, created_ms, size, chunks, sha256, positions, learned_events, source, lineage, shard, shards"
+
     def list(self, limit: int = 100) -> list[SnapshotInfo]:
+        """Manifests, newest first (complete or not: ``read`` tells)."""
         rows = self.session.execute(
-            f"SELECT version, created_ms, size, chunks, sha256, positions, learned_events, source"
-            f" FROM {self.keyspace}.snapshot_manifests WHERE model = %s LIMIT %s", (self.model, limit))
-        return [SnapshotInfo(r.version, r.created_ms, r.size, r.chunks, r.sha256,
-                             dict(r.positions or {}), r.learned_events or 0, r.source or "") for r in rows]
+            f"SELECT {self._COLUMNS} FROM {self.keyspace}.snapshot_manifests WHERE model = %s LIMIT %s",
+            (self.model, limit))
+        return [SnapshotInfo(r.version, r.created_ms, r.size, r.chunks, r.sha256, dict(r.positions or {}),
+                             r.learned_events or 0, r.source or "", r.lineage or "",
+                             r.shard if r.shard is not None else 0, r.shards if r.shards is not None else 1)
+                for r in rows]
+
+    def _reserve(self, shard: int, shards: int) -> int:
+        """The next free version number, claimed with a lightweight transaction."""
+        newest = [r.version for r in self.session.execute(
+            f"SELECT version FROM {self.keyspace}.snapshot_versions WHERE model = %s LIMIT 1", (self.model,))]
+        listed = self.list(limit=1)
+        version = max([0, *newest, *(i.version for i in listed)]) + 1
+        while True:
+            applied = self.session.execute(
+                f"INSERT INTO {self.keyspace}.snapshot_versions (model, version, shard, shards, created_ms)"
+                " VALUES (%s, %s, %s, %s, %s) IF NOT EXISTS",
+                (self.model, version, shard, shards, int(time.time() * 1000))).one()
+            if applied is None or applied[0]:
+                return version
+            version += 1
 
     def save(self, blob: bytes, positions: dict[int, int], learned_events: int, source: str = "",
-             ) -> SnapshotInfo:
-        """Write a new version: chunks first, manifest last. Returns its manifest."""
-        latest = self.list(limit=1)
-        version = latest[0].version + 1 if latest else 1
+             lineage: str = "", shard: int = 0, shards: int = 1, created_ms: int | None = None) -> SnapshotInfo:
+        """Write a new version: reserve its number, chunks, then the manifest. Returns the manifest."""
+        version = self._reserve(shard, shards)
         chunks = [blob[i:i + self.chunk_bytes] for i in range(0, len(blob), self.chunk_bytes)] or [b""]
         insert = self.session.prepare(
             f"INSERT INTO {self.keyspace}.snapshot_chunks (model, version, chunk, data) VALUES (?, ?, ?, ?)")
         for n, chunk in enumerate(chunks):
             self.session.execute(insert, (self.model, version, n, chunk))
-        info = SnapshotInfo(version, int(time.time() * 1000), len(blob), len(chunks),
-                            hashlib.sha256(blob).hexdigest(), dict(positions), learned_events, source)
+        info = SnapshotInfo(version, created_ms or int(time.time() * 1000), len(blob), len(chunks),
+                            hashlib.sha256(blob).hexdigest(), dict(positions), learned_events, source,
+                            lineage, shard, shards)
         self.session.execute(
-            f"INSERT INTO {self.keyspace}.snapshot_manifests"
-            " (model, version, created_ms, size, chunks, sha256, positions, learned_events, source)"
-            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            f"INSERT INTO {self.keyspace}.snapshot_manifests ({self._COLUMNS.replace('version', 'model, version', 1)})"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
             (self.model, version, info.created_ms, info.size, info.chunks, info.sha256,
-             info.positions, info.learned_events, info.source))
+             info.positions, info.learned_events, info.source, info.lineage, info.shard, info.shards))
         return info
 
-    def read(self, info: SnapshotInfo) -> bytes | None:
+    def prune(self, keep: int, shard: int = 0, shards: int = 1) -> builtins.list[int]:
+        """Keep the newest ``keep`` complete versions written by (``shard`` of ``shards``);
+        delete that writer's older versions, and its abandoned reservations, manifest first.
+        Returns the deleted version numbers."""
+        if keep < 1:
+            raise ValueError("keep must be at least 1")
+        mine = [i for i in self.list(limit=10_000) if (i.shard, i.shards) == (shard, shards)]
+        complete = [i.version for i in mine if self._chunks_present(i)][:keep]
+        if len(complete) < keep:
+            return []
+        oldest_kept = complete[-1]
+        reserved = {r.version for r in self.session.execute(
+            f"SELECT version, shard, shards FROM {self.keyspace}.snapshot_versions WHERE model = %s",
+            (self.model,)) if (r.shard, r.shards) == (shard, shards)}
+        doomed = sorted({i.version for i in mine if i.version < oldest_kept}
+                        | {v for v in reserved if v < oldest_kept})
+        self.delete(doomed)
+        return doomed
+
+    def delete(self, versions: Sequence[int]) -> None:
+        ks = self.keyspace
+        for version in versions:   # manifest first: a reader never sees a manifest without chunks
+            self.session.execute(f"DELETE FROM {ks}.snapshot_manifests WHERE model = %s AND version = %s",
+                                 (self.model, version))
+            self.session.execute(f"DELETE FROM {ks}.snapshot_chunks WHERE model = %s AND version = %s",
+                                 (self.model, version))
+            self.session.execute(f"DELETE FROM {ks}.snapshot_versions WHERE model = %s AND version = %s",
+                                 (self.model, version))
+
+    def read(self, info: SnapshotInfo, quiet: bool = False) -> bytes | None:
         """The blob of one version, or None when its chunks are missing or corrupt."""
         rows = self.session.execute(
             f"SELECT chunk, data FROM {self.keyspace}.snapshot_chunks WHERE model = %s AND version = %s",
             (self.model, info.version))
         parts = {r.chunk: bytes(r.data or b"") for r in rows}
         if sorted(parts) != list(range(info.chunks)):
-            log.warning("snapshot %s v%d: %d of %d chunks present; ignored",
-                        self.model, info.version, len(parts), info.chunks)
+            if not quiet:
+                log.warning("snapshot %s v%d: %d of %d chunks present; ignored",
+                            self.model, info.version, len(parts), info.chunks)
             return None
         blob = b"".join(parts[i] for i in range(info.chunks))
         if hashlib.sha256(blob).hexdigest() != info.sha256:
-            log.warning("snapshot %s v%d: checksum mismatch; ignored", self.model, info.version)
+            if not quiet:
+                log.warning("snapshot %s v%d: checksum mismatch; ignored", self.model, info.version)
             return None
         return blob
+
+    def _chunks_present(self, info: SnapshotInfo) -> bool:
+        rows = self.session.execute(
+            f"SELECT chunk FROM {self.keyspace}.snapshot_chunks WHERE model = %s AND version = %s",
+            (self.model, info.version))
+        return sorted(r.chunk for r in rows) == list(range(info.chunks))
 
     def load_latest(self) -> tuple[SnapshotInfo, bytes] | None:
         """The newest complete snapshot, skipping incomplete ones; None if there is none."""
@@ -133,3 +218,40 @@ class SnapshotStore:
             if blob is not None:
                 return info, blob
         return None
+
+    def load_for(self, shard: int, shards: int) -> tuple[SnapshotInfo, bytes, bool] | None:
+        """The complete snapshot model subtask ``shard`` of ``shards`` starts from, and whether it
+        continues that snapshot's lineage (True) or starts a new one from it (see ``candidates``)."""
+        for info, continues in candidates(self.list(limit=1_000), shard, shards):
+            blob = self.read(info)
+            if blob is not None:
+                return info, blob, continues
+        return None
+
+
+def candidates(infos: Sequence[SnapshotInfo], shard: int, shards: int) -> list[tuple[SnapshotInfo, bool]]:
+    """The snapshots subtask ``shard`` of ``shards`` may start from, best first, each with
+    whether it *continues* that snapshot's lineage.
+
+    It continues its own series (same shard, same parallelism) when that series is newer than
+    anything written under another parallelism. Otherwise the parallelism changed: it starts a
+    new lineage from the newest snapshot of another parallelism (or, if none is readable, from
+    its own older one). A snapshot without a lineage (an older release) never continues.
+
+    >>> def s(version, shard=0, shards=1, lineage="L"):
+    ...     return SnapshotInfo(version, 0, 0, 1, "", lineage=lineage, shard=shard, shards=shards)
+    >>> history = [s(4, 1, 2, "B"), s(3, 0, 2, "A"), s(2), s(1)]        # newest first
+    >>> [(i.version, c) for i, c in candidates(history, 0, 2)]          # same parallelism: own series
+    [(3, True), (2, False), (1, False)]
+    >>> [(i.version, c) for i, c in candidates(history, 0, 1)]          # 2 -> 1: start from the newest
+    [(4, False), (3, False), (2, False), (1, False)]
+    >>> [(i.version, c) for i, c in candidates([s(2), s(1, 1, 2, "B")], 1, 2)]   # 1 -> 2 again
+    [(2, False), (1, False)]
+    """
+    ordered = sorted(infos, key=lambda i: i.version, reverse=True)
+    own = [i for i in ordered if (i.shard, i.shards) == (shard, shards)]
+    other = [i for i in ordered if i.shards != shards]
+    if own and (not other or own[0].version > other[0].version):
+        first = [(i, bool(i.lineage)) for i in own]
+        return first + [(i, False) for i in other]
+    return [(i, False) for i in other + own]

@@ -22,6 +22,7 @@ from operators.features.user import SessionFeatures
 from operators.features.windows import WindowFeatures
 from operators.model.history import UserState
 from operators.model.online import Interaction, OnlineRanker
+from operators.model.updates import ModelUpdate
 from operators.records import Event, Recommendation
 
 
@@ -31,6 +32,7 @@ class StepResult:
     learned: bool               # False: the shared model already held the event (a replay)
     session: SessionFeatures    # the user's sequence and session as of the event
     rank: int | None            # the event's item in the top-k before learning: 0.., -1 absent, None not asked
+    update: ModelUpdate | None = None   # what the update log records, when the event was learned
 
 
 @dataclass
@@ -39,6 +41,7 @@ class ModelStep:
     k: int = 10
     features: FeatureConfig = field(default_factory=FeatureConfig)
     test_every_event: bool = True   # False (the job): test only the events the fusion measures
+    lineage: str = ""               # tags the updates (updates.py); the job sets it
 
     def process(self, event: Event, user: UserState, window: WindowFeatures | None,
                 watermark: int | None = None, recommend: bool = True) -> StepResult:
@@ -53,11 +56,18 @@ class ModelStep:
         session = user.activity.observe(event.item_id, event.event_type, event.ts, self.features.session_gap_ms,
                                         self.features.sequence_length)
         history = user.history
-        rank = None
+        rank, update = None, None
+        observed = ranker.observed
+        ranker.last_measurement = None
         if not ranker.progress.contains(event):
             rank = ranker.observe(history.recent, history.seen, event.item_id, self.k,
                                   fusion_only=not self.test_every_event)
-        learned = ranker.learn([Interaction(event, tuple(history.recent))]) > 0
+        context = tuple(history.recent)
+        learned = ranker.learn([Interaction(event, context)]) > 0
+        if learned:
+            hits = ranker.last_measurement
+            update = ModelUpdate(self.lineage, ranker.learned_events, event, context, ranker.progress.watermark,
+                                 ranker.observed != observed, None if hits is None else tuple(bool(h) for h in hits))
         history.apply(event, ranker.config.history)
         recs = ranker.recommend(history.recent, self.k, exclude=history.seen) if recommend else []
-        return StepResult(recs, learned, session, rank)
+        return StepResult(recs, learned, session, rank, update)

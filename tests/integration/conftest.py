@@ -1,7 +1,8 @@
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
@@ -35,3 +36,21 @@ def pipeline() -> Iterator[Pipeline]:
     yield p
     p.cancel_all()
     drop_keyspace(p.name)
+
+
+@pytest.fixture
+def new_pipeline() -> Iterator[Callable[..., Pipeline]]:
+    """Make pipelines (``new_pipeline(snapshot_every=.., partitions=..)``); all are cancelled and
+    their keyspaces dropped afterwards."""
+    made: list[Pipeline] = []
+
+    def make(**kwargs: Any) -> Pipeline:
+        p = Pipeline(**kwargs)
+        p.create_topics()
+        made.append(p)
+        return p
+
+    yield make
+    for p in made:
+        p.cancel_all()
+        drop_keyspace(p.name)

@@ -23,6 +23,15 @@ CASSANDRA_PORT = int(os.environ.get("CASSANDRA_PORT", "9042"))
 FLINK_REST = f"http://127.0.0.1:{os.environ.get('FLINK_REST_PORT', '8081')}"
 
 
+def services(*args: str, timeout: float = 300) -> str:
+    """deploy/local/services with ``args`` (e.g. ``taskmanager kill``, ``down cassandra``)."""
+    proc = subprocess.run([str(SERVICES), *args], capture_output=True, text=True, timeout=timeout, cwd=REPO)
+    out = proc.stdout + proc.stderr
+    if proc.returncode != 0:
+        raise AssertionError(f"services {' '.join(args)} failed ({proc.returncode}):\n{out[-3000:]}")
+    return out
+
+
 def flink_cli(*args: str, timeout: float = 240) -> str:
     proc = subprocess.run([str(SERVICES), "flink", *args], capture_output=True, text=True, timeout=timeout,
                           cwd=REPO)
@@ -43,6 +52,7 @@ class Pipeline:
 
     name: str = field(default_factory=lambda: "t" + uuid.uuid4().hex[:10])
     snapshot_every: int = 10
+    partitions: int = 1                  # of the input topic
     extra_args: list[str] = field(default_factory=list)
     jobs: list[str] = field(default_factory=list)
 
@@ -59,11 +69,13 @@ class Pipeline:
                 "--job-name", self.name, *self.extra_args]
 
     def create_topics(self) -> None:
-        ensure_topics(BOOTSTRAP, self.topics.values())
+        ensure_topics(BOOTSTRAP, [self.topics["input"]], partitions=self.partitions)
+        ensure_topics(BOOTSTRAP, [self.topics["output"], self.topics["dlq"]])
 
-    def submit(self, savepoint: str | None = None, group: str | None = None) -> str:
+    def submit(self, savepoint: str | None = None, group: str | None = None, parallelism: int = 1) -> str:
         extra = ["-s", savepoint] if savepoint else []
-        out = flink_cli("run", "-d", *extra, "-py", str(REPO / "jobs" / "recommend.py"), *self.job_args(group))
+        out = flink_cli("run", "-d", *extra, "-py", str(REPO / "jobs" / "recommend.py"), *self.job_args(group),
+                        "--parallelism", str(parallelism))
         match = re.search(r"JobID ([0-9a-f]{32})", out)
         assert match, out[-3000:]
         self.jobs.append(match.group(1))
@@ -113,10 +125,12 @@ class Pipeline:
         stamps = [r["ts"] for r in records if isinstance(r, dict) and type(r.get("ts")) is int and r["ts"] < now_ms]
         if heartbeat and stamps:
             # Flink's watermark is max ts - bound - 1: this puts it exactly at the newest event.
+            # One per partition: each source subtask's watermark must move.
             clock = {"heartbeat_ts": max(stamps) + self.bound_ms + 1}
-            prod.produce(self.topics["input"], value=json.dumps(clock).encode())
+            for partition in range(self.partitions):
+                prod.produce(self.topics["input"], value=json.dumps(clock).encode(), partition=partition)
         assert prod.flush(30) == 0
-        return len(records) + int(heartbeat and bool(stamps))
+        return len(records) + (self.partitions if heartbeat and stamps else 0)
 
     @property
     def bound_ms(self) -> int:
