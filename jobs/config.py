@@ -44,6 +44,9 @@ class JobConfig:
     rate_limit: int = GuardConfig.rate_limit
     rate_window_ms: int = GuardConfig.rate_window_ms
     max_out_of_orderness_ms: int = GuardConfig.max_out_of_orderness_ms
+    # A source subtask without input this long (processing time) stops holding the watermark
+    # back: with more subtasks than input partitions, one never gets any input.
+    source_idle_timeout_ms: int = 10_000
     # model: defaults and meaning in operators/model/online.py
     model_seed: int = OnlineConfig.seed
     model_history: int = OnlineConfig.history

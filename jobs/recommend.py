@@ -122,6 +122,7 @@ def build_pipeline(t_env: StreamTableEnvironment, source_table: str, recs_sink: 
         return to_sinks(ids_of(valid), valid.get_side_output(DLQ_TAG))
     watermarked = valid.assign_timestamps_and_watermarks(
         WatermarkStrategy.for_bounded_out_of_orderness(Duration.of_millis(config.max_out_of_orderness_ms))
+        .with_idleness(Duration.of_millis(config.source_idle_timeout_ms))
         .with_timestamp_assigner(EventTimeAssigner()))
     events = watermarked.key_by(lambda r: r[1], key_type=Types.STRING()) \
         .process(GuardFunction(config.input_topic, config.guard_config()), output_type=EVENT_ROW) \

@@ -37,7 +37,7 @@ class PendingSnapshot:
 
 class SnapshotWriter:
     def __init__(self, save: Callable[[PendingSnapshot], Any], name: str = "model",
-                 first_backoff_s: float = 1.0, max_backoff_s: float = 60.0,
+                 first_backoff_s: float = 1.0, max_backoff_s: float = 15.0,
                  on_saved: Callable[[Any], None] | None = None) -> None:
         self._save, self._on_saved, self.name = save, on_saved, name
         self.first_backoff_s, self.max_backoff_s = first_backoff_s, max_backoff_s
