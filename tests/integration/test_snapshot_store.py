@@ -69,3 +69,82 @@ def test_models_command_lists_shows_and_rolls_back() -> None:
     finally:
         store.close()
         drop_keyspace(keyspace)
+
+
+def test_retention_keeps_the_newest_complete_versions_of_each_writer() -> None:
+    keyspace = "t" + uuid.uuid4().hex[:10]
+    store = snapshot_store(keyspace)
+    try:
+        mine = [store.save(f"v{n}".encode(), {0: n}, n, "t", "L", shard=0, shards=2).version for n in range(3)]
+        abandoned = store._reserve(0, 2)                      # a writer that died after reserving
+        store.session.execute(f"INSERT INTO {keyspace}.snapshot_chunks (model, version, chunk, data)"
+                              " VALUES ('default', %s, 0, 0x00)", (abandoned,))
+        mine.append(store.save(b"v3", {0: 3}, 3, "t", "L", shard=0, shards=2).version)
+        other = store.save(b"other", {0: 1}, 1, "t", "M", shard=1, shards=2).version
+        newest = store.save(b"v4", {0: 4}, 4, "t", "L", shard=0, shards=2).version
+
+        deleted = store.prune(keep=2, shard=0, shards=2)
+        assert deleted == [*mine[:3], abandoned]
+        assert [i.version for i in store.list()] == [newest, other, mine[3]]   # the other writer's stays
+        left = store.session.execute(f"SELECT version FROM {keyspace}.snapshot_chunks WHERE model = 'default'"
+                                     " AND version = %s", (abandoned,)).all()
+        assert not left
+        assert store.prune(keep=5, shard=0, shards=2) == []    # fewer than 5: nothing goes
+    finally:
+        store.close()
+        drop_keyspace(keyspace)
+
+
+def test_concurrent_writers_never_share_a_version() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    keyspace = "t" + uuid.uuid4().hex[:10]
+    stores = [snapshot_store(keyspace) for _ in range(2)]
+    try:
+        with ThreadPoolExecutor(4) as pool:
+            infos = list(pool.map(lambda n: stores[n % 2].save(f"blob{n}".encode(), {}, n, "t", "L", n % 2, 2),
+                                  range(12)))
+        assert len({i.version for i in infos}) == 12
+        for info in infos:
+            assert stores[0].read(info) == f"blob{info.learned_events}".encode()
+    finally:
+        for s in stores:
+            s.close()
+        drop_keyspace(keyspace)
+
+
+def test_schema_command_creates_the_keyspace_with_the_given_replication() -> None:
+    import json
+    import subprocess
+    import sys
+
+    from tests.integration.harness import REPO
+
+    keyspace = "t" + uuid.uuid4().hex[:10]
+
+    def schema(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "jobs.models", "--cassandra-port", str(CASSANDRA_PORT),
+                               "--keyspace", keyspace, "schema", *args], capture_output=True, text=True,
+                              timeout=120, cwd=REPO)
+
+    try:
+        replication = "{'class': 'NetworkTopologyStrategy', 'datacenter1': 1}"
+        for _ in range(2):                                   # idempotent
+            done = schema("--replication", replication)
+            assert done.returncode == 0, done.stderr
+            assert json.loads(done.stdout)["schema"] == "ready"
+        store = snapshot_store(keyspace)
+        try:
+            row = store.session.execute("SELECT replication FROM system_schema.keyspaces WHERE keyspace_name = %s",
+                                        (keyspace,)).one()
+            assert row.replication["class"].endswith("NetworkTopologyStrategy")
+            assert row.replication["datacenter1"] == "1"
+            tables = {r.table_name for r in store.session.execute(
+                "SELECT table_name FROM system_schema.tables WHERE keyspace_name = %s", (keyspace,))}
+            assert tables == {"snapshot_versions", "snapshot_chunks", "snapshot_manifests"}
+        finally:
+            store.close()
+        bad = schema("--replication", "{'class': 'SimpleStrategy'}; DROP KEYSPACE x")
+        assert bad.returncode == 2 and "replication" in bad.stderr
+    finally:
+        drop_keyspace(keyspace)
