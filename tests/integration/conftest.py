@@ -54,3 +54,12 @@ def new_pipeline() -> Iterator[Callable[..., Pipeline]]:
     for p in made:
         p.cancel_all()
         drop_keyspace(p.name)
+
+
+@pytest.fixture
+def report(capsys: pytest.CaptureFixture[str]) -> Callable[[str], None]:
+    """Print a result line past pytest's capture (failure tests report their recovery times)."""
+    def emit(line: str) -> None:
+        with capsys.disabled():
+            print(f"\n{line.strip()}", flush=True)
+    return emit

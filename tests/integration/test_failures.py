@@ -77,7 +77,8 @@ def top10(record: dict[str, Any]) -> list[str]:
     return [i["item_id"] for i in record["items"]]
 
 
-def test_taskmanager_killed_mid_replay_recovers_to_the_same_model(new_pipeline: Callable[..., Pipeline]) -> None:
+def test_taskmanager_killed_mid_replay_recovers_to_the_same_model(
+        new_pipeline: Callable[..., Pipeline], report: Callable[[str], None]) -> None:
     events = stream(3_000)
     probes = [event(10_000 + n, f"u{n}", "probe-item", ts=events[-1]["ts"] + 1000 * (n + 1)) for n in range(10)]
     runs: dict[str, dict[str, dict[str, Any]]] = {}
@@ -117,7 +118,7 @@ def test_taskmanager_killed_mid_replay_recovers_to_the_same_model(new_pipeline: 
             assert len(records) == len(events) + len(probes), "lost or duplicated output"
         finally:
             p.cancel_all()
-    print(f"\n[scenario 1] TaskManager killed with {out_at_kill} of {len(events)} outputs committed; "
+    report(f"[scenario 1] TaskManager killed with {out_at_kill} of {len(events)} outputs committed; "
           f"Flink restarted the job {detected_s:.1f} s and output resumed {recovered_s:.1f} s after the kill; "
           f"the model replayed {replayed} logged updates")
 
@@ -129,13 +130,13 @@ def test_taskmanager_killed_mid_replay_recovers_to_the_same_model(new_pipeline: 
     # Events replayed after the failure that the newest snapshot already held were answered by
     # that newer model, so their lists may differ; every other output is the same.
     differing = [e for e in whole if top10(whole[e]) != top10(killed[e])]
-    print(f"[scenario 1] {len(differing)} of {len(whole)} outputs differ from the uninterrupted run "
+    report(f"[scenario 1] {len(differing)} of {len(whole)} outputs differ from the uninterrupted run "
           "(replayed events answered by a newer snapshot)")
     assert len(differing) <= 500 + 50, differing[:5]
 
 
 def test_cassandra_down_for_30s_recommendations_keep_flowing_and_snapshots_resume(
-        new_pipeline: Callable[..., Pipeline]) -> None:
+        new_pipeline: Callable[..., Pipeline], report: Callable[[str], None]) -> None:
     p = new_pipeline(snapshot_every=100)
     events = stream(900, seed=12)
     first, during = events[:300], events[300:]
@@ -169,7 +170,7 @@ def test_cassandra_down_for_30s_recommendations_keep_flowing_and_snapshots_resum
         assert p.restarts(job) == 0, "the job restarted because of Cassandra"
         assert max(r["model_version"] for r in records) == len(events)
         assert failures > 0, "no snapshot write failed while Cassandra was down"
-        print(f"\n[scenario 2] Cassandra down 30 s: all {len(during)} events sent meanwhile got recommendations "
+        report(f"[scenario 2] Cassandra down 30 s: all {len(during)} events sent meanwhile got recommendations "
               f"within {flowed:.1f} s; {failures} snapshot writes failed; a complete snapshot of all "
               f"{len(events)} events landed {resumed_s:.1f} s after Cassandra was back; no job restart")
     finally:
@@ -195,7 +196,8 @@ def _metric(job: str, name: str) -> int:
         time.sleep(2)
 
 
-def test_savepoint_stop_rescale_1_to_2_and_restore(new_pipeline: Callable[..., Pipeline], tmp_path: Path) -> None:
+def test_savepoint_stop_rescale_1_to_2_and_restore(
+        new_pipeline: Callable[..., Pipeline], report: Callable[[str], None], tmp_path: Path) -> None:
     # One input partition: the second source subtask idles (--source-idle-timeout-ms). Two
     # partitions read by one subtask would make the lagging one's events late (README).
     p = new_pipeline(snapshot_every=50)
@@ -231,7 +233,7 @@ def test_savepoint_stop_rescale_1_to_2_and_restore(new_pipeline: Callable[..., P
             assert not set(top10(r)) & seen[user], user
         shards = {(i.shard, i.shards) for i in store.list()}
         assert {(0, 2), (1, 2)} <= shards
-        print(f"\n[scenario 3] savepoint at parallelism 1, restored at 2: {len(batch2)} events after the restore "
+        report(f"[scenario 3] savepoint at parallelism 1, restored at 2: {len(batch2)} events after the restore "
               f"split {len(by_shard[0])}/{len(by_shard[1])} over the subtasks, none lost or learned twice; "
               f"all output {recovered_s:.1f} s after resubmitting")
     finally:
@@ -239,7 +241,7 @@ def test_savepoint_stop_rescale_1_to_2_and_restore(new_pipeline: Callable[..., P
 
 
 def test_half_written_snapshots_are_ignored_for_the_previous_complete_one(
-        new_pipeline: Callable[..., Pipeline]) -> None:
+        new_pipeline: Callable[..., Pipeline], report: Callable[[str], None]) -> None:
     p = new_pipeline(snapshot_every=4)
     first = [event(n, f"u{n % 4}", f"i{n % 7}") for n in range(12)]
     store = snapshot_store(p.name)
@@ -271,7 +273,7 @@ def test_half_written_snapshots_are_ignored_for_the_previous_complete_one(
         assert {r["snapshot_version"] for r in second[:len(first)]} == {complete.version}
         assert [r["model_version"] for r in second] == [len(first)] * len(first) + [13, 14]
         assert p.restarts(job) == 0
-        print(f"\n[scenario 4] newest manifest torn (v{torn.version}) and chunks without manifest "
+        report(f"[scenario 4] newest manifest torn (v{torn.version}) and chunks without manifest "
               f"(v{no_manifest.version}): loaded v{complete.version}, output in {time.monotonic() - started:.1f} s")
     finally:
         store.close()
