@@ -5,8 +5,9 @@
                                [--final-heartbeat-ms MS]
 
 MovieLens ratings become ``rating`` events (value = stars). Messages are keyed by user id.
-After the last event, a heartbeat (``{"heartbeat_ts": last ts + MS}``, default one minute)
-moves the job's event-time clock past the log's end, so the last events are processed too.
+After the last event, a heartbeat (``{"heartbeat_ts": last ts + MS}``, default one minute) on
+every partition moves the job's event-time clock past the log's end, so the last events are
+processed too.
 """
 
 from __future__ import annotations
@@ -121,7 +122,10 @@ def main(argv: list[str] | None = None) -> int:
                 time.sleep(ahead)
     last_ts = max((e["ts"] for e in events if isinstance(e, dict) and isinstance(e.get("ts"), int)), default=None)
     if args.final_heartbeat_ms > 0 and last_ts is not None:
-        prod.produce(args.topic, value=json.dumps({"heartbeat_ts": last_ts + args.final_heartbeat_ms}).encode())
+        clock = json.dumps({"heartbeat_ts": last_ts + args.final_heartbeat_ms}).encode()
+        # one per partition: with several source subtasks, each one's watermark must move
+        for partition in prod.list_topics(args.topic, timeout=30).topics[args.topic].partitions:
+            prod.produce(args.topic, value=clock, partition=partition)
     remaining = prod.flush(60)
     elapsed = time.monotonic() - start
     print(json.dumps({"sent": len(events) - remaining, "seconds": round(elapsed, 2),
