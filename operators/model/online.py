@@ -82,7 +82,7 @@ class AdaptiveFusion:
         list(itertools.product([1.0], [0, 0.5, 1], [0, 0.3], [0, 0.05, 0.2]))))
     blend_hits: np.ndarray = field(default_factory=lambda: np.zeros(0))
     component_hits: np.ndarray = field(default_factory=lambda: np.zeros(len(COMPONENTS)))
-    last_hits: np.ndarray | None = None     # per component, for the event just measured (reports)
+    last_measurement: np.ndarray | None = None   # hits of the event just measured: blends, then components
 
     def __post_init__(self) -> None:
         if self.blend_hits.size != len(self.blends):
@@ -97,20 +97,23 @@ class AdaptiveFusion:
     def weights(self) -> np.ndarray:
         return self.blends[int(np.argmax(self.blend_hits))]
 
-    def update(self, normalised: np.ndarray, target: int, k: int = 10) -> np.ndarray:
+    @property
+    def last_hits(self) -> np.ndarray | None:
+        """Per component, for the event just measured (reports)."""
+        return None if self.last_measurement is None else self.last_measurement[len(self.blends):]
+
+    def update(self, normalised: np.ndarray, target: int, k: int = 10) -> None:
         """``normalised``: components x items (excluded items at -inf); ``target``: the
         event's item. Each blend and component is scored by whether its top ``k`` held it;
-        returns those hits (blends, then components), which ``apply`` replays exactly."""
+        those hits stay in ``last_measurement``, which ``apply`` replays exactly."""
         finite = np.where(np.isfinite(normalised), normalised, -1e9)
-        hits = _ranks_of(np.vstack([self.blends @ finite, finite]), target) < k
-        self.apply(hits)
-        return hits
+        self.apply(_ranks_of(np.vstack([self.blends @ finite, finite]), target) < k)
 
     def apply(self, hits: np.ndarray) -> None:
         nb = len(self.blends)
         self.blend_hits += self.rate * (hits[:nb] - self.blend_hits)
         self.component_hits += self.rate * (hits[nb:] - self.component_hits)
-        self.last_hits = hits[nb:]
+        self.last_measurement = hits
 
 
 def _ranks_of(scores: np.ndarray, target: int) -> np.ndarray:
@@ -133,7 +136,6 @@ class OnlineRanker:
         self.progress = LearnedEvents()
         self.learned_events = 0
         self.observed = 0
-        self.last_measurement: np.ndarray | None = None   # the fusion hits of the last observe (update log)
         self.titles: dict[str, str] = {}     # item metadata, when loaded (not part of the snapshot)
 
     @property
@@ -217,8 +219,7 @@ class OnlineRanker:
         target = self.index.get(item_id)
         self.observed += 1
         measure = target is not None and self.observed % self.config.fusion_every == 0
-        self.fusion.last_hits = None
-        self.last_measurement = None
+        self.fusion.last_measurement = None
         if fusion_only and not measure:
             return None
         scored = self._score(history, exclude, everything=measure)
@@ -230,7 +231,7 @@ class OnlineRanker:
         if measure:
             norm = raw / scale[:, None]
             norm[:, ~valid] = -np.inf
-            self.last_measurement = self.fusion.update(norm, target, k)
+            self.fusion.update(norm, target, k)
         if self.config.mmr_lambda >= 1.0:   # plain top-k: the target's rank says it all
             rank = int(_ranks_of(total[None, :], target)[0])
             return rank if rank < k else -1

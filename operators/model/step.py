@@ -58,14 +58,14 @@ class ModelStep:
         history = user.history
         rank, update = None, None
         observed = ranker.observed
-        ranker.last_measurement = None
+        ranker.fusion.last_measurement = None
         if not ranker.progress.contains(event):
             rank = ranker.observe(history.recent, history.seen, event.item_id, self.k,
                                   fusion_only=not self.test_every_event)
         context = tuple(history.recent)
         learned = ranker.learn([Interaction(event, context)]) > 0
         if learned:
-            hits = ranker.last_measurement
+            hits = ranker.fusion.last_measurement
             update = ModelUpdate(self.lineage, ranker.learned_events, event, context, ranker.progress.watermark,
                                  ranker.observed != observed, None if hits is None else tuple(bool(h) for h in hits))
         history.apply(event, ranker.config.history)
