@@ -15,6 +15,7 @@ from operators.cleaning.guard import GuardConfig
 from operators.cleaning.schema import SchemaLimits
 from operators.features.spec import FeatureConfig
 from operators.model.online import OnlineConfig
+from operators.model.snapshot_store import DEFAULT_REPLICATION
 
 _KINDS: dict[object, type] = {"int": int, int: int, "float": float, float: float}
 
@@ -30,7 +31,7 @@ class JobConfig:
     cassandra_hosts: str = "127.0.0.1"
     cassandra_port: int = 9042
     keyspace: str = "streamrec"
-    cassandra_replication: str = "{'class': 'SimpleStrategy', 'replication_factor': 1}"   # for a new keyspace
+    cassandra_replication: str = DEFAULT_REPLICATION   # for a new keyspace
     model_name: str = "default"
     k: int = 10
     # cleaning: defaults and meaning in operators/cleaning/schema.py and guard.py
