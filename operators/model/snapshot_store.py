@@ -223,14 +223,6 @@ class SnapshotStore:
             (self.model, info.version))
         return sorted(r.chunk for r in rows) == list(range(info.chunks))
 
-    def load_latest(self) -> tuple[SnapshotInfo, bytes] | None:
-        """The newest complete snapshot, skipping incomplete ones; None if there is none."""
-        for info in self.list():
-            blob = self.read(info)
-            if blob is not None:
-                return info, blob
-        return None
-
     def load_for(self, shard: int, shards: int) -> tuple[SnapshotInfo, bytes, bool] | None:
         """The complete snapshot model subtask ``shard`` of ``shards`` starts from, and whether it
         continues that snapshot's lineage (True) or starts a new one from it (see ``candidates``)."""

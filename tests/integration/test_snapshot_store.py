@@ -2,13 +2,34 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import uuid
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
-from tests.integration.harness import CASSANDRA_PORT, drop_keyspace, snapshot_store
+from tests.integration.harness import CASSANDRA_PORT, REPO, drop_keyspace, snapshot_store
 
 pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def store() -> Iterator[Any]:
+    """A SnapshotStore on a keyspace of its own, dropped afterwards."""
+    keyspace = "t" + uuid.uuid4().hex[:10]
+    opened = snapshot_store(keyspace)
+    yield opened
+    opened.close()
+    drop_keyspace(keyspace)
+
+
+def models(keyspace: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """``python -m jobs.models`` against ``keyspace`` on the local node."""
+    return subprocess.run([sys.executable, "-m", "jobs.models", "--cassandra-port", str(CASSANDRA_PORT),
+                           "--keyspace", keyspace, *args], capture_output=True, text=True, timeout=120, cwd=REPO)
 
 
 def test_a_keyspace_from_an_older_release_gets_the_new_columns() -> None:
@@ -29,7 +50,7 @@ def test_a_keyspace_from_an_older_release_gets_the_new_columns() -> None:
         try:
             assert [(i.version, i.source, i.learned_events) for i in store.list()] == [(1, "", 0)]
             info = store.save(b"blob", {0: 3}, 4, "topic")
-            assert store.load_latest() == (info, b"blob")
+            assert store.load_for(0, 1) == (info, b"blob", False)    # no lineage: an older release's
         finally:
             store.close()
     finally:
@@ -37,62 +58,41 @@ def test_a_keyspace_from_an_older_release_gets_the_new_columns() -> None:
         drop_keyspace(keyspace)
 
 
-def test_models_command_lists_shows_and_rolls_back() -> None:
-    import json
-    import subprocess
-    import sys
-
-    from tests.integration.harness import REPO
-
-    keyspace = "t" + uuid.uuid4().hex[:10]
-    store = snapshot_store(keyspace)
-
-    def models(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "jobs.models", "--cassandra-port", str(CASSANDRA_PORT),
-                               "--keyspace", keyspace, *args], capture_output=True, text=True, timeout=120, cwd=REPO)
-
-    try:
-        first = store.save(b"one", {0: 9}, 10, "topic")
-        store.save(b"two", {0: 19}, 20, "topic")
-        listed = [json.loads(line) for line in models("list").stdout.splitlines()]
-        assert [(m["version"], m["learned_events"], m["positions"]) for m in listed] == [
-            (2, 20, {"0": 19}), (1, 10, {"0": 9})]
-        shown = json.loads(models("show", "1").stdout)
-        assert shown["complete"] and shown["size"] == 3
-        rolled = models("rollback", "1")
-        assert rolled.returncode == 0, rolled.stderr
-        latest = store.load_latest()
-        assert latest is not None and latest[1] == b"one" and latest[0].version == 3
-        assert latest[0].learned_events == first.learned_events and latest[0].positions == first.positions
-        missing = models("show", "42")
-        assert missing.returncode == 2 and "no version 42" in missing.stderr
-    finally:
-        store.close()
-        drop_keyspace(keyspace)
+def test_models_command_lists_shows_and_rolls_back(store: Any) -> None:
+    keyspace = store.keyspace
+    first = store.save(b"one", {0: 9}, 10, "topic")
+    store.save(b"two", {0: 19}, 20, "topic")
+    listed = [json.loads(line) for line in models(keyspace, "list").stdout.splitlines()]
+    assert [(m["version"], m["learned_events"], m["positions"]) for m in listed] == [
+        (2, 20, {"0": 19}), (1, 10, {"0": 9})]
+    shown = json.loads(models(keyspace, "show", "1").stdout)
+    assert shown["complete"] and shown["size"] == 3
+    rolled = models(keyspace, "rollback", "1")
+    assert rolled.returncode == 0, rolled.stderr
+    latest = store.load_for(0, 1)
+    assert latest is not None and latest[1] == b"one" and latest[0].version == 3
+    assert latest[0].learned_events == first.learned_events and latest[0].positions == first.positions
+    missing = models(keyspace, "show", "42")
+    assert missing.returncode == 2 and "no version 42" in missing.stderr
 
 
-def test_retention_keeps_the_newest_complete_versions_of_each_writer() -> None:
-    keyspace = "t" + uuid.uuid4().hex[:10]
-    store = snapshot_store(keyspace)
-    try:
-        mine = [store.save(f"v{n}".encode(), {0: n}, n, "t", "L", shard=0, shards=2).version for n in range(3)]
-        abandoned = store._reserve(0, 2)                      # a writer that died after reserving
-        store.session.execute(f"INSERT INTO {keyspace}.snapshot_chunks (model, version, chunk, data)"
-                              " VALUES ('default', %s, 0, 0x00)", (abandoned,))
-        mine.append(store.save(b"v3", {0: 3}, 3, "t", "L", shard=0, shards=2).version)
-        other = store.save(b"other", {0: 1}, 1, "t", "M", shard=1, shards=2).version
-        newest = store.save(b"v4", {0: 4}, 4, "t", "L", shard=0, shards=2).version
+def test_retention_keeps_the_newest_complete_versions_of_each_writer(store: Any) -> None:
+    keyspace = store.keyspace
+    mine = [store.save(f"v{n}".encode(), {0: n}, n, "t", "L", shard=0, shards=2).version for n in range(3)]
+    abandoned = store._reserve(0, 2)                      # a writer that died after reserving
+    store.session.execute(f"INSERT INTO {keyspace}.snapshot_chunks (model, version, chunk, data)"
+                          " VALUES ('default', %s, 0, 0x00)", (abandoned,))
+    mine.append(store.save(b"v3", {0: 3}, 3, "t", "L", shard=0, shards=2).version)
+    other = store.save(b"other", {0: 1}, 1, "t", "M", shard=1, shards=2).version
+    newest = store.save(b"v4", {0: 4}, 4, "t", "L", shard=0, shards=2).version
 
-        deleted = store.prune(keep=2, shard=0, shards=2)
-        assert deleted == [*mine[:3], abandoned]
-        assert [i.version for i in store.list()] == [newest, other, mine[3]]   # the other writer's stays
-        left = store.session.execute(f"SELECT version FROM {keyspace}.snapshot_chunks WHERE model = 'default'"
-                                     " AND version = %s", (abandoned,)).all()
-        assert not left
-        assert store.prune(keep=5, shard=0, shards=2) == []    # fewer than 5: nothing goes
-    finally:
-        store.close()
-        drop_keyspace(keyspace)
+    deleted = store.prune(keep=2, shard=0, shards=2)
+    assert deleted == [*mine[:3], abandoned]
+    assert [i.version for i in store.list()] == [newest, other, mine[3]]   # the other writer's stays
+    left = store.session.execute(f"SELECT version FROM {keyspace}.snapshot_chunks WHERE model = 'default'"
+                                 " AND version = %s", (abandoned,)).all()
+    assert not left
+    assert store.prune(keep=5, shard=0, shards=2) == []    # fewer than 5: nothing goes
 
 
 def test_concurrent_writers_never_share_a_version() -> None:
@@ -114,23 +114,11 @@ def test_concurrent_writers_never_share_a_version() -> None:
 
 
 def test_schema_command_creates_the_keyspace_with_the_given_replication() -> None:
-    import json
-    import subprocess
-    import sys
-
-    from tests.integration.harness import REPO
-
     keyspace = "t" + uuid.uuid4().hex[:10]
-
-    def schema(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "jobs.models", "--cassandra-port", str(CASSANDRA_PORT),
-                               "--keyspace", keyspace, "schema", *args], capture_output=True, text=True,
-                              timeout=120, cwd=REPO)
-
     try:
         replication = "{'class': 'NetworkTopologyStrategy', 'datacenter1': 1}"
         for _ in range(2):                                   # idempotent
-            done = schema("--replication", replication)
+            done = models(keyspace, "schema", "--replication", replication)
             assert done.returncode == 0, done.stderr
             assert json.loads(done.stdout)["schema"] == "ready"
         store = snapshot_store(keyspace)
@@ -144,7 +132,7 @@ def test_schema_command_creates_the_keyspace_with_the_given_replication() -> Non
             assert tables == {"snapshot_versions", "snapshot_chunks", "snapshot_manifests"}
         finally:
             store.close()
-        bad = schema("--replication", "{'class': 'SimpleStrategy'}; DROP KEYSPACE x")
+        bad = models(keyspace, "schema", "--replication", "{'class': 'SimpleStrategy'}; DROP KEYSPACE x")
         assert bad.returncode == 2 and "replication" in bad.stderr
     finally:
         drop_keyspace(keyspace)
