@@ -6,9 +6,14 @@ VENV := .venv
 PY := $(VENV)/bin/python
 SERVICES := deploy/local/services
 
-.PHONY: install demo test unit services down wipe savepoint-stop restore
+.PHONY: install jvm demo test unit services down wipe savepoint-stop restore
 
-install: $(VENV)/.installed
+install: $(VENV)/.installed jvm
+
+# The project's own JVM functions (jvm/), needed by the job and the local Flink tests.
+jvm:
+	$(SERVICES) build-jvm
+
 $(VENV)/.installed: pyproject.toml constraints.txt
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) on PATH (or make PYTHON=...)"; exit 1; }
 	$(PYTHON) -m venv $(VENV)

@@ -45,8 +45,8 @@ class JobConfig:
     rate_limit: int = GuardConfig.rate_limit
     rate_window_ms: int = GuardConfig.rate_window_ms
     max_out_of_orderness_ms: int = GuardConfig.max_out_of_orderness_ms
-    # A source subtask without input this long (processing time) stops holding the watermark
-    # back: with more subtasks than input partitions, one never gets any input.
+    # A Kafka partition (or a source subtask without one) without records this long
+    # (processing time) stops holding the watermark back.
     source_idle_timeout_ms: int = 10_000
     # model: defaults and meaning in operators/model/online.py
     model_seed: int = OnlineConfig.seed
@@ -69,6 +69,7 @@ class JobConfig:
     parallelism: int = 1
     transactional_id_prefix: str = ""     # default: derived from the output topic
     connector_jar: str = ""               # default: the jar deploy/local/services fetched
+    jvm_jar: str = ""                     # default: jvm/target/streamrec-jvm.jar (services fetch builds it)
     python_executable: str = ""           # default: the interpreter running the job
     python_execution_mode: str = "process"   # or "thread" (Python embedded in the TaskManager)
     # Python bundles: small bundles keep every stage of the four-operator chain busy and the

@@ -22,24 +22,24 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # `flink run -py jobs/recommend.py` runs this file as a script
     sys.path.insert(0, str(ROOT))
 
-from pyflink.common import Configuration, Duration, Types, WatermarkStrategy  # noqa: E402
+from pyflink.common import Configuration, Types  # noqa: E402
 from pyflink.datastream import CheckpointingMode, DataStream, StreamExecutionEnvironment  # noqa: E402
 from pyflink.table import StatementSet, StreamTableEnvironment, Table  # noqa: E402
 from pyflink.table.expressions import col  # noqa: E402
 
 from jobs.config import JobConfig  # noqa: E402
-from operators.cleaning.flink import (  # noqa: E402
-    DLQ_TAG,
-    GUARD_DLQ_TAG,
-    CleanFunction,
-    EventTimeAssigner,
-    GuardFunction,
+from operators.cleaning.event_time import (  # noqa: E402
+    EVENT_TIME_CLASS,
+    EVENT_TIME_FUNCTION,
+    event_time_sql,
+    watermark_sql,
 )
-from operators.features.flink import PythonItemCountsFunction, window_features  # noqa: E402
+from operators.cleaning.flink import DLQ_TAG, GUARD_DLQ_TAG, CleanFunction, GuardFunction, split_late  # noqa: E402
+from operators.features.flink import PythonItemCountsFunction, configure_sql, window_features  # noqa: E402
 from operators.features.spec import FEATURE_COLUMNS  # noqa: E402
 from operators.model.flink import UPDATE_TAG, ModelSettings, RecommendFunction  # noqa: E402
 from operators.model.update_log import ensure_log_topic  # noqa: E402
-from operators.rows import CLEAN_ROW, EVENT_ROW, KEYED_JSON_ROW  # noqa: E402
+from operators.rows import CLEAN_ROW, KEYED_JSON_ROW  # noqa: E402
 
 
 def _kafka_options(config: JobConfig, topic: str) -> str:
@@ -47,20 +47,30 @@ def _kafka_options(config: JobConfig, topic: str) -> str:
             f" 'properties.bootstrap.servers' = '{config.bootstrap_servers}'")
 
 
+def event_time_function_ddl() -> str:
+    return f"CREATE TEMPORARY FUNCTION IF NOT EXISTS {EVENT_TIME_FUNCTION} AS '{EVENT_TIME_CLASS}' LANGUAGE JAVA"
+
+
 def kafka_source_ddl(config: JobConfig, table: str = "interactions_source") -> str:
     """Raw bytes plus partition/offset/timestamp: cleaning sees every message (and uses the
-    record timestamp as its clock), the model sees each event's position."""
+    record timestamp as its clock), the model sees each event's position. Event time and the
+    watermark are made here, per partition, by the JVM (operators/cleaning/event_time.py):
+    only a record the cleaner accepts moves it, never past its own append time; a partition
+    without records for ``source_idle_timeout_ms`` stops holding it back."""
     return f"""
         CREATE TEMPORARY TABLE {table} (
           payload BYTES,
           `partition` INT METADATA VIRTUAL,
           `offset` BIGINT METADATA VIRTUAL,
-          kafka_ts TIMESTAMP_LTZ(3) METADATA FROM 'timestamp' VIRTUAL
+          kafka_ts TIMESTAMP_LTZ(3) METADATA FROM 'timestamp' VIRTUAL,
+          event_time AS {event_time_sql(config.schema_limits())},
+          {watermark_sql("event_time", config.max_out_of_orderness_ms)}
         ) WITH ({_kafka_options(config, config.input_topic)},
           'properties.group.id' = '{config.consumer_group}',
           'properties.isolation.level' = 'read_committed',
           'properties.auto.offset.reset' = 'earliest',
           'scan.startup.mode' = 'group-offsets',
+          'scan.watermark.idle-timeout' = '{config.source_idle_timeout_ms} ms',
           'format' = 'raw')"""
 
 
@@ -99,6 +109,7 @@ def build_pipeline(t_env: StreamTableEnvironment, source_table: str, recs_sink: 
     events' ids.
     """
     statements = t_env.create_statement_set()
+    configure_sql(t_env, config.feature_config())
     if config.stages == "passthrough":
         statements.add_insert_sql(f"INSERT INTO {recs_sink} SELECT CAST(`offset` AS STRING), "
                                   f"CAST(payload AS STRING) FROM {source_table}")
@@ -120,12 +131,8 @@ def build_pipeline(t_env: StreamTableEnvironment, source_table: str, recs_sink: 
 
     if config.stages == "validate":
         return to_sinks(ids_of(valid), valid.get_side_output(DLQ_TAG))
-    watermarked = valid.assign_timestamps_and_watermarks(
-        WatermarkStrategy.for_bounded_out_of_orderness(Duration.of_millis(config.max_out_of_orderness_ms))
-        .with_idleness(Duration.of_millis(config.source_idle_timeout_ms))
-        .with_timestamp_assigner(EventTimeAssigner()))
-    events = watermarked.key_by(lambda r: r[1], key_type=Types.STRING()) \
-        .process(GuardFunction(config.input_topic, config.guard_config()), output_type=EVENT_ROW) \
+    events = valid.key_by(lambda r: r[1], key_type=Types.STRING()) \
+        .process(GuardFunction(config.input_topic, config.guard_config()), output_type=CLEAN_ROW) \
         .name("clean-guard").uid("clean-guard")
     dead_letters = valid.get_side_output(DLQ_TAG).union(events.get_side_output(GUARD_DLQ_TAG))
     if config.stages == "clean":
@@ -138,8 +145,10 @@ def build_pipeline(t_env: StreamTableEnvironment, source_table: str, recs_sink: 
         return to_sinks(t_env.from_data_stream(baseline), dead_letters)
 
     # 2. window features in Flink SQL: item, user and global counts as of each event's time;
-    #    each user's events come out in event-time order
-    enriched = window_features(t_env, events, config.feature_config())
+    #    each user's events come out in event-time order. Lateness is judged once, at its entry.
+    on_time, late = split_late(t_env, events, "clean_events", config.input_topic, config.max_out_of_orderness_ms)
+    dead_letters = dead_letters.union(late)
+    enriched = window_features(t_env, on_time, config.feature_config())
     if config.stages == "features":   # every feature, or the planner would prune the joins
         t_env.create_temporary_view("enriched_events", enriched)
         values = ", ".join(f"KEY '{c}' VALUE `{c}`" for c in ["event_id", "ts", *FEATURE_COLUMNS])
@@ -162,6 +171,11 @@ def default_connector_jar() -> str:
     return str(home / "artifacts" / "flink-connectors" / "flink-sql-connector-kafka-5.0.0-2.2.jar")
 
 
+def default_jvm_jar() -> str:
+    """The project's own JVM functions (jvm/), built by deploy/local/services fetch."""
+    return str(ROOT / "jvm" / "target" / "streamrec-jvm.jar")
+
+
 def python_bundle() -> Path:
     """A folder holding copies of ``operators/`` and ``jobs/``, shipped to the Python workers.
 
@@ -177,11 +191,12 @@ def python_bundle() -> Path:
 
 def flink_configuration(config: JobConfig) -> Configuration:
     conf = Configuration()
-    jar = config.connector_jar or default_connector_jar()
-    if not Path(jar).is_file():
-        raise SystemExit(f"Kafka connector jar not found at {jar}; run deploy/local/services fetch "
-                         "or pass --connector-jar")
-    conf.set_string("pipeline.jars", Path(jar).resolve().as_uri())
+    jars = [(config.connector_jar or default_connector_jar(), "Kafka connector jar", "--connector-jar"),
+            (config.jvm_jar or default_jvm_jar(), "streamrec JVM functions jar", "--jvm-jar")]
+    for jar, what, flag in jars:
+        if not Path(jar).is_file():
+            raise SystemExit(f"{what} not found at {jar}; run deploy/local/services fetch or pass {flag}")
+    conf.set_string("pipeline.jars", ";".join(Path(jar).resolve().as_uri() for jar, _, _ in jars))
     python = config.python_executable or sys.executable
     conf.set_string("python.executable", python)
     conf.set_string("python.client.executable", python)
@@ -204,6 +219,8 @@ def main(argv: list[str] | None = None) -> None:
     t_env = StreamTableEnvironment.create(env)
 
     # source and sinks
+    configure_sql(t_env, config.feature_config())
+    t_env.execute_sql(event_time_function_ddl())
     t_env.execute_sql(kafka_source_ddl(config))
     t_env.execute_sql(kafka_sink_ddl(config, "recommendations_sink", config.output_topic, True, "recs"))
     t_env.execute_sql(kafka_sink_ddl(config, "dlq_sink", config.dlq_topic, False, "dlq"))

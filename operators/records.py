@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
 EventType = Literal["view", "click", "add_to_cart", "purchase", "rating"]
 EVENT_TYPES: frozenset[str] = frozenset({"view", "click", "add_to_cart", "purchase", "rating"})
@@ -49,6 +49,7 @@ class Rejection:
     message: str
     payload: bytes
     position: SourcePosition = SourcePosition()
+    details: dict[str, Any] = field(default_factory=dict)   # machine-readable, by reason
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,6 +22,7 @@ import re
 import time
 from typing import Any
 
+from operators.cleaning.event_time import event_time
 from operators.cleaning.schema import SCHEMAS, SchemaLimits
 from operators.records import Event, Heartbeat, Rejection, SourcePosition
 
@@ -42,8 +43,10 @@ class EventCleaner:
 
     def clean(self, payload: bytes, position: SourcePosition = _UNKNOWN, now_ms: int | None = None,
               ) -> Event | Heartbeat | Rejection:
-        """``now_ms`` is the ingestion clock for the future-skew rule: the Kafka record
-        timestamp in the job (reproducible on replay), the wall clock offline by default."""
+        """``now_ms`` is the ingestion clock: the Kafka record timestamp in the job
+        (reproducible on replay), the wall clock offline by default. A ``ts`` more than
+        ``max_future_skew_ms`` ahead of it is rejected; up to that, the event's time is clamped
+        to it (operators/cleaning/event_time.py)."""
         lim = self.limits
         if len(payload) > lim.max_message_bytes:
             return Rejection("too_large", f"message is {len(payload)} bytes, limit {lim.max_message_bytes}",
@@ -63,16 +66,16 @@ class EventCleaner:
             return Rejection("not_object", f"payload is JSON {type(doc).__name__}, not an object",
                              payload, position)
         if "heartbeat_ts" in doc and "event_id" not in doc:
-            problem = self._check_ts(doc.get("heartbeat_ts"), "heartbeat_ts", now_ms)
+            problem = self._check_ts(doc.get("heartbeat_ts"), "heartbeat_ts", now_ms) or self._check_depth(doc)
             if problem is not None:
                 return Rejection(problem[0], problem[1], payload, position)
-            return Heartbeat(doc["heartbeat_ts"], position)
+            return Heartbeat(event_time(doc["heartbeat_ts"], now_ms), position)
         problem = self._check(doc, now_ms)
         if problem is not None:
             return Rejection(problem[0], problem[1], payload, position)
         value = doc.get("value")
         return Event(doc["event_id"], doc["user_id"], doc["item_id"], doc["event_type"],
-                     None if value is None else float(value), doc["ts"], position)
+                     None if value is None else float(value), event_time(doc["ts"], now_ms), position)
 
     def _check(self, doc: dict[str, Any], now_ms: int | None) -> tuple[str, str] | None:
         lim = self.limits
@@ -103,13 +106,17 @@ class EventCleaner:
         if value is not None:
             if type(value) not in (int, float):
                 return "wrong_type", f"value must be a number or null, got {_json_type(value)}"
-            if not math.isfinite(value):
-                return "bad_value", "value must be finite"
+            if not _finite(value):
+                return "bad_value", "value must be finite (and within the float range)"
         context = doc.get("context")
         if context is not None and type(context) is not dict:
             return "wrong_type", f"context must be an object, got {_json_type(context)}"
-        if any(type(v) in (dict, list) for v in doc.values()) and _depth(doc, lim.max_depth) > lim.max_depth:
-            return "too_deep", f"JSON nested deeper than {lim.max_depth}"
+        return self._check_depth(doc)
+
+    def _check_depth(self, doc: dict[str, Any]) -> tuple[str, str] | None:
+        limit = self.limits.max_depth
+        if any(type(v) in (dict, list) for v in doc.values()) and _depth(doc, limit) > limit:
+            return "too_deep", f"JSON nested deeper than {limit}"
         return None
 
 
@@ -125,6 +132,13 @@ class EventCleaner:
         if ts > now + lim.max_future_skew_ms:
             return "ts_in_future", f"{name} {ts} is {ts - now} ms ahead of the ingestion clock {now}"
         return None
+
+
+def _finite(value: int | float) -> bool:
+    try:
+        return math.isfinite(value)
+    except OverflowError:     # an integer beyond the float range: it could not be a float value
+        return False
 
 
 def _json_type(value: object) -> str:
@@ -151,9 +165,10 @@ def _refuse_constant(name: str) -> float:
 
 def dead_letter(rejection: Rejection, source_topic: str, now_ms: int | None = None) -> dict[str, Any]:
     """The dead-letter record for a rejection: original payload (base64 when not UTF-8; cut to
-    64 KiB with its size and sha256 when larger), reason, message, source position, time."""
+    64 KiB with its size and sha256 when larger), reason, message, source position, time, and
+    the rejection's reason-specific details (a late event: ``watermark``, ``behind_ms``)."""
     raw = rejection.payload
-    record: dict[str, Any] = {"reason": rejection.reason, "message": rejection.message}
+    record: dict[str, Any] = {"reason": rejection.reason, "message": rejection.message, **rejection.details}
     if len(raw) > _DLQ_PAYLOAD_LIMIT:
         record.update(payload_truncated=True, payload_size=len(raw),
                       payload_sha256=hashlib.sha256(raw).hexdigest())

@@ -1,9 +1,12 @@
 """Flink adapters of the cleaning stage.
 
-``CleanFunction`` (stateless, chained to the source) validates raw Kafka rows;
-``GuardFunction`` (keyed by user) drops duplicates and sends late and rate-limited events to
-the dead-letter side output. Both count every outcome per reason as Flink metrics, so that
-``in == out + dlq + duplicates`` can be checked on a running job.
+The Kafka source computes each record's event time and the per-partition watermark in the
+JVM (``operators/cleaning/event_time.py``). ``CleanFunction`` (stateless, chained to the
+source) validates raw Kafka rows; ``GuardFunction`` (keyed by user) drops duplicates and sends
+rate-limited events to the dead-letter side output; :func:`split_late` hands the SQL only the
+events ahead of its watermark and turns the rest into ``late`` dead letters
+(``LateDeadLetterFunction``). All count every outcome per reason as Flink metrics, so that
+``in == out + dlq + duplicates + heartbeats`` can be checked on a running job.
 """
 
 from __future__ import annotations
@@ -14,17 +17,17 @@ from typing import Any
 
 from pyflink.common import Row, Types
 from pyflink.common.time import Time
-from pyflink.common.watermark_strategy import TimestampAssigner
-from pyflink.datastream import KeyedProcessFunction, OutputTag, ProcessFunction, RuntimeContext
+from pyflink.datastream import DataStream, KeyedProcessFunction, MapFunction, OutputTag, ProcessFunction, RuntimeContext
 from pyflink.datastream.state import StateTtlConfig, ValueStateDescriptor
+from pyflink.table import Schema, StreamTableEnvironment
 
 from operators.cleaning.cleaner import EventCleaner, dead_letter_json
+from operators.cleaning.event_time import late_rejection, late_sql, on_time_sql
 from operators.cleaning.guard import EventGuard, GuardConfig, UserGuardState
 from operators.cleaning.schema import REASONS, SchemaLimits
 from operators.records import Event, Heartbeat, Rejection, SourcePosition
-from operators.rows import JSON_ROW, event_to_row, row_to_event, watermark_or_none
+from operators.rows import JSON_ROW, event_to_row, row_to_event
 
-HEARTBEAT_TYPE = "heartbeat"   # a CLEAN_ROW with this event_type is a heartbeat, not an event
 DLQ_TAG = OutputTag("dead-letters", JSON_ROW)
 GUARD_DLQ_TAG = OutputTag("guard-dead-letters", JSON_ROW)
 
@@ -76,22 +79,16 @@ class CleanFunction(ProcessFunction):
             self.accepted.inc()
             yield Row(*event_to_row(result), payload.decode("utf-8"))
             return
-        if isinstance(result, Heartbeat):   # on to the watermark assigner, then dropped by the guard
+        if isinstance(result, Heartbeat):   # it has moved the watermark in the source: done
             self.heartbeats.inc()
-            yield Row("", "", "", HEARTBEAT_TYPE, None, result.ts, position.partition, position.offset, "")
             return
         self.rejected.inc(result.reason)
         yield DLQ_TAG, Row(dead_letter_json(result, self.source_topic))
 
 
-class EventTimeAssigner(TimestampAssigner):
-    def extract_timestamp(self, value: Any, record_timestamp: int) -> int:
-        return int(value[5])
-
-
 class GuardFunction(KeyedProcessFunction):
-    """Keyed by user: duplicates are counted and dropped, late and rate-limited events go to
-    ``GUARD_DLQ_TAG``, the rest is forwarded without its payload."""
+    """Keyed by user: duplicates are counted and dropped, rate-limited events go to
+    ``GUARD_DLQ_TAG``, the rest is forwarded (with its payload, for a late dead letter)."""
 
     def __init__(self, source_topic: str, config: GuardConfig) -> None:
         self.source_topic, self.config = source_topic, config
@@ -109,19 +106,60 @@ class GuardFunction(KeyedProcessFunction):
         self.rejected = _ReasonCounters(group.add_group("rejected"))
 
     def process_element(self, value: Row, ctx: KeyedProcessFunction.Context) -> Iterator[Any]:
-        if value[3] == HEARTBEAT_TYPE:     # it has moved the watermark; nothing else to do
-            return
         data = self.state.value()
         state = UserGuardState.restore(data) if data is not None else UserGuardState()
         event = row_to_event(value)
-        verdict = self.guard.check(state, event, watermark_or_none(ctx.timer_service().current_watermark()))
+        verdict = self.guard.check(state, event)
         self.state.update(state.snapshot())
         if verdict is None:
             self.forwarded.inc()
-            yield Row(*value[:8])
+            yield value
         elif verdict == "duplicate":
             self.duplicates.inc()
         else:
             self.rejected.inc(verdict)
             rejection = Rejection(verdict, REASONS[verdict], value[8].encode("utf-8"), event.position)
             yield GUARD_DLQ_TAG, Row(dead_letter_json(rejection, self.source_topic))
+
+
+def split_late(t_env: StreamTableEnvironment, events: DataStream, name: str, source_topic: str,
+               bound_ms: int) -> tuple[str, DataStream]:
+    """Register ``events`` (CLEAN_ROW, carrying the source's watermarks) as the view ``name``
+    with ``rowtime`` and ``global_key`` (the key of the global window counts); return the name
+    of the view of its on-time events, the input of the feature SQL, and the stream of
+    ``late`` dead letters (JSON_ROW).
+
+    The judgement is ``CURRENT_WATERMARK`` in the operator that feeds the windows, so no
+    operator after it can see a row at or behind its own watermark (README "Event time")."""
+    table = t_env.from_data_stream(events, Schema.new_builder()
+                                   .column_by_expression("rowtime", "TO_TIMESTAMP_LTZ(ts, 3)")
+                                   .column_by_expression("global_key", "1")
+                                   .watermark("rowtime", "SOURCE_WATERMARK()")
+                                   .build())
+    t_env.create_temporary_view(name, table)
+    t_env.create_temporary_view(f"{name}_on_time", t_env.sql_query(on_time_sql(name)))
+    late = t_env.to_data_stream(t_env.sql_query(late_sql(name))) \
+        .map(LateDeadLetterFunction(source_topic, bound_ms), output_type=JSON_ROW) \
+        .name("clean-late").uid("clean-late")
+    return f"{name}_on_time", late
+
+
+class LateDeadLetterFunction(MapFunction):
+    """Rows ``(raw, partition, offset, ts, watermark)`` of late events -> ``late`` dead letters."""
+
+    def __init__(self, source_topic: str, bound_ms: int) -> None:
+        self.source_topic, self.bound_ms = source_topic, bound_ms
+        self.behind_ms = 0
+
+    def open(self, runtime_context: RuntimeContext) -> None:
+        group = runtime_context.get_metrics_group().add_group("lateness")
+        self.late = group.counter("late")
+        group.gauge("last_behind_ms", lambda: self.behind_ms)   # how far behind the last late event was
+
+    def map(self, value: Row) -> Row:
+        raw, partition, offset, ts, watermark = value[0], value[1], value[2], value[3], _epoch_ms(value[4])
+        rejection = late_rejection(ts, int(watermark or 0), self.bound_ms, (raw or "").encode("utf-8"),
+                                   SourcePosition(partition, offset))
+        self.late.inc()
+        self.behind_ms = rejection.details["behind_ms"]
+        return Row(dead_letter_json(rejection, self.source_topic))

@@ -1,13 +1,14 @@
-"""Stateful checks after validation, per user: duplicates, late events, bot rate limit.
+"""Stateful checks after validation, per user: duplicates and the bot rate limit.
 
 All decisions use event time, never the processing clock, so a replay decides the same way.
 The state of one user is a small :class:`UserGuardState` (Flink keyed state in the job, a dict
-offline); the watermark is passed in: Flink's in the job, :class:`WatermarkTracker` offline.
+offline). Late events are judged after this, once, by the watermark of the first event-time
+operator (operators/cleaning/event_time.py), not here.
 
 >>> guard = EventGuard(GuardConfig(rate_limit=2, rate_window_ms=1000))
 >>> state = UserGuardState()
 >>> from operators.records import Event
->>> [guard.check(state, Event(f"e{n}", "u", "i", "view", None, t), watermark=None)
+>>> [guard.check(state, Event(f"e{n}", "u", "i", "view", None, t))
 ...  for n, t in [(1, 0), (1, 0), (2, 10), (3, 20), (4, 2000)]]
 [None, 'duplicate', None, 'rate_limited', None]
 """
@@ -29,6 +30,7 @@ class GuardConfig:
     rate_window_ms: int = 60_000            # ...of event time; more are rate_limited
     # Watermark = max event time seen - this - 1 ms (Flink's bounded out-of-orderness). An event
     # at or behind the watermark is late: the feature windows downstream could not count it.
+    # (Used by the source's watermark and the offline tracker; the guard itself needs no clock.)
     max_out_of_orderness_ms: int = 5_000
 
 
@@ -48,12 +50,12 @@ class UserGuardState:
 
 
 class EventGuard:
-    """Returns None for an event to forward, else ``duplicate`` / ``late`` / ``rate_limited``."""
+    """Returns None for an event to forward, else ``duplicate`` / ``rate_limited``."""
 
     def __init__(self, config: GuardConfig) -> None:
         self.config = config
 
-    def check(self, state: UserGuardState, event: Event, watermark: int | None) -> str | None:
+    def check(self, state: UserGuardState, event: Event) -> str | None:
         cfg = self.config
         ts = event.ts
         state.max_ts = ts if state.max_ts is None else max(state.max_ts, ts)
@@ -65,8 +67,6 @@ class EventGuard:
         state.seen.pop(event.event_id, None)
         state.seen[event.event_id] = ts
         self._prune_ids(state, horizon)
-        if watermark is not None and ts <= watermark:
-            return "late"
         window_start = ts - cfg.rate_window_ms
         acc = state.accepted_ts
         if bisect.bisect_right(acc, ts) - bisect.bisect_right(acc, window_start) >= cfg.rate_limit:
@@ -84,19 +84,3 @@ class EventGuard:
             if seen[first] < horizon:
                 for key in [k for k, t in seen.items() if t < horizon]:
                     del seen[key]
-
-
-class WatermarkTracker:
-    """Offline stand-in for Flink's bounded-out-of-orderness watermark: max event time seen so
-    far minus the bound minus 1 ms, as of before the current event. Flink emits its watermark
-    periodically, so in the job it lags this one: the job flags at most the events this flags."""
-
-    def __init__(self, max_out_of_orderness_ms: int) -> None:
-        self.bound = max_out_of_orderness_ms
-        self.max_ts: int | None = None
-
-    def watermark(self) -> int | None:
-        return None if self.max_ts is None else self.max_ts - self.bound - 1
-
-    def observe(self, ts: int) -> None:
-        self.max_ts = ts if self.max_ts is None else max(self.max_ts, ts)

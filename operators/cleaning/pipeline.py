@@ -1,7 +1,10 @@
-"""The whole cleaning stage for one stream, in-process: validate, then guard per user.
+"""The whole cleaning stage for one stream, in-process: validate, guard per user, then judge
+lateness against the watermark of every valid record before (heartbeats included).
 
-The job runs the same two steps as two Flink operators; this class serves the offline
-command (jobs/clean.py), the offline pipeline and the tests. Counts obey conservation:
+The job runs the same steps in the same order: validation in Python, the watermark in the
+Kafka source, the guard in a keyed Python operator, lateness in SQL right before the windows
+(operators/cleaning/event_time.py). This class serves the offline command (jobs/clean.py),
+the offline pipeline and the tests. Counts obey conservation:
 ``in == out + dlq + duplicates + heartbeats``.
 
 >>> stage = CleaningStage()
@@ -18,7 +21,8 @@ from __future__ import annotations
 from typing import Any
 
 from operators.cleaning.cleaner import EventCleaner
-from operators.cleaning.guard import EventGuard, GuardConfig, UserGuardState, WatermarkTracker
+from operators.cleaning.event_time import WatermarkTracker, is_late, late_rejection
+from operators.cleaning.guard import EventGuard, GuardConfig, UserGuardState
 from operators.cleaning.schema import REASONS, SchemaLimits
 from operators.records import Event, Heartbeat, Rejection, SourcePosition
 
@@ -48,15 +52,19 @@ class CleaningStage:
             state = self.users.get(result.user_id)
             if state is None:
                 state = self.users[result.user_id] = UserGuardState()
-            verdict = self.guard.check(state, result, self.watermarks.watermark())
+            verdict = self.guard.check(state, result)
+            watermark = self.watermarks.watermark()
             self.watermarks.observe(result.ts)
-            if verdict is None:
+            if verdict is None and watermark is not None and is_late(result.ts, watermark):
+                result = late_rejection(result.ts, watermark, self.watermarks.bound, payload, position)
+            elif verdict is None:
                 self.n_out += 1
                 return result
-            if verdict == "duplicate":
+            elif verdict == "duplicate":
                 self.n_duplicates += 1
                 return None
-            result = Rejection(verdict, REASONS[verdict], payload, position)
+            else:
+                result = Rejection(verdict, REASONS[verdict], payload, position)
         self.by_reason[result.reason] = self.by_reason.get(result.reason, 0) + 1
         return result
 

@@ -5,31 +5,26 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from pyflink.common import Row, Types
-from pyflink.datastream import DataStream, KeyedProcessFunction, RuntimeContext
+from pyflink.datastream import KeyedProcessFunction, RuntimeContext
 from pyflink.datastream.state import ValueStateDescriptor
-from pyflink.table import Schema, StreamTableEnvironment, Table
+from pyflink.table import StreamTableEnvironment, Table
 
 from operators.features.spec import FeatureConfig
 from operators.features.sql import feature_statements
 from operators.features.windows import SlicedCounts
 
 
-def window_features(t_env: StreamTableEnvironment, events: DataStream, config: FeatureConfig,
-                    name: str = "clean_events") -> Table:
-    """``events`` (EVENT_ROW, with timestamps and watermarks) enriched with the window features.
-
-    The SQL takes the stream's own watermarks (SOURCE_WATERMARK): the guard already sent every
-    event at or behind them to the dead-letter topic, so the windows drop nothing silently."""
+def configure_sql(t_env: StreamTableEnvironment, config: FeatureConfig) -> None:
     table_config = t_env.get_config()
     table_config.set("table.local-time-zone", "UTC")   # HOP windows align in this zone
     table_config.set("table.exec.state.ttl", f"{config.idle_state_ttl_ms} ms")
-    table = t_env.from_data_stream(events, Schema.new_builder()
-                                   .column_by_expression("rowtime", "TO_TIMESTAMP_LTZ(ts, 3)")
-                                   .column_by_expression("global_key", "1")
-                                   .watermark("rowtime", "SOURCE_WATERMARK()")
-                                   .build())
-    t_env.create_temporary_view(name, table)
-    *views, query = feature_statements(config, name)
+
+
+def window_features(t_env: StreamTableEnvironment, events: str, config: FeatureConfig) -> Table:
+    """The view ``events`` (EVENT_COLUMNS, ``rowtime``, ``global_key``; only events ahead of the
+    watermark, see operators.cleaning.flink.split_late) enriched with the window features, so
+    the windows drop nothing silently."""
+    *views, query = feature_statements(config, events)
     for statement in views:
         t_env.execute_sql(statement)
     return t_env.sql_query(query)

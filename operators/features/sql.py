@@ -23,22 +23,15 @@ True
 
 from __future__ import annotations
 
+from operators.cleaning.event_time import sql_interval
 from operators.features.spec import COUNTED_TYPES, ENTITIES, FEATURE_COLUMNS, WINDOWS, FeatureConfig
 
 # Columns of the input view, besides `rowtime` (the event-time attribute, TIMESTAMP_LTZ(3)).
 EVENT_COLUMNS = ["event_id", "user_id", "item_id", "event_type", "value", "ts", "partition", "offset"]
 
 
-def _interval(ms: int) -> str:
-    seconds, millis = divmod(ms, 1000)
-    minutes, seconds = divmod(seconds, 60)
-    hours, minutes = divmod(minutes, 60)
-    days, hours = divmod(hours, 24)
-    return f"INTERVAL '{days} {hours:02d}:{minutes:02d}:{seconds:02d}.{millis:03d}' DAY(6) TO SECOND(3)"
-
-
 def _window_view(source: str, name: str, key: str, size: int, slide: int, aggregates: str) -> list[str]:
-    hop = f"TABLE(HOP(TABLE {source}, DESCRIPTOR(rowtime), {_interval(slide)}, {_interval(size)}))"
+    hop = f"TABLE(HOP(TABLE {source}, DESCRIPTOR(rowtime), {sql_interval(slide)}, {sql_interval(size)}))"
     return [
         f"CREATE TEMPORARY VIEW {name}_windows AS SELECT {key}, window_time AS vt, {aggregates} "
         f"FROM {hop} GROUP BY {key}, window_start, window_end, window_time",

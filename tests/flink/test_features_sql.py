@@ -10,17 +10,25 @@ from typing import Any
 
 import pytest
 from pyflink.common import Configuration, Duration, WatermarkStrategy
+from pyflink.common.watermark_strategy import TimestampAssigner
 from pyflink.datastream import StreamExecutionEnvironment
 from pyflink.table import StreamTableEnvironment
 
-from operators.cleaning.flink import EventTimeAssigner
+from operators.cleaning.flink import split_late
 from operators.features import FEATURE_COLUMNS, FeatureConfig, WindowFeatureBuilder
-from operators.features.flink import window_features
+from operators.features.flink import configure_sql, window_features
 from operators.records import Event, SourcePosition
-from operators.rows import ENRICHED_FIELDS, EVENT_ROW, event_to_row
+from operators.rows import CLEAN_ROW, ENRICHED_FIELDS, event_to_row
 from tests import feature_cases as case
 
 pytestmark = pytest.mark.flink
+
+
+class EventTime(TimestampAssigner):
+    """(The job's events carry the Kafka source's timestamps and watermarks.)"""
+
+    def extract_timestamp(self, value: Any, record_timestamp: int) -> int:
+        return int(value[5])
 
 
 def run_sql(events: list[Event], config: FeatureConfig, bound_ms: int) -> list[dict[str, Any]]:
@@ -29,10 +37,12 @@ def run_sql(events: list[Event], config: FeatureConfig, bound_ms: int) -> list[d
     env = StreamExecutionEnvironment.get_execution_environment(conf)
     env.set_parallelism(1)
     t_env = StreamTableEnvironment.create(env)
-    stream = env.from_collection([event_to_row(e) for e in events], type_info=EVENT_ROW) \
+    configure_sql(t_env, config)
+    stream = env.from_collection([(*event_to_row(e), "") for e in events], type_info=CLEAN_ROW) \
         .assign_timestamps_and_watermarks(WatermarkStrategy.for_bounded_out_of_orderness(
-            Duration.of_millis(bound_ms)).with_timestamp_assigner(EventTimeAssigner()))
-    with window_features(t_env, stream, config).execute().collect() as rows:
+            Duration.of_millis(bound_ms)).with_timestamp_assigner(EventTime()))
+    on_time, _late = split_late(t_env, stream, "events", "topic", bound_ms)
+    with window_features(t_env, on_time, config).execute().collect() as rows:
         return [dict(zip(ENRICHED_FIELDS, row, strict=True)) for row in rows]
 
 

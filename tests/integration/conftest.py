@@ -34,8 +34,11 @@ def pipeline() -> Iterator[Pipeline]:
     p = Pipeline()
     p.create_topics()
     yield p
-    p.cancel_all()
-    drop_keyspace(p.name)
+    try:
+        p.check_nothing_dropped_late()
+    finally:
+        p.cancel_all()
+        drop_keyspace(p.name)
 
 
 @pytest.fixture
@@ -51,9 +54,13 @@ def new_pipeline() -> Iterator[Callable[..., Pipeline]]:
         return p
 
     yield make
-    for p in made:
-        p.cancel_all()
-        drop_keyspace(p.name)
+    try:
+        for p in made:
+            p.check_nothing_dropped_late()
+    finally:
+        for p in made:
+            p.cancel_all()
+            drop_keyspace(p.name)
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 import time
+import urllib.parse
 import urllib.request
 import uuid
 from dataclasses import dataclass, field
@@ -103,6 +104,18 @@ class Pipeline:
         assert match, out[-3000:]
         return match.group(1)
 
+    def check_nothing_dropped_late(self) -> None:
+        """Every running job of this pipeline: no operator dropped a row as late (Flink's
+        ``numLateRecordsDropped``), and the windows that would report one are there."""
+        for job_id in self.jobs:
+            if rest(f"/jobs/{job_id}")["state"] != "RUNNING":
+                continue
+            time.sleep(2)          # the metrics fetcher's interval (1 s on the local cluster)
+            drops = late_drops(job_id)
+            assert drops, f"job {job_id}: no operator reports numLateRecordsDropped"
+            dropped = {k: v for k, v in drops.items() if v}
+            assert not dropped, f"job {job_id} dropped rows as late: {dropped}"
+
     def cancel_all(self) -> None:
         for job_id in self.jobs:
             try:
@@ -155,6 +168,20 @@ class Pipeline:
         finally:
             c.close()
         return records
+
+
+def late_drops(job_id: str) -> dict[str, int]:
+    """``numLateRecordsDropped`` of every operator that has the metric, summed over subtasks."""
+    out: dict[str, int] = {}
+    for vertex in rest(f"/jobs/{job_id}")["vertices"]:
+        base = f"/jobs/{job_id}/vertices/{vertex['id']}/metrics"
+        ids = [m["id"] for m in rest(base) if m["id"].endswith(".numLateRecordsDropped")]
+        if not ids:
+            continue
+        for metric in rest(f"{base}?get={urllib.parse.quote(','.join(ids))}"):
+            operator = metric["id"].split(".", 1)[1].rsplit(".", 1)[0]
+            out[operator] = out.get(operator, 0) + int(float(metric["value"]))
+    return out
 
 
 def event(n: int, user: str, item: str, ts: int | None = None, kind: str = "click") -> dict[str, Any]:

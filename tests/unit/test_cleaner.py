@@ -75,6 +75,7 @@ def test_valid_event_keeps_every_field_and_position() -> None:
     (payload(ts=T + 300_001), "ts_in_future"),
     (payload(value=12345.5).replace(b"12345.5", b"1e999"), "bad_value"),      # parses to inf
     (payload(value=12345.5).replace(b"12345.5", b"-1e999"), "bad_value"),
+    (payload(value=12345.5).replace(b"12345.5", b"9" * 400), "bad_value"),   # was an OverflowError
     (payload(context=nested_dict(17)), "too_deep"),
     (payload(extra=nested_list(17)), "too_deep"),
     (b"[" * 100_000 + b"]" * 100_000, "too_deep"),
@@ -82,6 +83,7 @@ def test_valid_event_keeps_every_field_and_position() -> None:
     (b'{"heartbeat_ts": 1}', "ts_too_old"),
     (b'{"heartbeat_ts": %d}' % (T + 300_001), "ts_in_future"),
     (b'{"heartbeat_ts": null}', "missing_field"),
+    (b'{"heartbeat_ts": %d, "x": %s}' % (T, json.dumps(nested_list(17)).encode()), "too_deep"),
 ])
 def test_each_rule_rejects_with_its_reason(raw: bytes, reason: str) -> None:
     result = clean(raw)

@@ -3,7 +3,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from operators.cleaning import EventGuard, GuardConfig, UserGuardState, WatermarkTracker
+from operators.cleaning import EventGuard, GuardConfig, UserGuardState, WatermarkTracker, event_time, is_late
 from operators.cleaning.pipeline import CleaningStage
 from operators.records import Event, Rejection
 
@@ -17,41 +17,70 @@ def ev(event_id: str, ts: int, user: str = "u") -> Event:
 
 def test_duplicate_within_ttl_is_dropped_after_it_is_not() -> None:
     guard, state = EventGuard(GuardConfig(dedupe_ttl_ms=1000)), UserGuardState()
-    assert guard.check(state, ev("a", T), None) is None
-    assert guard.check(state, ev("a", T + 500), None) == "duplicate"
-    assert guard.check(state, ev("b", T + 5000), None) is None
-    assert guard.check(state, ev("a", T + 5001), None) is None        # "a" expired from the window
+    assert guard.check(state, ev("a", T)) is None
+    assert guard.check(state, ev("a", T + 500)) == "duplicate"
+    assert guard.check(state, ev("b", T + 5000)) is None
+    assert guard.check(state, ev("a", T + 5001)) is None        # "a" expired from the window
 
 
 def test_dedupe_memory_is_bounded_per_user() -> None:
     guard, state = EventGuard(GuardConfig(max_dedupe_ids=100)), UserGuardState()
     for n in range(1000):
-        guard.check(state, ev(f"e{n}", T + n), None)
+        guard.check(state, ev(f"e{n}", T + n))
     assert len(state.seen) <= 100
 
 
 def test_rate_limit_uses_event_time_window() -> None:
     guard, state = EventGuard(GuardConfig(rate_limit=3, rate_window_ms=1000)), UserGuardState()
-    verdicts = [guard.check(state, ev(f"e{n}", T + 100 * n), None) for n in range(5)]
+    verdicts = [guard.check(state, ev(f"e{n}", T + 100 * n)) for n in range(5)]
     assert verdicts == [None, None, None, "rate_limited", "rate_limited"]
-    assert guard.check(state, ev("later", T + 1250), None) is None     # the first two left the window
+    assert guard.check(state, ev("later", T + 1250)) is None     # the first two left the window
     assert len(state.accepted_ts) <= 4
 
 
 def test_an_event_at_or_behind_the_watermark_is_late() -> None:
     # At the watermark counts as late: the feature windows downstream drop such rows.
-    guard, state = EventGuard(GuardConfig()), UserGuardState()
-    assert guard.check(state, ev("a", T), watermark=T - 1) is None
-    assert guard.check(state, ev("b", T), watermark=T) == "late"
+    assert not is_late(T, T - 1) and is_late(T, T) and not is_late(T, None)
+
+
+def test_event_time_never_runs_ahead_of_the_ingestion_clock() -> None:
+    assert event_time(T + 120_000, T) == T          # a fast producer clock: clamped
+    assert event_time(T - 3_600_000, T) == T - 3_600_000   # a slow one keeps its time (and is late)
+    assert event_time(T + 5, None) == T + 5         # offline without an ingestion clock
+
+
+def test_a_fast_clock_cannot_make_other_producers_late() -> None:
+    # One event 4 min 59 s ahead (accepted, clamped), then everyone else's events at "now".
+    stage = CleaningStage()
+    line = '{{"event_id":"{}","user_id":"{}","item_id":"i","event_type":"view","ts":{}}}'
+    skewed = stage.process(line.format("s", "fast", T + 299_000).encode(), now_ms=T)
+    others = [stage.process(line.format(f"e{n}", f"u{n}", T + 70 * n).encode(), now_ms=T + 70 * n + 3)
+              for n in range(100)]
+    assert isinstance(skewed, Event) and skewed.ts == T
+    assert all(isinstance(r, Event) for r in others)
+    assert isinstance(stage.process(line.format("x", "fast", T + 400_000).encode(), now_ms=T), Rejection)
+
+
+def test_a_slow_clock_makes_only_its_own_events_late() -> None:
+    stage = CleaningStage()
+    line = '{{"event_id":"{}","user_id":"{}","item_id":"i","event_type":"view","ts":{}}}'
+    results = []
+    for n in range(50):
+        now = T + 100 * n
+        results.append(stage.process(line.format(f"e{n}", f"u{n}", now).encode(), now_ms=now))
+        results.append(stage.process(line.format(f"s{n}", "slow", now - 3_600_000).encode(), now_ms=now))
+    reasons = [(r.user_id if isinstance(r, Event) else r.reason) for r in results]
+    assert reasons[0::2] == [f"u{n}" for n in range(50)]
+    assert reasons[1::2] == ["late"] * 50
 
 
 def test_state_snapshot_round_trip_decides_the_same() -> None:
     guard, state = EventGuard(GuardConfig(rate_limit=2, rate_window_ms=1000)), UserGuardState()
-    guard.check(state, ev("a", T), None)
+    guard.check(state, ev("a", T))
     restored = UserGuardState.restore(state.snapshot())
-    assert [guard.check(s, ev("a", T + 1), None) for s in (state, restored)] == ["duplicate", "duplicate"]
-    assert [guard.check(s, ev("b", T + 2), None) for s in (state, restored)] == [None, None]
-    assert [guard.check(s, ev("c", T + 3), None) for s in (state, restored)] == ["rate_limited"] * 2
+    assert [guard.check(s, ev("a", T + 1)) for s in (state, restored)] == ["duplicate", "duplicate"]
+    assert [guard.check(s, ev("b", T + 2)) for s in (state, restored)] == [None, None]
+    assert [guard.check(s, ev("c", T + 3)) for s in (state, restored)] == ["rate_limited"] * 2
 
 
 def test_watermark_tracker_is_max_seen_minus_bound_minus_one_like_flink() -> None:
