@@ -8,11 +8,13 @@ from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
 
-def ensure_topics(bootstrap: str, topics: Iterable[str], partitions: int = 1, timeout: float = 30.0) -> None:
-    """Create the topics that do not exist yet (one replica: the local broker)."""
+def ensure_topics(bootstrap: str, topics: Iterable[str], partitions: int = 1, timeout: float = 30.0,
+                  config: dict[str, str] | None = None) -> None:
+    """Create the topics that do not exist yet (one replica: the local broker), with topic
+    ``config`` (e.g. ``{"message.timestamp.type": "LogAppendTime"}``)."""
     admin = AdminClient({"bootstrap.servers": bootstrap})
     existing = set(admin.list_topics(timeout=timeout).topics)
-    wanted = [NewTopic(t, num_partitions=partitions, replication_factor=1)
+    wanted = [NewTopic(t, num_partitions=partitions, replication_factor=1, config=config or {})
               for t in topics if t not in existing]
     if not wanted:
         return

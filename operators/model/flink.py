@@ -84,6 +84,7 @@ class RecommendFunction(KeyedProcessFunction):
         self.user_state = runtime_context.get_state(descriptor)
         self.shard = runtime_context.get_index_of_this_subtask()
         self.shards = runtime_context.get_number_of_parallel_subtasks()
+        self.last_cut_ms = 0
         # Starting without the newest snapshot and log would later overwrite them with a model
         # that forgot everything, so an unreachable Cassandra or Kafka fails the task here and
         # Flink retries it (with its restart strategy's back-off).
@@ -113,6 +114,8 @@ class RecommendFunction(KeyedProcessFunction):
         metrics.gauge("snapshot_failures", lambda: self.writer.failures)
         metrics.gauge("snapshot_pending", lambda: self.writer.pending)
         metrics.gauge("snapshots_written", lambda: self.writer.written)
+        metrics.gauge("snapshot_last_write_ms", lambda: self.writer.last_write_ms)
+        metrics.gauge("snapshot_last_cut_ms", lambda: self.last_cut_ms)
         metrics.gauge("updates_replayed_at_start", lambda: self.replayed)
 
     def _restore(self) -> tuple[OnlineRanker, str, SnapshotInfo | None]:
@@ -151,9 +154,13 @@ class RecommendFunction(KeyedProcessFunction):
         return ranker, uuid.uuid4().hex, info
 
     def _cut(self) -> PendingSnapshot:
+        """Serialise the ranker on the event path (the writer thread compresses and writes it)."""
+        started = time.monotonic()
         self.cut_events = self.ranker.learned_events
-        return PendingSnapshot(self.ranker.snapshot(), dict(self.ranker.positions), self.ranker.learned_events,
-                               self.lineage)
+        pending = PendingSnapshot(self.ranker.snapshot(), dict(self.ranker.positions), self.ranker.learned_events,
+                                  self.lineage)
+        self.last_cut_ms = round((time.monotonic() - started) * 1000)
+        return pending
 
     def _write(self, pending: PendingSnapshot) -> SnapshotInfo:
         """Runs on the writer thread (and once in open): save, then prune old versions."""

@@ -47,6 +47,7 @@ class SnapshotWriter:
         self._closing = False
         # read by metric gauges and logs
         self.written = self.failures = self.superseded = 0
+        self.last_write_ms = 0      # how long the newest successful write took (compress + Cassandra)
         self.consecutive_failures = 0
         self.last_written_events = -1
         self.last_error = ""
@@ -93,6 +94,7 @@ class SnapshotWriter:
                 if self._pending is None:
                     return
                 snapshot, self._pending, self._busy = self._pending, None, True
+            started = time.monotonic()
             try:
                 result = self._save(snapshot)
             except Exception as exc:  # noqa: BLE001 - any Cassandra/driver failure: retry later
@@ -117,6 +119,7 @@ class SnapshotWriter:
                 log.info("snapshot writer %s: writes resumed after %d failures", self.name, self.consecutive_failures)
             self.consecutive_failures = 0
             self.written += 1
+            self.last_write_ms = round((time.monotonic() - started) * 1000)
             self.last_written_events = snapshot.learned_events
             if self._on_saved is not None:
                 self._on_saved(result)
