@@ -16,9 +16,8 @@ from collections.abc import Iterator
 from typing import Any
 
 from pyflink.common import Row, Types
-from pyflink.common.time import Time
 from pyflink.datastream import DataStream, KeyedProcessFunction, MapFunction, OutputTag, ProcessFunction, RuntimeContext
-from pyflink.datastream.state import StateTtlConfig, ValueStateDescriptor
+from pyflink.datastream.state import ValueStateDescriptor
 from pyflink.table import Schema, StreamTableEnvironment
 
 from operators.cleaning.cleaner import EventCleaner, dead_letter_json
@@ -27,6 +26,7 @@ from operators.cleaning.guard import EventGuard, GuardConfig, UserGuardState
 from operators.cleaning.schema import REASONS, SchemaLimits
 from operators.records import Event, Heartbeat, Rejection, SourcePosition
 from operators.rows import JSON_ROW, event_to_row, row_to_event
+from operators.state_ttl import idle_state_ttl
 
 DLQ_TAG = OutputTag("dead-letters", JSON_ROW)
 GUARD_DLQ_TAG = OutputTag("guard-dead-letters", JSON_ROW)
@@ -97,8 +97,7 @@ class GuardFunction(KeyedProcessFunction):
         self.guard = EventGuard(self.config)
         descriptor = ValueStateDescriptor("guard", Types.PICKLED_BYTE_ARRAY())
         # A user idle (in processing time) for longer than the dedupe horizon needs no state.
-        descriptor.enable_time_to_live(StateTtlConfig.new_builder(
-            Time.milliseconds(max(self.config.dedupe_ttl_ms, self.config.rate_window_ms))).build())
+        descriptor.enable_time_to_live(idle_state_ttl(max(self.config.dedupe_ttl_ms, self.config.rate_window_ms)))
         self.state = runtime_context.get_state(descriptor)
         group = runtime_context.get_metrics_group().add_group("guard")
         self.forwarded = group.counter("forwarded")

@@ -28,9 +28,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from pyflink.common import Row, Types
-from pyflink.common.time import Time
 from pyflink.datastream import KeyedProcessFunction, OutputTag, RuntimeContext
-from pyflink.datastream.state import StateTtlConfig, ValueStateDescriptor
+from pyflink.datastream.state import ValueStateDescriptor
 
 from operators.features.spec import FeatureConfig
 from operators.model.history import UserState
@@ -43,6 +42,7 @@ from operators.model.update_log import ensure_log_topic, read_updates
 from operators.model.updates import replay
 from operators.model.writer import PendingSnapshot, SnapshotWriter
 from operators.rows import KEYED_JSON_ROW, USER_EVENT_NUMBER, row_to_event, row_to_window_features, watermark_or_none
+from operators.state_ttl import idle_state_ttl
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +80,7 @@ class RecommendFunction(KeyedProcessFunction):
     def open(self, runtime_context: RuntimeContext) -> None:
         s = self.settings
         descriptor = ValueStateDescriptor("user", Types.PICKLED_BYTE_ARRAY())
-        descriptor.enable_time_to_live(StateTtlConfig.new_builder(Time.milliseconds(s.user_state_ttl_ms)).build())
+        descriptor.enable_time_to_live(idle_state_ttl(s.user_state_ttl_ms))
         self.user_state = runtime_context.get_state(descriptor)
         self.shard = runtime_context.get_index_of_this_subtask()
         self.shards = runtime_context.get_number_of_parallel_subtasks()
