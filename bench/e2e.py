@@ -359,6 +359,9 @@ def add_results_row(summary: dict[str, Any], command: str) -> None:
                         "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n")
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
                             cwd=ROOT).stdout.strip()
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", "operators", "jobs", "jvm",
+                            "deploy", "bench/e2e.py", "bench/floor_job.py"], capture_output=True, text=True, cwd=ROOT)
+    commit += "+" if dirty.stdout.strip() else ""
     row = (f"| {time.strftime('%Y-%m-%d')} | {commit} | {summary['events']:,} | "
            f"{summary['rate'] or 'unthrottled'} | {summary['events_per_sec']:,.0f} | "
            f"{summary['steady_state_events_per_sec']:,.0f} | "

@@ -72,9 +72,10 @@ class JobConfig:
     jvm_jar: str = ""                     # default: jvm/target/streamrec-jvm.jar (services fetch builds it)
     python_executable: str = ""           # default: the interpreter running the job
     python_execution_mode: str = "process"   # or "thread" (Python embedded in the TaskManager)
-    # Python bundles: small bundles keep every stage of the four-operator chain busy and the
-    # latency low. 10,000 / 1 s finished 20k events sooner in one noisy run but delivered
-    # them in one late burst; not adopted until measured properly (bench/e2e_throughput.py).
+    # Python bundles: small bundles keep every stage of the Python chain busy and the latency
+    # low. bench/e2e.py, 20k ml-100k events (bench/RESULTS.md): 1,000 / 100 ms 465-482 ev/s
+    # whole run; 10,000 / 500 ms 505; 100,000 / 1 s 222 (everything in one late burst). The
+    # model step, not the bundles, is what limits the rate.
     python_state_cache_size: int = 1000    # keys whose state the Python worker caches
     bundle_size: int = 1000
     bundle_time_ms: int = 100
