@@ -43,9 +43,10 @@ class Run:
 
     @property
     def events_per_sec(self) -> float:
-        """Rate between the moments the output passes 10 % and 90 % of the expected records
-        (linear between samples): leaves out start-up and the last checkpoint's wait. A run
-        whose whole output lands between two samples gives NaN: give it more events."""
+        """Steady-state rate: between the moments the output passes 10 % and 90 % of the
+        expected records (linear between samples), leaving out start-up and the last
+        checkpoint's wait; not the whole run's rate (bench/e2e.py reports both). A run whose
+        whole output lands between two samples gives NaN: give it more events."""
         t10, t90 = self._crossing(0.1), self._crossing(0.9)
         if t10 is None or t90 is None or t90 <= t10:
             return float("nan")
@@ -142,7 +143,7 @@ def compare_stages(payloads: list[bytes], keys: list[bytes], variants: list[str]
     ax.barh(variants, [results[n]["us_per_event"] for n in variants])
     for y, n in enumerate(variants):
         ax.text(results[n]["us_per_event"], y, f" {results[n]['events_per_sec']:,.0f} ev/s", va="center")
-    ax.set_xlabel("microseconds per event (job on local Flink, parallelism 1)")
+    ax.set_xlabel("microseconds per event, steady state (job on local Flink, parallelism 1)")
     ax.set_title(f"{title}, first {len(payloads):,} MovieLens events")
     fig.tight_layout()
     fig.savefig(out.with_suffix(".png"), dpi=100)
