@@ -114,17 +114,11 @@ final class StrictJson {
     }
 
     private Obj object(int depth) throws Invalid {
-        if (depth > maxDepth) {
-            throw new Invalid();
-        }
-        pos++;   // '{'
         Obj obj = new Obj();
-        skipWhitespace();
-        if (peek() == '}') {
-            pos++;
+        if (open(depth, '}')) {
             return obj;
         }
-        while (true) {
+        do {
             skipWhitespace();
             if (peek() != '"') {
                 throw new Invalid();
@@ -137,41 +131,47 @@ final class StrictJson {
             pos++;
             skipWhitespace();
             obj.members.put(key, value(depth + 1));   // a later duplicate wins, as in Python
-            skipWhitespace();
-            char c = peek();
-            pos++;
-            if (c == '}') {
-                return obj;
-            }
-            if (c != ',') {
-                throw new Invalid();
-            }
-        }
+        } while (!next('}'));
+        return obj;
     }
 
     private Object array(int depth) throws Invalid {
+        if (open(depth, ']')) {
+            return ARRAY;
+        }
+        do {
+            skipWhitespace();
+            value(depth + 1);
+        } while (!next(']'));
+        return ARRAY;
+    }
+
+    /** Past the opening bracket; true if the container is empty (and closed). */
+    private boolean open(int depth, char close) throws Invalid {
         if (depth > maxDepth) {
             throw new Invalid();
         }
-        pos++;   // '['
+        pos++;
         skipWhitespace();
-        if (peek() == ']') {
+        if (peek() == close) {
             pos++;
-            return ARRAY;
+            return true;
         }
-        while (true) {
-            skipWhitespace();
-            value(depth + 1);
-            skipWhitespace();
-            char c = peek();
-            pos++;
-            if (c == ']') {
-                return ARRAY;
-            }
-            if (c != ',') {
-                throw new Invalid();
-            }
+        return false;
+    }
+
+    /** After a member: true at the closing bracket, false at a comma, else invalid. */
+    private boolean next(char close) throws Invalid {
+        skipWhitespace();
+        char c = peek();
+        pos++;
+        if (c == close) {
+            return true;
         }
+        if (c != ',') {
+            throw new Invalid();
+        }
+        return false;
     }
 
     private String string() throws Invalid {
@@ -242,12 +242,7 @@ final class StrictJson {
         boolean integral = true;
         if (peek() == '.') {
             pos++;
-            if (!isDigit(peek())) {
-                throw new Invalid();
-            }
-            while (isDigit(peek())) {
-                pos++;
-            }
+            digits();
             integral = false;
         }
         if (peek() == 'e' || peek() == 'E') {
@@ -255,15 +250,20 @@ final class StrictJson {
             if (peek() == '+' || peek() == '-') {
                 pos++;
             }
-            if (!isDigit(peek())) {
-                throw new Invalid();
-            }
-            while (isDigit(peek())) {
-                pos++;
-            }
+            digits();
             integral = false;
         }
         return new Num(s.substring(start, pos), integral);
+    }
+
+    /** One or more digits. */
+    private void digits() throws Invalid {
+        if (!isDigit(peek())) {
+            throw new Invalid();
+        }
+        while (isDigit(peek())) {
+            pos++;
+        }
     }
 
     private static boolean isDigit(char c) {
