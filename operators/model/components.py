@@ -28,6 +28,29 @@ def _grow_square(m: np.ndarray, size: int) -> np.ndarray:
     return out
 
 
+
+
+def strongest_contributors(matrix: np.ndarray, history: np.ndarray, rho: np.ndarray, items: np.ndarray,
+                           ) -> np.ndarray:
+    """For each of ``items``, the history item ``h`` with the largest ``rho[h] * matrix[h, item]``
+    (the first on ties), or -1 where no history item contributes positively.
+
+    >>> m = np.array([[0., 2., 0.], [1., 0., 3.], [0., 0., 0.]])
+    >>> strongest_contributors(m, np.array([0, 1]), np.array([1.0, 0.5]), np.array([1, 2, 0, 7]))
+    array([ 0,  1,  1, -1])
+    """
+    out = np.full(items.size, -1, dtype=np.int64)
+    m = matrix.shape[0]
+    keep, inside = history < m, items < m
+    if not keep.any() or not inside.any():
+        return out
+    h = history[keep]
+    contrib = rho[keep][:, None] * matrix[np.ix_(h, items[inside])]
+    best = np.argmax(contrib, axis=0)
+    positive = contrib[best, np.arange(best.size)] > 0
+    out[np.flatnonzero(inside)[positive]] = h[best[positive]]
+    return out
+
 class Cooccurrence:
     """(b) Incremental item-to-item co-occurrence over users' recent items, recency-weighted:
     learning (u, i) adds ``weight * rho_h`` to the pair (i, h) for each recent item h of u,
@@ -66,13 +89,9 @@ class Cooccurrence:
             out[:m] = row / np.maximum(counts[:m], 1.0) ** self.beta
         return out
 
-    def related(self, history: np.ndarray, rho: np.ndarray, item: int) -> int | None:
-        """The history item that contributes most to ``item``'s score."""
-        keep = history < self.matrix.shape[0]
-        if item >= self.matrix.shape[0] or not keep.any():
-            return None
-        contrib = rho[keep] * self.matrix[history[keep], item]
-        return int(history[keep][int(np.argmax(contrib))]) if contrib.max() > 0 else None
+    def related(self, history: np.ndarray, rho: np.ndarray, items: np.ndarray) -> np.ndarray:
+        """For each of ``items``, the history item that contributes most to its score (-1: none)."""
+        return strongest_contributors(self.matrix, history, rho, items)
 
     def similarity(self, items: np.ndarray, counts: np.ndarray) -> np.ndarray:
         """Cosine-like similarity between ``items`` (for diversity re-ranking)."""
@@ -136,13 +155,8 @@ class ItemRegression:
             out[:m] = rho[keep] @ self.weights[history[keep], :m]
         return out
 
-    def related(self, history: np.ndarray, rho: np.ndarray, item: int) -> int | None:
-        m = self.weights.shape[0]
-        keep = history < m
-        if item >= m or not keep.any():
-            return None
-        contrib = rho[keep] * self.weights[history[keep], item]
-        return int(history[keep][int(np.argmax(contrib))]) if contrib.max() > 0 else None
+    def related(self, history: np.ndarray, rho: np.ndarray, items: np.ndarray) -> np.ndarray:
+        return strongest_contributors(self.weights, history, rho, items)
 
 
 class Embeddings:
@@ -210,11 +224,11 @@ class Embeddings:
         user = (rho / rho.sum()) @ inp[history]
         return out[:n] @ user + self.bias.numpy()[:n]
 
-    def related(self, history: np.ndarray, rho: np.ndarray, item: int) -> int | None:
+    def related(self, history: np.ndarray, rho: np.ndarray, items: np.ndarray) -> np.ndarray:
         if not history.size:
-            return None
-        sims = self.inp.numpy()[history] @ self.out.numpy()[item]
-        return int(history[int(np.argmax(rho * sims))])
+            return np.full(items.size, -1, dtype=np.int64)
+        sims = self.inp.numpy()[history] @ self.out.numpy()[items].T       # history x items
+        return history[np.argmax(rho[:, None] * sims, axis=0)]
 
 
 class Trending:

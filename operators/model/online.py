@@ -247,7 +247,7 @@ class OnlineRanker:
         if scored is None:
             return []
         _, _, weighted, total, valid, idx, rho = scored
-        return [self._explain(j, float(total[j]), weighted[:, j], idx, rho) for j in self._diversify(total, valid, k)]
+        return self._explain(np.array(self._diversify(total, valid, k), dtype=np.int64), total, weighted, idx, rho)
 
     def _score(self, history: Sequence[str], exclude: set[str] | Sequence[str], everything: bool = False) -> tuple[
             np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
@@ -278,17 +278,26 @@ class OnlineRanker:
         pool = np.array(top_k_indices(total, min(int(valid.sum()), max(k, self.config.mmr_candidates))))
         return [int(pool[j]) for j in mmr(total[pool], self.cooc.similarity(pool, self.counts), k, lam)]
 
-    def _explain(self, j: int, score: float, parts: np.ndarray, idx: np.ndarray, rho: np.ndarray) -> Recommendation:
-        top = int(np.argmax(parts))
-        if parts[top] <= 0:
-            top = COMPONENTS.index("trending")
-        component = COMPONENTS[top]
-        source = {"co_occurrence": self.cooc, "regression": self.regression,
-                  "embedding": self.embedding}.get(component)
-        related = source.related(idx, rho, j) if source is not None else None   # type: ignore[attr-defined]
-        related_id = self.item_ids[related] if related is not None else None
-        return Recommendation(self.item_ids[j], round(score, 6), component, related_id,
-                              self.titles.get(related_id) if related_id is not None else None)
+    def _explain(self, chosen: np.ndarray, total: np.ndarray, weighted: np.ndarray, idx: np.ndarray,
+                 rho: np.ndarray) -> list[Recommendation]:
+        """Each chosen item with the component that contributed most to its score (trending
+        when none did) and the user's recent item it relates to, one array step per component."""
+        parts = weighted[:, chosen]
+        top = np.argmax(parts, axis=0)
+        top[parts[top, np.arange(chosen.size)] <= 0] = COMPONENTS.index("trending")
+        related = np.full(chosen.size, -1, dtype=np.int64)
+        for c, source in ((COMPONENTS.index("co_occurrence"), self.cooc),
+                          (COMPONENTS.index("regression"), self.regression),
+                          (COMPONENTS.index("embedding"), self.embedding)):
+            mine = np.flatnonzero(top == c)
+            if mine.size:
+                related[mine] = source.related(idx, rho, chosen[mine])
+        out = []
+        for j, c, r in zip(chosen.tolist(), top.tolist(), related.tolist(), strict=True):
+            related_id = self.item_ids[r] if r >= 0 else None
+            out.append(Recommendation(self.item_ids[j], round(float(total[j]), 6), COMPONENTS[c], related_id,
+                                      self.titles.get(related_id) if related_id is not None else None))
+        return out
 
     def fusion_report(self) -> dict[str, object]:
         return {"weights": dict(zip(COMPONENTS, self.fusion.weights.tolist(), strict=True)),
