@@ -197,6 +197,18 @@ class Embeddings:
         batch, self.pending = self.pending, []
         if not batch or n_items < 2:
             return
+        # On one thread: torch splits the backward pass's sums over its intra-op threads, whose
+        # number defaults to the machine's cores, and a different split gives (slightly)
+        # different numbers. The update log must replay to the same model bit for bit, also on
+        # a TaskManager with another core count.
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            self._step(batch, n_items)
+        finally:
+            torch.set_num_threads(threads)
+
+    def _step(self, batch: list[tuple[list[int], list[float], int]], n_items: int) -> None:
         self.ensure(n_items)
         g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.batches)
         self.batches += 1

@@ -226,3 +226,20 @@ def test_each_explanation_names_the_strongest_part_and_the_recent_item_behind_it
                 assert rec.related_item == want
                 checked += 1
     assert checked > 100
+
+
+def test_learning_does_not_depend_on_how_many_threads_torch_may_use() -> None:
+    # A replay of the update log may run on a TaskManager with another core count.
+    import torch
+
+    before = torch.get_num_threads()
+    try:
+        models = []
+        rnd = random.Random(4)     # a catalogue large enough for torch to split its sums
+        events = [(f"u{rnd.randrange(300)}", f"i{int(rnd.paretovariate(0.6)) % 3_000}") for _ in range(1_200)]
+        for threads in (1, 2, 4):
+            torch.set_num_threads(threads)
+            models.append(train(events, OnlineConfig(refit_every=100_000))[0])
+    finally:
+        torch.set_num_threads(before)
+    assert torch_equal(models[0], models[1]) and torch_equal(models[0], models[2])
