@@ -310,7 +310,7 @@ def model_metrics(job: str) -> dict[str, Any]:
     return {v["id"].rsplit(".", 1)[-1]: float(v["value"]) for v in values}
 
 
-def timeline(inputs: dict[str, int], got: Output) -> list[dict[str, float]]:
+def timeline(inputs: dict[str, int], got: Output) -> list[dict[str, float | None]]:
     """Per second of output append time: outputs, p50 and p99 latency."""
     if not got.append_ms:
         return []
@@ -319,8 +319,12 @@ def timeline(inputs: dict[str, int], got: Output) -> list[dict[str, float]]:
     for e, t in got.append_ms.items():
         if e in inputs:
             bins.setdefault((t - start) // 1000, []).append(t - inputs[e])
-    return [{"s": s, "outputs": len(v), "p50_ms": statistics.median(v), "p99_ms": percentile(v, 99)}
-            for s, v in sorted(bins.items())]
+    # every second, empty ones too (no output: 0 outputs, no latency), or a plot would draw a
+    # line across the gaps
+    return [{"s": s, "outputs": len(bins.get(s, [])),
+             "p50_ms": statistics.median(bins[s]) if s in bins else None,
+             "p99_ms": percentile(bins[s], 99) if s in bins else None}
+            for s in range(max(bins) + 1 if bins else 0)]
 
 
 # -- report --------------------------------------------------------------------------------
@@ -336,8 +340,11 @@ def plot(runs: list[dict[str, Any]], path: Path, title: str) -> None:
         xs = [b["s"] for b in run["timeline"]]
         top.plot(xs, [b["outputs"] for b in run["timeline"]],
                  label=f"{run['label']} ({run['events_per_sec']:,.0f} ev/s)")
-        bottom.plot(xs, [b["p50_ms"] for b in run["timeline"]], label=f"{run['label']} p50")
-        bottom.plot(xs, [b["p99_ms"] for b in run["timeline"]], "--", label=f"{run['label']} p99")
+        nan = float("nan")
+        bottom.plot(xs, [b["p50_ms"] if b["p50_ms"] is not None else nan for b in run["timeline"]],
+                    label=f"{run['label']} p50")
+        bottom.plot(xs, [b["p99_ms"] if b["p99_ms"] is not None else nan for b in run["timeline"]], "--",
+                    label=f"{run['label']} p99")
     top.set_ylabel("outputs per second")
     top.legend()
     bottom.set_ylabel("input append -> output append (ms)")
