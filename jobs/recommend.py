@@ -219,7 +219,6 @@ def main(argv: list[str] | None = None) -> None:
     t_env = StreamTableEnvironment.create(env)
 
     # source and sinks
-    configure_sql(t_env, config.feature_config())
     t_env.execute_sql(event_time_function_ddl())
     t_env.execute_sql(kafka_source_ddl(config))
     t_env.execute_sql(kafka_sink_ddl(config, "recommendations_sink", config.output_topic, True, "recs"))
