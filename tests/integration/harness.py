@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -144,6 +145,30 @@ class Pipeline:
                 prod.produce(self.topics["input"], value=json.dumps(clock).encode(), partition=partition)
         assert prod.flush(30) == 0
         return len(records) + (self.partitions if heartbeat and stamps else 0)
+
+    def input_timestamps(self) -> dict[str, int]:
+        """event_id -> the Kafka record timestamp of every event on the input topic."""
+        from confluent_kafka import Consumer, TopicPartition
+
+        c = Consumer({"bootstrap.servers": BOOTSTRAP, "group.id": f"ts-{uuid.uuid4().hex}",
+                      "enable.auto.commit": False})
+        parts = [TopicPartition(self.topics["input"], p, 0) for p in range(self.partitions)]
+        left = {p.partition: c.get_watermark_offsets(p, timeout=10)[1] for p in parts}
+        c.assign(parts)
+        stamps: dict[str, int] = {}
+        try:
+            while any(left.values()):
+                msg = c.poll(1.0)
+                if msg is None or msg.error():
+                    continue
+                left[msg.partition() or 0] -= 1
+                with contextlib.suppress(ValueError, AttributeError):
+                    doc = json.loads(msg.value() or b"")
+                    if isinstance(doc, dict) and "event_id" in doc:
+                        stamps[doc["event_id"]] = msg.timestamp()[1]
+        finally:
+            c.close()
+        return stamps
 
     @property
     def bound_ms(self) -> int:
