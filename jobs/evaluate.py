@@ -62,7 +62,7 @@ class Curve:
 def evaluate(path: Path, fmt: str, limit: int | None, baselines: bool, window: int = 5_000,
              item_metadata: str | None = None) -> tuple[dict[str, Any], dict[str, Curve]]:
     events = read_events(path, fmt, limit)
-    pipeline = OfflinePipeline(recommend=False)
+    pipeline = OfflinePipeline(recommend=False, window_features=False)
     if item_metadata:
         pipeline.step.ranker.titles = load_titles(item_metadata)
     curves = {"fusion": Curve(window)}
@@ -80,8 +80,8 @@ def evaluate(path: Path, fmt: str, limit: int | None, baselines: bool, window: i
         for m in released:
             if m.result.rank is not None:
                 curves["fusion"].add(m.result.rank, curves["fusion"].tests)
-                last = pipeline.step.ranker.fusion.last_hits
-                if last is not None:
+                if m.result.hits is not None:
+                    last = pipeline.step.ranker.fusion.component_hits_of(m.result.hits)
                     for name, hit in zip(COMPONENTS, last, strict=True):
                         component_curves[name].add(0 if hit else -1, curves["fusion"].tests)
             for b in others:

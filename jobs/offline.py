@@ -31,7 +31,7 @@ class ModelInput:
     """One event as the model saw it, with what it answered."""
 
     event: Event
-    window: WindowFeatures
+    window: WindowFeatures | None    # None when the pipeline does not compute them (evaluation)
     result: StepResult
 
 
@@ -41,8 +41,10 @@ class OfflinePipeline:
     features: FeatureConfig = field(default_factory=FeatureConfig)
     guard: GuardConfig = field(default_factory=GuardConfig)
     model: OnlineConfig = field(default_factory=OnlineConfig)
-    recommend: bool = True      # False: test-then-learn only (evaluation), no output lists
+    recommend: bool = True      # False: test-then-learn only (evaluation), no output lists,
+                                # every test of a batch in one vectorised pass (ModelStep.process_many)
     test_every_event: bool = True   # False: test only what the fusion measures, as the job does
+    window_features: bool = True    # False: skip them (the ranker does not read them; evaluation)
 
     def __post_init__(self) -> None:
         self.cleaning = CleaningStage(guard=self.guard)
@@ -52,13 +54,15 @@ class OfflinePipeline:
         self.rejected: dict[str, int] = {}
         self._pending: list[tuple[int, int, Event]] = []    # (ts, arrival, event): a min-heap
         self._arrivals = 0
+        self._ready: list[tuple[Event, WindowFeatures | None]] = []   # released, not yet stepped (batched)
 
     def process(self, payload: bytes, now_ms: int | None = None) -> list[ModelInput]:
         """Clean one payload; return what the model processed as a result (possibly nothing,
         possibly several events the watermark released)."""
         result = self.cleaning.process(payload, now_ms=now_ms)
         if isinstance(result, Event):
-            self.windows.add(result)
+            if self.window_features:
+                self.windows.add(result)
             heapq.heappush(self._pending, (result.ts, self._arrivals, result))
             self._arrivals += 1
         elif result is not None:
@@ -70,15 +74,24 @@ class OfflinePipeline:
         return self._release(None)
 
     def _release(self, watermark: int | None) -> list[ModelInput]:
-        out = []
+        released = []
         while self._pending and (watermark is None or self._pending[0][0] <= watermark):
-            _ts, _n, event = heapq.heappop(self._pending)
-            window = self.windows.features(event)
-            user = self.users.setdefault(event.user_id, UserState())
-            out.append(ModelInput(event, window, self.step.process(event, user, window, recommend=self.recommend)))
-        if watermark is not None:
+            released.append(heapq.heappop(self._pending)[2])
+        windows = [self.windows.features(e) if self.window_features else None for e in released]
+        if watermark is not None and self.window_features:
             self.windows.prune(watermark)
-        return out
+        if not self.recommend and self.test_every_event:
+            # Held until a learning batch is complete (or the input ends): the answers are the
+            # same however the events are grouped, and a whole batch is one vectorised pass.
+            self._ready += zip(released, windows, strict=True)
+            if watermark is not None and len(self._ready) < self.step.ranker.until_boundary:
+                return []
+            ready, self._ready = self._ready, []
+            results = self.step.process_many([e for e, _ in ready], self.users)
+            return [ModelInput(e, w, r) for (e, w), r in zip(ready, results, strict=True)]
+        results = [self.step.process(e, self.users.setdefault(e.user_id, UserState()), w, recommend=self.recommend)
+                   for e, w in zip(released, windows, strict=True)]
+        return [ModelInput(e, w, r) for e, w, r in zip(released, windows, results, strict=True)]
 
     def run(self, payloads: Iterable[bytes]) -> list[ModelInput]:
         out = [m for payload in payloads for m in self.process(payload)]

@@ -28,6 +28,52 @@ def _grow_square(m: np.ndarray, size: int) -> np.ndarray:
     return out
 
 
+def _pairs(items: np.ndarray, contexts: list[tuple[np.ndarray, np.ndarray]], weights: np.ndarray,
+           capacity: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The symmetric updates a batch makes to an item-item matrix, in event order: for each
+    event, (item, h) then (h, item) with ``rho_h * weight``, for its context items h (all
+    inside ``capacity``; an event whose item is outside adds nothing)."""
+    rows, cols, vals = [], [], []
+    for item, (h, rho), w in zip(items.tolist(), contexts, weights.tolist(), strict=True):
+        if item >= capacity or not h.size:
+            continue
+        keep = h < capacity
+        hk = h[keep]
+        if hk.size:
+            rows += [np.full(hk.size, item), hk]
+            cols += [hk, np.full(hk.size, item)]
+            v = rho[keep] * w
+            vals += [v, v]
+    if not rows:
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty, np.zeros(0)
+    return np.concatenate(rows), np.concatenate(cols), np.concatenate(vals)
+
+
+def _bag(matrix: np.ndarray, contexts: list[tuple[np.ndarray, np.ndarray]], rows: int, n: int,
+         scale: np.ndarray | None = None) -> np.ndarray:
+    """Per context, ``sum_h w_h * matrix[h, :n]`` over its items h below ``rows`` (w_h: its
+    weight, divided by ``scale[h]`` if given), as one sparse x dense product: contexts x n
+    (columns beyond the matrix's stay zero)."""
+    out = np.zeros((len(contexts), n))
+    m = min(matrix.shape[1], n)
+    flat, weights, offsets = [], [], []
+    total = 0
+    for h, w in contexts:
+        keep = h < rows
+        offsets.append(total)
+        if keep.any():
+            hk = h[keep]
+            flat.append(hk)
+            weights.append(w[keep] / scale[hk] if scale is not None else w[keep])
+            total += hk.size
+    if total == 0 or m == 0 or rows == 0:
+        return out
+    table = torch.from_numpy(matrix)
+    bags = F.embedding_bag(torch.from_numpy(np.concatenate(flat)), table, torch.tensor(offsets),
+                           mode="sum", per_sample_weights=torch.from_numpy(np.concatenate(weights)).to(table.dtype))
+    out[:, :m] = bags.numpy()[:, :m]
+    return out
 
 
 def strongest_contributors(matrix: np.ndarray, history: np.ndarray, rho: np.ndarray, items: np.ndarray,
@@ -78,6 +124,21 @@ class Cooccurrence:
             self.ensure(int(max(item, h.max())) + 1)
             self.matrix[item, h] += w
             self.matrix[h, item] += w
+
+    def learn_many(self, items: np.ndarray, contexts: list[tuple[np.ndarray, np.ndarray]],
+                   weights: np.ndarray) -> None:
+        """``learn`` for a batch, in order (np.add.at adds repeated cells in sequence)."""
+        rows, cols, vals = _pairs(items, contexts, weights, self.capacity)
+        if rows.size:
+            self.ensure(int(max(rows.max(), cols.max())) + 1)
+            np.add.at(self.matrix, (rows, cols), vals.astype(self.matrix.dtype))
+
+    def scores_many(self, contexts: list[tuple[np.ndarray, np.ndarray]], n: int, counts: np.ndarray) -> np.ndarray:
+        """``scores`` for many contexts: contexts x n."""
+        m = min(self.matrix.shape[0], n)
+        out = _bag(self.matrix, contexts, m, n, np.maximum(counts[:m], 1.0) ** self.alpha)
+        out[:, :m] /= np.maximum(counts[:m], 1.0) ** self.beta
+        return out
 
     def scores(self, history: np.ndarray, rho: np.ndarray, n: int, counts: np.ndarray) -> np.ndarray:
         out = np.zeros(n)
@@ -134,8 +195,31 @@ class ItemRegression:
             self.gram[item, h] += w
             self.gram[h, item] += w
 
+    def ensure(self, n: int) -> None:
+        n = min(n, self.capacity)
+        if n > self.gram.shape[0]:
+            self.gram = _grow_square(self.gram, min(self.capacity, max(n, 2 * self.gram.shape[0])))
+
+    def learn_many(self, items: np.ndarray, contexts: list[tuple[np.ndarray, np.ndarray]],
+                   weights: np.ndarray) -> None:
+        """``learn`` for a batch, in order."""
+        inside = items < self.capacity
+        if not inside.any():
+            return
+        self.ensure(int(items[inside].max()) + 1)
+        rows, cols, vals = _pairs(items, contexts, weights, self.capacity)
+        if rows.size:
+            self.ensure(int(max(rows.max(), cols.max())) + 1)
+        np.add.at(self.gram, (items[inside], items[inside]), weights[inside])
+        np.add.at(self.gram, (rows, cols), vals)
+
     def due(self, learned: int) -> bool:
         return learned in self.EARLY_REFITS or (learned > 0 and learned % self.refit_every == 0)
+
+    def due_between(self, before: int, after: int) -> bool:
+        """Whether a refit point lies in (before, after]: a batch that crosses one refits at its end."""
+        return (any(before < r <= after for r in self.EARLY_REFITS)
+                or after // self.refit_every > before // self.refit_every)
 
     def refit(self, n: int, learned: int) -> None:
         m = min(n, self.capacity, self.gram.shape[0])
@@ -154,6 +238,9 @@ class ItemRegression:
         if keep.any():
             out[:m] = rho[keep] @ self.weights[history[keep], :m]
         return out
+
+    def scores_many(self, contexts: list[tuple[np.ndarray, np.ndarray]], n: int) -> np.ndarray:
+        return _bag(self.weights, contexts, min(self.weights.shape[0], n), n)
 
     def related(self, history: np.ndarray, rho: np.ndarray, items: np.ndarray) -> np.ndarray:
         return strongest_contributors(self.weights, history, rho, items)
@@ -236,6 +323,17 @@ class Embeddings:
         user = (rho / rho.sum()) @ inp[history]
         return out[:n] @ user + self.bias.numpy()[:n]
 
+    def scores_many(self, contexts: list[tuple[np.ndarray, np.ndarray]], n: int) -> np.ndarray:
+        if n == 0:
+            return np.zeros((len(contexts), 0))
+        self.ensure(n)
+        users = _bag(self.inp.numpy(), [(h, r / r.sum() if h.size else r) for h, r in contexts],
+                     self.inp.shape[0], self.dim)
+        out = users @ self.out.numpy()[:n].T + self.bias.numpy()[:n]
+        empty = np.array([not h.size for h, _ in contexts])
+        out[empty] = 0.0
+        return out
+
     def related(self, history: np.ndarray, rho: np.ndarray, items: np.ndarray) -> np.ndarray:
         if not history.size:
             return np.full(items.size, -1, dtype=np.int64)
@@ -264,6 +362,25 @@ class Trending:
             grown[: self.values.size] = self.values
             self.values = grown
         self.values[item] += weight
+
+    def learn_many(self, items: np.ndarray, ts: np.ndarray, weights: np.ndarray) -> None:
+        """``learn`` for a batch: each event's weight decays from the clock as of it (the
+        running maximum of event times) to the clock at the batch's end, in one pass."""
+        if not items.size:
+            return
+        start = int(ts[0]) if self.clock is None else self.clock
+        clocks = np.maximum.accumulate(np.maximum(ts, start))
+        end = int(clocks[-1])
+        rate = math.log(2) / self.half_life_ms
+        if self.clock is not None and end > self.clock:
+            self.values *= math.exp(-rate * (end - self.clock))
+        self.clock = end
+        top = int(items.max()) + 1
+        if top > self.values.size:
+            grown = np.zeros(max(top, 2 * self.values.size))
+            grown[: self.values.size] = self.values
+            self.values = grown
+        np.add.at(self.values, items, weights * np.exp(-rate * (end - clocks)))
 
     def scores(self, n: int) -> np.ndarray:
         out = np.zeros(n)

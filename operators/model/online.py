@@ -4,12 +4,22 @@ performance, diversity re-ranking, and a reason for every recommended item.
 No pyflink import and no per-user state: the caller passes the user's recent items (the job
 keeps them in Flink keyed state). ``learn``, ``recommend``, ``snapshot`` and ``restore`` are the
 whole contract; ``observe`` is the "test" half of test-then-learn: it scores the event's item
-against what the ranker would have recommended and feeds the fusion.
+against what the ranker would have recommended and measures the fusion's blends.
+
+Learning is batched by event count (DESIGN: "batched model step"): ``learn`` takes events into
+a pending batch, and every ``learn_every`` taken events the model learns the whole batch at
+once, vectorised, in order. Between two boundaries the model does not change, so everything it
+answers for an event depends on the events of earlier batches only, never on how the events of
+its own batch were grouped, timed or flushed. A replay of the same events (the update log)
+therefore reproduces the model bit for bit; the pending batch is part of the snapshot.
 
 >>> from operators.records import Event
->>> r = OnlineRanker(OnlineConfig(batch_size=2))
->>> for n, (user, item, history) in enumerate([("a", "x", ()), ("a", "y", ("x",)), ("b", "x", ())]):
+>>> r = OnlineRanker(OnlineConfig(batch_size=2, learn_every=3))
+>>> for n, (user, item, history) in enumerate([("a", "x", ()), ("a", "y", ("x",))]):
 ...     _ = r.learn([Interaction(Event(f"e{n}", user, item, "click", None, n), history)])
+>>> r.recommend(["x"], k=1), len(r.pending)          # two events taken, none learned yet
+([], 2)
+>>> _ = r.learn([Interaction(Event("e2", "b", "x", "click", None, 2), ())])   # the third: a boundary
 >>> [(rec.item_id, rec.reason, rec.related_item) for rec in r.recommend(["x"], k=1)]
 [('y', 'co_occurrence', 'x')]
 >>> r.recommend([], k=1)[0].reason       # no history: trending
@@ -28,7 +38,7 @@ import torch
 
 from operators.model.components import Cooccurrence, Embeddings, ItemRegression, Trending
 from operators.model.progress import LearnedEvents
-from operators.records import Event, Recommendation
+from operators.records import Event, Recommendation, SourcePosition
 
 EVENT_WEIGHTS = {"view": 1.0, "click": 2.0, "add_to_cart": 3.0, "purchase": 5.0}
 COMPONENTS = ("co_occurrence", "regression", "embedding", "trending")
@@ -50,6 +60,7 @@ class OnlineConfig:
     learning_rate: float = 0.05
     negatives: int = 8
     batch_size: int = 256                 # events per embedding update (one torch step)
+    learn_every: int = 256                # events per learning batch (the model changes only between them)
     trending_half_life_ms: int = 7 * 86_400_000
     fusion_rate: float = 0.008            # EW rate of the blends' hit rates...
     fusion_every: int = 4                 # ...measured on every 4th observed event (~500 events)
@@ -82,7 +93,6 @@ class AdaptiveFusion:
         list(itertools.product([1.0], [0, 0.5, 1], [0, 0.3], [0, 0.05, 0.2]))))
     blend_hits: np.ndarray = field(default_factory=lambda: np.zeros(0))
     component_hits: np.ndarray = field(default_factory=lambda: np.zeros(len(COMPONENTS)))
-    last_measurement: np.ndarray | None = None   # hits of the event just measured: blends, then components
 
     def __post_init__(self) -> None:
         if self.blend_hits.size != len(self.blends):
@@ -97,29 +107,48 @@ class AdaptiveFusion:
     def weights(self) -> np.ndarray:
         return self.blends[int(np.argmax(self.blend_hits))]
 
-    @property
-    def last_hits(self) -> np.ndarray | None:
-        """Per component, for the event just measured (reports)."""
-        return None if self.last_measurement is None else self.last_measurement[len(self.blends):]
+    def component_hits_of(self, hits: np.ndarray) -> np.ndarray:
+        """The per-component part of a measurement (reports)."""
+        return hits[len(self.blends):]
 
-    def update(self, normalised: np.ndarray, target: int, k: int = 10) -> None:
+    def measure(self, normalised: np.ndarray, target: int, k: int = 10) -> np.ndarray:
         """``normalised``: components x items (excluded items at -inf); ``target``: the
-        event's item. Each blend and component is scored by whether its top ``k`` held it;
-        those hits stay in ``last_measurement``, which ``apply`` replays exactly."""
+        event's item. Whether each blend's, then each component's, top ``k`` held it: the
+        measurement ``apply`` takes (when the batch is learned, and again on a replay)."""
         finite = np.where(np.isfinite(normalised), normalised, -1e9)
-        self.apply(_ranks_of(np.vstack([self.blends @ finite, finite]), target) < k)
+        return _ranks_of(np.vstack([self.blends @ finite, finite]), target) < k
+
+    def measure_many(self, normalised: np.ndarray, targets: np.ndarray, k: int = 10) -> np.ndarray:
+        """``measure`` for several events at once: normalised is events x components x items."""
+        finite = np.where(np.isfinite(normalised), normalised, -1e9)
+        scores = np.concatenate([np.matmul(self.blends.astype(finite.dtype), finite), finite], axis=1)
+        return _ranks_many(scores, targets) < k
 
     def apply(self, hits: np.ndarray) -> None:
         nb = len(self.blends)
         self.blend_hits += self.rate * (hits[:nb] - self.blend_hits)
         self.component_hits += self.rate * (hits[nb:] - self.component_hits)
-        self.last_measurement = hits
 
 
 def _ranks_of(scores: np.ndarray, target: int) -> np.ndarray:
     """Rank of ``target`` in each row, as top_k_indices would order it (ties: lower index first)."""
     t = scores[:, target: target + 1]
     return (scores > t).sum(axis=1) + (scores[:, :target] == t).sum(axis=1)
+
+
+def _ranks_many(scores: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """``_ranks_of`` along the last axis of ``scores`` (events x ... x items), one target per event.
+
+    >>> _ranks_many(np.array([[[1.0, 3.0, 3.0]], [[5.0, 0.0, 5.0]]]), np.array([2, 2]))
+    array([[1],
+           [1]])
+    >>> _ranks_many(np.array([[1.0, 3.0, 3.0], [5.0, 0.0, 5.0]]), np.array([0, 1]))
+    array([2, 2])
+    """
+    where = targets.reshape((-1,) + (1,) * (scores.ndim - 1))
+    t = np.take_along_axis(scores, np.broadcast_to(where, scores.shape[:-1] + (1,)), axis=-1)
+    before = np.arange(scores.shape[-1]) < where
+    return (scores > t).sum(axis=-1) + ((scores == t) & before).sum(axis=-1)
 
 
 class OnlineRanker:
@@ -134,7 +163,8 @@ class OnlineRanker:
         self.trending = Trending(c.trending_half_life_ms)
         self.fusion = AdaptiveFusion(c.fusion_rate)
         self.progress = LearnedEvents()
-        self.learned_events = 0
+        self.learned_events = 0           # events taken: learned, or pending in the current batch
+        self.pending: list[tuple[Interaction, np.ndarray | None]] = []
         self.observed = 0
         self.titles: dict[str, str] = {}     # item metadata, when loaded (not part of the snapshot)
 
@@ -143,28 +173,56 @@ class OnlineRanker:
         return self.progress.offsets
 
     # -- learning ---------------------------------------------------------------------------
-    def learn(self, interactions: Sequence[Interaction]) -> int:
-        """Learn each interaction the model does not hold yet; returns how many it learned."""
-        learned = 0
-        for it in interactions:
+    def learn(self, interactions: Sequence[Interaction], hits: Sequence[np.ndarray | None] | None = None) -> int:
+        """Take each interaction the model does not hold yet (with the fusion's measurement of
+        it, if any); returns how many it took. Taken events are learned at the next boundary."""
+        taken = 0
+        for n, it in enumerate(interactions):
             event = it.event
             if self.progress.contains(event):
                 continue
-            item = self._add_item(event.item_id)
-            history, rho = self._context(it.history, self.config.history)
-            weight = self.config.event_weight(event)
-            k = self.config.knn_history
-            self.cooc.learn(item, history[:k], rho[:k], weight)
-            self.regression.learn(item, history, self.config.regression_pair_decay ** np.arange(history.size), weight)
-            self.embedding.learn(item, history[:k], rho[:k], len(self.item_ids))
-            self.trending.learn(item, event.ts, weight)
-            self.counts[item] += 1
             self.progress.add(event)
             self.learned_events += 1
-            learned += 1
-            if self.regression.due(self.learned_events):
-                self.regression.refit(len(self.item_ids), self.learned_events)
-        return learned
+            self.pending.append((it, None if hits is None else hits[n]))
+            taken += 1
+            if len(self.pending) >= self.config.learn_every:
+                self._learn_pending()
+        return taken
+
+    @property
+    def until_boundary(self) -> int:
+        """Events the model takes before it learns its pending batch."""
+        return self.config.learn_every - len(self.pending)
+
+    def _learn_pending(self) -> None:
+        """Learn the pending batch, in order, vectorised per component."""
+        batch, self.pending = self.pending, []
+        if not batch:
+            return
+        c = self.config
+        items = np.array([self._add_item(it.event.item_id) for it, _ in batch], dtype=np.int64)
+        weights = np.array([c.event_weight(it.event) for it, _ in batch])
+        contexts = [self._context(it.history, c.history) for it, _ in batch]
+        k = c.knn_history
+        short = [(h[:k], r[:k]) for h, r in contexts]
+        self.cooc.learn_many(items, short, weights)
+        self.regression.learn_many(items, [(h, c.regression_pair_decay ** np.arange(h.size)) for h, _ in contexts],
+                                   weights)
+        for item, (h, r) in zip(items.tolist(), short, strict=True):
+            self.embedding.learn(item, h, r, len(self.item_ids))
+        self.trending.learn_many(items, np.array([it.event.ts for it, _ in batch], dtype=np.int64), weights)
+        np.add.at(self.counts, items, 1.0)
+        for _, measured in batch:
+            if measured is not None:
+                self.fusion.apply(measured)
+        learned_before = self.learned_events - len(self.pending) - len(batch)
+        if self.regression.due_between(learned_before, learned_before + len(batch)):
+            self.regression.refit(len(self.item_ids), learned_before + len(batch))
+
+    def flush(self) -> None:
+        """Learn the pending batch now, off the boundary (offline tools at the end of their
+        input; a flush changes where later boundaries fall, so the job never calls it)."""
+        self._learn_pending()
 
     def _add_item(self, item_id: str) -> int:
         idx = self.index.get(item_id)
@@ -173,6 +231,8 @@ class OnlineRanker:
             self.item_ids.append(item_id)
             if idx >= self.counts.size:
                 self.counts = np.concatenate([self.counts, np.zeros(self.counts.size)])
+            self.cooc.ensure(idx + 1)
+            self.regression.ensure(idx + 1)
         return idx
 
     def _context(self, history: Sequence[str], limit: int) -> tuple[np.ndarray, np.ndarray]:
@@ -198,6 +258,21 @@ class OnlineRanker:
             raw[3] = self.trending.scores(n)
         return raw, idx, rho
 
+    def _components_many(self, contexts: Sequence[tuple[np.ndarray, np.ndarray]], n: int,
+                         needed: np.ndarray) -> np.ndarray:
+        """``_components`` for many contexts at once: events x components x items."""
+        k = self.config.knn_history
+        raw = np.zeros((len(contexts), len(COMPONENTS), n), dtype=np.float32)
+        if needed[0]:
+            raw[:, 0] = self.cooc.scores_many([(h[:k], r[:k]) for h, r in contexts], n, self.counts)
+        if needed[1]:
+            raw[:, 1] = self.regression.scores_many(list(contexts), n)
+        if needed[2]:
+            raw[:, 2] = self.embedding.scores_many([(h[:k], r[:k]) for h, r in contexts], n)
+        if needed[3]:
+            raw[:, 3] = self.trending.scores(n)[None, :]
+        return raw
+
     @staticmethod
     def _scales(raw: np.ndarray, excluded: np.ndarray) -> np.ndarray:
         """Per component, the largest |score| over the items that may be recommended (so each
@@ -209,34 +284,95 @@ class OnlineRanker:
         return scale
 
     def observe(self, history: Sequence[str], exclude: set[str], item_id: str, k: int = 10,
-                fusion_only: bool = False) -> int | None:
+                fusion_only: bool = False) -> tuple[int | None, np.ndarray | None]:
         """Test before learn: where does ``item_id`` stand in the top-k the ranker would give
-        now (its 0-based position, or -1 if absent)? Updates the fusion's blend statistics.
-        None when the question does not apply (no history) or, with ``fusion_only``, when
-        this event is not one the fusion measures (the job's way to save the work)."""
+        now (its 0-based position, or -1 if absent), and the fusion's measurement of the event
+        when it is one the fusion measures (every ``fusion_every``-th observed event whose item
+        is known; ``learn`` takes it with the event). The rank is None when the question does
+        not apply (no history) or, with ``fusion_only``, when the event is not measured (the
+        job's way to save the work)."""
         if not history or not self.item_ids:
-            return None
+            return None, None
         target = self.index.get(item_id)
         self.observed += 1
         measure = target is not None and self.observed % self.config.fusion_every == 0
-        self.fusion.last_measurement = None
         if fusion_only and not measure:
-            return None
+            return None, None
         scored = self._score(history, exclude, everything=measure)
         if scored is None:
-            return -1
+            return -1, None
         raw, scale, weighted, total, valid, _, _ = scored
         if target is None or not valid[target]:
-            return -1                  # an item never seen before cannot be recommended
+            return -1, None                # an item never seen before cannot be recommended
+        hits = None
         if measure:
             norm = raw / scale[:, None]
             norm[:, ~valid] = -np.inf
-            self.fusion.update(norm, target, k)
+            hits = self.fusion.measure(norm, target, k)
         if self.config.mmr_lambda >= 1.0:   # plain top-k: the target's rank says it all
             rank = int(_ranks_of(total[None, :], target)[0])
-            return rank if rank < k else -1
+            return (rank if rank < k else -1), hits
         chosen = self._diversify(total, valid, k)
-        return chosen.index(target) if target in chosen else -1
+        return (chosen.index(target) if target in chosen else -1), hits
+
+    def observe_many(self, requests: Sequence[tuple[Sequence[str], np.ndarray, str]], k: int = 10,
+                     ) -> list[tuple[int | None, np.ndarray | None]]:
+        """``observe`` for a list of (history, excluded item indices, item) of one batch,
+        vectorised: the same questions asked of the same (unchanging) model, in one pass per
+        component. Plain top-k only (``mmr_lambda`` 1); ranks equal ``observe``'s up to float
+        rounding."""
+        if self.config.mmr_lambda < 1.0:
+            return [self.observe(h, {self.item_ids[j] for j in x}, i, k) for h, x, i in requests]
+        out: list[tuple[int | None, np.ndarray | None]] = [(None, None)] * len(requests)
+        asked, targets, measured = [], [], []
+        for n, (history, exclude, item_id) in enumerate(requests):
+            if not history or not self.item_ids:
+                continue
+            target = self.index.get(item_id)
+            self.observed += 1
+            if target is None or (exclude == target).any():
+                out[n] = (-1, None)
+                continue
+            asked.append(n)
+            targets.append(target)
+            measured.append(self.observed % self.config.fusion_every == 0)
+        if not asked:
+            return out
+        c = self.config
+        contexts = [self._context(requests[n][0], c.history) for n in asked]
+        n_items = len(self.item_ids)
+        rows = np.repeat(np.arange(len(asked)), [requests[n][1].size for n in asked])
+        excluded = np.zeros((len(asked), n_items), dtype=bool)
+        excluded[rows, np.concatenate([requests[n][1] for n in asked])] = True
+        t = np.array(targets)
+        weights = self.fusion.weights
+        # The fused total needs only the components the current blend weighs...
+        total = np.zeros((len(asked), n_items), dtype=np.float32)
+        raw = self._components_many(contexts, n_items, weights > 0)
+        for comp in np.flatnonzero(weights > 0):
+            total += (weights[comp] / self._scales_many(raw[:, comp], excluded))[:, None] * raw[:, comp]
+        total[excluded] = -np.inf
+        ranks = _ranks_many(total, t)
+        # ...the fusion's measurement all of them, for the measured events only.
+        which = np.flatnonzero(measured)
+        measured_hits: dict[int, np.ndarray] = {}
+        if which.size:
+            sub = [contexts[j] for j in which]
+            norm = self._components_many(sub, n_items, np.ones(len(COMPONENTS), bool))
+            hidden = excluded[which]
+            for comp in range(len(COMPONENTS)):
+                norm[:, comp] /= self._scales_many(norm[:, comp], hidden)[:, None]
+                norm[:, comp][hidden] = -np.inf
+            measured_hits = dict(zip(which.tolist(), self.fusion.measure_many(norm, t[which], k), strict=True))
+        for row, n in enumerate(asked):
+            rank = int(ranks[row])
+            out[n] = (rank if rank < k else -1, measured_hits.get(row))
+        return out
+
+    @staticmethod
+    def _scales_many(raw: np.ndarray, excluded: np.ndarray) -> np.ndarray:
+        """``_scales`` of one component for many events: events x items -> events."""
+        return np.maximum(np.abs(np.where(excluded, 0.0, raw)).max(axis=1, initial=0.0), 1e-12)
 
     def recommend(self, history: Sequence[str], k: int, exclude: set[str] | None = None) -> list[Recommendation]:
         """Top-k items not in ``exclude`` (default: ``history``), best first, each with the
@@ -309,7 +445,7 @@ class OnlineRanker:
         n = len(self.item_ids)
         e = self.embedding
         state = {
-            "format": 3, "config": asdict(self.config), "item_ids": self.item_ids,
+            "format": 4, "config": asdict(self.config), "item_ids": self.item_ids,
             "counts": torch.from_numpy(self.counts[:n].copy()),
             "cooc": torch.from_numpy(self.cooc.matrix.copy()),
             "gram": torch.from_numpy(self.regression.gram.copy()),
@@ -322,6 +458,9 @@ class OnlineRanker:
             "component_hits": torch.from_numpy(self.fusion.component_hits.copy()),
             "progress": self.progress.to_state(), "learned_events": self.learned_events,
             "observed": self.observed,
+            "pending": [[e.event_id, e.user_id, e.item_id, e.event_type, e.value, e.ts, e.position.partition,
+                         e.position.offset, list(it.history), None if hits is None else hits.tolist()]
+                        for it, hits in self.pending for e in (it.event,)],
         }
         buf = io.BytesIO()
         torch.save(state, buf)
@@ -330,7 +469,7 @@ class OnlineRanker:
     @classmethod
     def restore(cls, data: bytes, config: OnlineConfig | None = None) -> OnlineRanker:
         state = torch.load(io.BytesIO(data), weights_only=True)
-        if state.get("format") != 3:
+        if state.get("format") not in (3, 4):     # 3: before batched learning (nothing pending)
             raise ValueError(f"not an OnlineRanker snapshot (format {state.get('format')!r})")
         r = cls(config or OnlineConfig(**state["config"]))
         r.item_ids = list(state["item_ids"])
@@ -352,6 +491,9 @@ class OnlineRanker:
         r.progress = LearnedEvents.from_state(state["progress"])
         r.learned_events = int(state["learned_events"])
         r.observed = int(state["observed"])
+        r.pending = [(Interaction(Event(eid, user, item, kind, value, int(ts), SourcePosition(int(part), int(off))),
+                                  tuple(history)), None if hits is None else np.array(hits, dtype=bool))
+                     for eid, user, item, kind, value, ts, part, off, history, hits in state.get("pending", [])]
         return r
 
 

@@ -1,7 +1,13 @@
-"""One model step for one event, shared by the Flink operator and the offline tools.
+"""The model step, shared by the Flink operator and the offline tools.
 
-Test, then learn (DESIGN.md §6): the ranker is first asked where the event's item stands in
-the user's top-k (which feeds its fusion weights), then learns the event, then recommends.
+Test, then learn (DESIGN.md §6), in batches counted by events (online.py): for each event the
+ranker is asked where the event's item stands in the user's top-k (which measures the fusion's
+blends), the event is taken into the pending batch, and the user gets a top-k. The ranker
+changes only when a batch of ``learn_every`` taken events is complete, so an event's answers
+come from the model as of the start of its batch plus the user's own newest history (kept per
+user, up to and including the event). ``process`` does this for one event (the job);
+``process_many`` for a run of events at once, vectorised (jobs.evaluate): both give the same
+model, event for event.
 
 >>> from operators.records import Event
 >>> step = ModelStep(OnlineRanker(), k=3)
@@ -15,7 +21,10 @@ the user's top-k (which feeds its fusion weights), then learns the event, then r
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+
+import numpy as np
 
 from operators.features.spec import FeatureConfig
 from operators.features.user import SessionFeatures
@@ -32,7 +41,8 @@ class StepResult:
     learned: bool               # False: the shared model already held the event (a replay)
     session: SessionFeatures    # the user's sequence and session as of the event
     rank: int | None            # the event's item in the top-k before learning: 0.., -1 absent, None not asked
-    update: ModelUpdate | None = None   # what the update log records, when the event was learned
+    update: ModelUpdate | None = None   # what the update log records, when the event was taken
+    hits: np.ndarray | None = None      # the fusion's measurement of the event (blends, then components)
 
 
 @dataclass
@@ -45,9 +55,9 @@ class ModelStep:
 
     def process(self, event: Event, user: UserState, window: WindowFeatures | None,
                 watermark: int | None = None, recommend: bool = True) -> StepResult:
-        """Take the event into the user's state (``user`` is updated in place), test and learn
-        it unless the shared model already holds it, and return the user's top-k (unless
-        ``recommend`` is False: evaluation only needs the test).
+        """Take the event into the user's state (``user`` is updated in place), test it and
+        hand it to the ranker unless the shared model already holds it, and return the
+        user's top-k (unless ``recommend`` is False: evaluation only needs the test).
 
         ``watermark`` is the model's input watermark (None offline): it tells the shared model
         which replayed events it already holds (progress.py)."""
@@ -56,18 +66,49 @@ class ModelStep:
         session = user.activity.observe(event.item_id, event.event_type, event.ts, self.features.session_gap_ms,
                                         self.features.sequence_length)
         history = user.history
-        rank, update = None, None
+        rank, hits, update = None, None, None
         observed = ranker.observed
-        ranker.fusion.last_measurement = None
         if not ranker.progress.contains(event):
-            rank = ranker.observe(history.recent, history.seen, event.item_id, self.k,
-                                  fusion_only=not self.test_every_event)
+            rank, hits = ranker.observe(history.recent, history.seen, event.item_id, self.k,
+                                        fusion_only=not self.test_every_event)
         context = tuple(history.recent)
-        learned = ranker.learn([Interaction(event, context)]) > 0
+        learned = ranker.learn([Interaction(event, context)], [hits]) > 0
         if learned:
-            hits = ranker.fusion.last_measurement
             update = ModelUpdate(self.lineage, ranker.learned_events, event, context, ranker.progress.watermark,
                                  ranker.observed != observed, None if hits is None else tuple(bool(h) for h in hits))
         history.apply(event, ranker.config.history)
         recs = ranker.recommend(history.recent, self.k, exclude=history.seen) if recommend else []
-        return StepResult(recs, learned, session, rank, update)
+        return StepResult(recs, learned, session, rank, update, hits)
+
+    def process_many(self, events: Sequence[Event], users: dict[str, UserState]) -> list[StepResult]:
+        """Test and take ``events`` in order, with every test of a batch asked in one
+        vectorised pass (``OnlineRanker.observe_many``); no recommendation lists (evaluation).
+        Offline input only (no positions, no watermark): every event is new to the model."""
+        ranker = self.ranker
+        out: list[StepResult] = []
+        start = 0
+        while start < len(events):
+            chunk = events[start: start + ranker.until_boundary]
+            start += len(chunk)
+            sessions, requests, contexts = [], [], []
+            index = ranker.index             # the catalogue does not change within a batch
+            excluded: dict[str, list[np.ndarray]] = {}     # per user: indices of the known items seen
+            for event in chunk:
+                user = users.setdefault(event.user_id, UserState())
+                sessions.append(user.activity.observe(event.item_id, event.event_type, event.ts,
+                                                      self.features.session_gap_ms, self.features.sequence_length))
+                history = user.history
+                context = tuple(history.recent)
+                seen = excluded.get(event.user_id)
+                if seen is None:
+                    seen = excluded[event.user_id] = [np.fromiter((index[i] for i in history.seen if i in index),
+                                                                  dtype=np.int64)]
+                requests.append((context, seen[0] if len(seen) == 1 else np.concatenate(seen), event.item_id))
+                contexts.append(context)
+                history.apply(event, ranker.config.history)
+                if event.item_id in index:
+                    seen.append(np.array([index[event.item_id]]))
+            tested = ranker.observe_many(requests, self.k)
+            ranker.learn([Interaction(e, c) for e, c in zip(chunk, contexts, strict=True)], [h for _, h in tested])
+            out += [StepResult([], True, s, rank, None, hits) for s, (rank, hits) in zip(sessions, tested, strict=True)]
+        return out

@@ -9,7 +9,8 @@ transactions commit with the checkpoints. On restart it loads the newest complet
 applies the committed updates after it: the ranker then stands exactly where the checkpoint
 does, and the replayed source continues from there (DESIGN.md §4).
 
-An update carries what shaped learning: the event, the user's recent items before it, the
+An update carries what shaped learning (it is logged when the ranker takes the event into its
+pending batch, see online.py): the event, the user's recent items before it, the
 model's input watermark, and the fusion's measurement of the "test" half (a row of hits), so
 ``apply`` reproduces ``ModelStep`` bit for bit without recomputing any score.
 
@@ -73,9 +74,8 @@ def apply(ranker: OnlineRanker, update: ModelUpdate) -> None:
     ranker.progress.advance(update.watermark)
     if update.observed:
         ranker.observed += 1
-    if update.hits is not None:
-        ranker.fusion.apply(np.array(update.hits, dtype=bool))
-    ranker.learn([Interaction(update.event, update.history)])
+    hits = None if update.hits is None else np.array(update.hits, dtype=bool)
+    ranker.learn([Interaction(update.event, update.history)], [hits])
 
 
 def replay(ranker: OnlineRanker, updates: Iterable[ModelUpdate], lineage: str) -> int:

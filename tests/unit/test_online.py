@@ -16,7 +16,7 @@ from operators.model.baselines import ItemKNN, Popularity
 from operators.model.online import COMPONENTS, mmr, top_k_indices
 from operators.records import Event
 
-SMALL = OnlineConfig(batch_size=8, refit_every=200)
+SMALL = OnlineConfig(batch_size=8, refit_every=200, learn_every=16)
 
 
 def planted(seed: int, n_events: int = 3_000) -> list[tuple[str, str]]:
@@ -40,6 +40,7 @@ def train(events: list[tuple[str, str]], config: OnlineConfig = SMALL) -> tuple[
         if i in h:
             h.remove(i)
         h.append(i)
+    ranker.flush()
     return ranker, hist
 
 
@@ -75,6 +76,8 @@ def test_learning_a_pair_raises_the_item_for_users_with_the_other() -> None:
     ranker, _ = train([("u1", "x"), ("u2", "y"), ("u3", "z")])
     before = {r.item_id: r.score for r in ranker.recommend(["x"], 10)}
     ranker.learn([Interaction(Event("n1", "u9", "y", "click", None, 10**6), ("x",))])
+    assert {r.item_id: r.score for r in ranker.recommend(["x"], 10)} == before    # pending: not learned yet
+    ranker.flush()
     after = {r.item_id: r.score for r in ranker.recommend(["x"], 10)}
     assert after["y"] > before["y"]
     assert ranker.recommend(["x"], 1)[0].item_id == "y"
@@ -104,6 +107,7 @@ def test_a_new_item_is_recommended_once_it_co_occurs_or_trends() -> None:
     assert "brand-new" not in [r.item_id for r in ranker.recommend([], 3)]
     for n in range(40):
         ranker.learn([Interaction(Event(f"new{n}", f"v{n}", "brand-new", "purchase", None, 10**8 + n), ("t1-3",))])
+    ranker.flush()
     assert ranker.recommend([], 1)[0].item_id == "brand-new"          # it trends
     ranked = [r.item_id for r in ranker.recommend(["t1-3"], 30)]
     assert ranked.index("brand-new") < min(ranked.index(i) for i in ranked if i.startswith("t2-"))
@@ -127,7 +131,7 @@ def test_the_model_beats_popularity_clearly_on_planted_structure() -> None:
     tests = 0
     for n, (u, i) in enumerate(events):
         h = hist.setdefault(u, [])
-        rank = ranker.observe(h, set(h), i)
+        rank, _ = ranker.observe(h, set(h), i)
         pop_rank = pop.observe(u, i)
         if rank is not None and n > 1_000:
             tests += 1
