@@ -385,6 +385,72 @@ class OnlineRanker:
         _, _, weighted, total, valid, idx, rho = scored
         return self._explain(np.array(self._diversify(total, valid, k), dtype=np.int64), total, weighted, idx, rho)
 
+    def recommend_many(self, requests: Sequence[tuple[Sequence[str], np.ndarray]], k: int,
+                       ) -> list[list[Recommendation]]:
+        """``recommend`` for a list of (history, excluded item indices) of one batch, scored in
+        one pass per component; each list equals ``recommend``'s up to float rounding (and the
+        order of items tied at the k-th place). Plain top-k only (``mmr_lambda`` 1)."""
+        n = len(self.item_ids)
+        if self.config.mmr_lambda < 1.0:
+            return [self.recommend(h, k, {self.item_ids[j] for j in x}) for h, x in requests]
+        if k <= 0 or n == 0 or not requests:
+            return [[] for _ in requests]
+        contexts = [self._context(h, self.config.history) for h, _ in requests]
+        rows = np.repeat(np.arange(len(requests)), [x.size for _, x in requests])
+        excluded = np.zeros((len(requests), n), dtype=bool)
+        excluded[rows, np.concatenate([x for _, x in requests])] = True
+        weights = self.fusion.weights
+        weighted = self._components_many(contexts, n, weights > 0)
+        for comp in np.flatnonzero(weights > 0):
+            weighted[:, comp] *= (weights[comp] / self._scales_many(weighted[:, comp], excluded))[:, None]
+        total = weighted.sum(axis=1)
+        total[excluded] = -np.inf
+        kk = min(k, n)
+        top = np.argpartition(-total, kk - 1, axis=1)[:, :kk] if kk < n else np.tile(np.arange(n), (len(requests), 1))
+        scores = np.take_along_axis(total, top, axis=1)
+        order = np.lexsort((top, -scores), axis=1)            # best first; ties: the lower index
+        top, scores = np.take_along_axis(top, order, axis=1), np.take_along_axis(scores, order, axis=1)
+        return self._explain_many(top, scores, np.take_along_axis(weighted, top[:, None, :], axis=2), contexts)
+
+    def _explain_many(self, chosen: np.ndarray, scores: np.ndarray, parts: np.ndarray,
+                      contexts: Sequence[tuple[np.ndarray, np.ndarray]]) -> list[list[Recommendation]]:
+        """``_explain`` for a batch: ``chosen`` events x k items (scores -inf: none), ``parts``
+        events x components x k; the related items in one gather per component."""
+        events, k = chosen.shape
+        top = np.argmax(parts, axis=1)                                       # events x k
+        strongest = np.take_along_axis(parts, top[:, None, :], axis=1)[:, 0, :]
+        top[strongest <= 0] = COMPONENTS.index("trending")
+        width = max((h.size for h, _ in contexts), default=0)
+        hist = np.zeros((events, width), dtype=np.int64)
+        rho = np.zeros((events, width))
+        for e, (h, r) in enumerate(contexts):
+            hist[e, : h.size], rho[e, : h.size] = h, r
+        related = np.full((events, k), -1, dtype=np.int64)
+        for c, matrix in ((COMPONENTS.index("co_occurrence"), self.cooc.matrix),
+                          (COMPONENTS.index("regression"), self.regression.weights)):
+            mine = top == c
+            if mine.any() and width:
+                related[mine] = _strongest_many(matrix, hist, rho, chosen, mine)
+        mine = top == COMPONENTS.index("embedding")
+        if mine.any() and width:
+            inp, out = self.embedding.inp.numpy(), self.embedding.out.numpy()
+            sims = np.einsum("ehd,ekd->ehk", inp[hist], out[chosen])
+            best = np.argmax(np.where(rho[:, :, None] > 0, rho[:, :, None] * sims, -np.inf), axis=1)
+            related[mine] = np.take_along_axis(hist, best, axis=1)[mine]
+        ids, titles = self.item_ids, self.titles
+        out_lists = []
+        for e in range(events):
+            recs = []
+            for j, score, c, r in zip(chosen[e].tolist(), scores[e].tolist(), top[e].tolist(), related[e].tolist(),
+                                      strict=True):
+                if score == -np.inf:
+                    break
+                related_id = ids[r] if r >= 0 else None
+                recs.append(Recommendation(ids[j], round(score, 6), COMPONENTS[c], related_id,
+                                           titles.get(related_id) if related_id is not None else None))
+            out_lists.append(recs)
+        return out_lists
+
     def _score(self, history: Sequence[str], exclude: set[str] | Sequence[str], everything: bool = False) -> tuple[
             np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
         """Scores for one user: raw (components x items), per-component scale, weighted parts,
@@ -495,6 +561,27 @@ class OnlineRanker:
                                   tuple(history)), None if hits is None else np.array(hits, dtype=bool))
                      for eid, user, item, kind, value, ts, part, off, history, hits in state.get("pending", [])]
         return r
+
+
+def _strongest_many(matrix: np.ndarray, hist: np.ndarray, rho: np.ndarray, chosen: np.ndarray,
+                    mine: np.ndarray) -> np.ndarray:
+    """``strongest_contributors`` for a batch, at the (event, slot) places ``mine``: the history
+    item h (events x history, padded with rho 0) with the largest ``rho[h] * matrix[h, item]``."""
+    m = matrix.shape[0]
+    e, slot = np.nonzero(mine)
+    items = chosen[e, slot]
+    out = np.full(items.size, -1, dtype=np.int64)
+    inside = items < m
+    if not inside.any() or m == 0:
+        return out
+    h = hist[e[inside]]                                                    # places x history
+    contrib = np.where(h < m, rho[e[inside]], 0.0) * matrix[np.minimum(h, m - 1), items[inside][:, None]]
+    best = np.argmax(contrib, axis=1)
+    positive = contrib[np.arange(best.size), best] > 0
+    found = np.full(best.size, -1, dtype=np.int64)
+    found[positive] = h[np.arange(best.size), best][positive]
+    out[inside] = found
+    return out
 
 
 def top_k_indices(scores: np.ndarray, k: int) -> list[int]:

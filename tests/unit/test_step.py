@@ -47,3 +47,25 @@ def test_vectorised_tests_agree_with_the_one_event_path() -> None:
     agree = sum(one[n] == many[n] for n in asked)
     assert agree >= 0.99 * len(asked), (agree, len(asked))      # float32 vs float64: a rare tie may flip
     assert sum(r >= 0 for r in many if r is not None) > 100       # and the model does find items
+
+
+def test_batched_recommendations_agree_with_the_one_event_path() -> None:
+    events = stream(1_500)
+    step, users = ModelStep(OnlineRanker(SMALL), k=10), {}
+    step.process_many(events[:1_400], users)
+    ranker = step.ranker
+    requests, singles = [], []
+    for user in users.values():
+        history = user.history
+        requests.append((history.recent, np.array([ranker.index[i] for i in history.seen if i in ranker.index],
+                                                   dtype=np.int64)))
+        singles.append(ranker.recommend(history.recent, 10, exclude=history.seen))
+    batched = ranker.recommend_many(requests, 10)
+    same = sum([r.item_id for r in a] == [r.item_id for r in b] for a, b in zip(batched, singles, strict=True))
+    assert same >= 0.95 * len(singles), (same, len(singles))
+    for a, b, user in zip(batched, singles, users.values(), strict=True):
+        assert not {r.item_id for r in a} & user.history.seen and len(a) == len(b)
+        for x, y in zip(a, b, strict=True):
+            if x.item_id == y.item_id:
+                assert (x.reason, x.related_item) == (y.reason, y.related_item)
+                assert abs(x.score - y.score) < 1e-4
