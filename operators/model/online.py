@@ -316,13 +316,13 @@ class OnlineRanker:
         return (chosen.index(target) if target in chosen else -1), hits
 
     def observe_many(self, requests: Sequence[tuple[Sequence[str], np.ndarray, str]], k: int = 10,
-                     ) -> list[tuple[int | None, np.ndarray | None]]:
+                     fusion_only: bool = False) -> list[tuple[int | None, np.ndarray | None]]:
         """``observe`` for a list of (history, excluded item indices, item) of one batch,
         vectorised: the same questions asked of the same (unchanging) model, in one pass per
         component. Plain top-k only (``mmr_lambda`` 1); ranks equal ``observe``'s up to float
         rounding."""
         if self.config.mmr_lambda < 1.0:
-            return [self.observe(h, {self.item_ids[j] for j in x}, i, k) for h, x, i in requests]
+            return [self.observe(h, {self.item_ids[j] for j in x}, i, k, fusion_only) for h, x, i in requests]
         out: list[tuple[int | None, np.ndarray | None]] = [(None, None)] * len(requests)
         asked, targets, measured = [], [], []
         for n, (history, exclude, item_id) in enumerate(requests):
@@ -330,12 +330,15 @@ class OnlineRanker:
                 continue
             target = self.index.get(item_id)
             self.observed += 1
+            measure = target is not None and self.observed % self.config.fusion_every == 0
+            if fusion_only and not measure:
+                continue
             if target is None or (exclude == target).any():
                 out[n] = (-1, None)
                 continue
             asked.append(n)
             targets.append(target)
-            measured.append(self.observed % self.config.fusion_every == 0)
+            measured.append(measure)
         if not asked:
             return out
         c = self.config

@@ -7,7 +7,7 @@ import random
 
 import numpy as np
 
-from operators.model import ModelStep, OnlineConfig, OnlineRanker, UserState
+from operators.model import Interaction, ModelStep, OnlineConfig, OnlineRanker, UserState
 from tests.unit.test_updates import stream
 
 SMALL = OnlineConfig(batch_size=16, refit_every=300, fusion_every=2, learn_every=64)
@@ -69,3 +69,25 @@ def test_batched_recommendations_agree_with_the_one_event_path() -> None:
             if x.item_id == y.item_id:
                 assert (x.reason, x.related_item) == (y.reason, y.related_item)
                 assert abs(x.score - y.score) < 1e-4
+
+
+def test_fusion_only_tests_ask_what_the_one_event_path_asks() -> None:
+    events = stream(900)
+    single, many = ModelStep(OnlineRanker(SMALL), k=10, test_every_event=False), OnlineRanker(SMALL)
+    users: dict[str, UserState] = {}
+    one = [single.process(e, users.setdefault(e.user_id, UserState()), None, recommend=False) for e in events]
+    users_many: dict[str, UserState] = {}
+    asked = []
+    for start in range(0, len(events), 64):      # 64 = SMALL.learn_every: one batch per call
+        chunk = events[start:start + 64]
+        requests = []
+        for e in chunk:
+            history = users_many.setdefault(e.user_id, UserState()).history
+            requests.append((tuple(history.recent), np.array([many.index[i] for i in history.seen if i in many.index],
+                                                              dtype=np.int64), e.item_id))
+            history.apply(e, SMALL.history)
+        tested = many.observe_many(requests, 10, fusion_only=True)
+        many.learn([Interaction(e, r[0]) for e, r in zip(chunk, requests, strict=True)], [h for _, h in tested])
+        asked += [rank is not None for rank, _ in tested]
+    assert asked == [r.rank is not None for r in one] and sum(asked) > 100
+    assert many.observed == single.ranker.observed
