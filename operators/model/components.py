@@ -16,6 +16,7 @@ trending components, which have no such limit.
 from __future__ import annotations
 
 import math
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import numpy as np
 import torch
@@ -74,6 +75,18 @@ def _bag(matrix: np.ndarray, contexts: list[tuple[np.ndarray, np.ndarray]], rows
                            mode="sum", per_sample_weights=torch.from_numpy(np.concatenate(weights)).to(table.dtype))
     out[:, :m] = bags.numpy()[:, :m]
     return out
+
+
+_SOLVER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ease-solve")
+
+
+def _ease(gram: np.ndarray, l2: float) -> np.ndarray:
+    """EASE weights from a Gram matrix: ``B = -P / diag(P)``, ``P = (G + l2 I)^-1``, zero diagonal."""
+    gram[np.diag_indices_from(gram)] += l2
+    p = np.linalg.inv(gram)
+    b = -p / np.diag(p)[None, :]
+    np.fill_diagonal(b, 0.0)
+    return b.astype(np.float32)
 
 
 def strongest_contributors(matrix: np.ndarray, history: np.ndarray, rho: np.ndarray, items: np.ndarray,
@@ -170,30 +183,28 @@ class Cooccurrence:
 class ItemRegression:
     """(d) A linear item-to-item model (EASE: ridge regression of each item on the others,
     closed form ``B = -P / diag(P)`` with ``P = (G + l2 I)^-1``), where the Gram matrix ``G`` is
-    updated with every event (recency-weighted pairs, like co-occurrence) and the solve runs
-    every ``refit_every`` learned events (and early, at 500, 1,000 and 2,000)."""
+    updated with every learning batch (recency-weighted pairs, like co-occurrence) and solved
+    from the Gram matrix as of each refit point: every ``refit_every`` learned events, and
+    early, at 500, 1,000 and 2,000.
+
+    The solve (cubic in the catalogue: 0.4 s at 1,700 items) runs on a background thread
+    (LAPACK releases the GIL) while learning goes on, and its weights are installed at the
+    first learning boundary at least ``install_lag`` events after the refit point, waiting
+    for the thread if it is not done. Both points are counts of events, so a replay installs
+    the same weights at the same event; a snapshot taken in between waits for the solve and
+    carries its weights until their install point."""
 
     name = "regression"
     EARLY_REFITS = (500, 1_000, 2_000)
 
-    def __init__(self, capacity: int, l2: float, refit_every: int) -> None:
-        self.capacity, self.l2, self.refit_every = capacity, l2, refit_every
+    def __init__(self, capacity: int, l2: float, refit_every: int, install_lag: int = 1_024) -> None:
+        self.capacity, self.l2, self.refit_every, self.install_lag = capacity, l2, refit_every, install_lag
         self.gram = np.zeros((64, 64), dtype=np.float64)
         self.weights = np.zeros((0, 0), dtype=np.float32)
         self.fitted_at = 0
-
-    def learn(self, item: int, history: np.ndarray, rho: np.ndarray, weight: float) -> None:
-        if item >= self.capacity:
-            return
-        keep = history < self.capacity
-        h, w = history[keep], rho[keep] * weight
-        top = int(max(item, h.max())) + 1 if h.size else item + 1
-        if top > self.gram.shape[0]:
-            self.gram = _grow_square(self.gram, min(self.capacity, max(top, 2 * self.gram.shape[0])))
-        self.gram[item, item] += weight
-        if h.size:
-            self.gram[item, h] += w
-            self.gram[h, item] += w
+        self.solving: Future[np.ndarray] | np.ndarray | None = None   # the solve in flight, or its result
+        self.solving_at = 0           # the refit point it solves the Gram matrix of
+        self.install_at = 0           # install it at the first boundary at or after this
 
     def ensure(self, n: int) -> None:
         n = min(n, self.capacity)
@@ -202,7 +213,7 @@ class ItemRegression:
 
     def learn_many(self, items: np.ndarray, contexts: list[tuple[np.ndarray, np.ndarray]],
                    weights: np.ndarray) -> None:
-        """``learn`` for a batch, in order."""
+        """Add a batch's pairs to the Gram matrix, in order."""
         inside = items < self.capacity
         if not inside.any():
             return
@@ -213,23 +224,37 @@ class ItemRegression:
         np.add.at(self.gram, (items[inside], items[inside]), weights[inside])
         np.add.at(self.gram, (rows, cols), vals)
 
-    def due(self, learned: int) -> bool:
-        return learned in self.EARLY_REFITS or (learned > 0 and learned % self.refit_every == 0)
-
     def due_between(self, before: int, after: int) -> bool:
         """Whether a refit point lies in (before, after]: a batch that crosses one refits at its end."""
         return (any(before < r <= after for r in self.EARLY_REFITS)
                 or after // self.refit_every > before // self.refit_every)
 
-    def refit(self, n: int, learned: int) -> None:
+    def boundary(self, n: int, before: int, after: int) -> None:
+        """A learning batch took the model from ``before`` to ``after`` learned events (``n``
+        items): install a solve whose point has come, then start one if a refit point was crossed."""
+        if self.solving is not None and after >= self.install_at:
+            self.weights = self.solved()
+            self.fitted_at, self.solving = self.solving_at, None
+        if self.due_between(before, after):
+            if self.solving is not None:      # a refit point before the last one was installed
+                self.weights, self.fitted_at = self.solved(), self.solving_at
+            m = min(n, self.capacity, self.gram.shape[0])
+            if m:
+                self.solving = _SOLVER.submit(_ease, self.gram[:m, :m].copy(), self.l2)
+                self.solving_at, self.install_at = after, after + self.install_lag
+
+    def solved(self) -> np.ndarray:
+        """The weights of the solve in flight (waiting for it)."""
+        if isinstance(self.solving, Future):
+            self.solving = self.solving.result()
+        assert self.solving is not None
+        return self.solving
+
+    def refit_now(self, n: int, learned: int) -> None:
+        """Solve and install at once (offline, at the end of the input)."""
         m = min(n, self.capacity, self.gram.shape[0])
-        if m == 0:
-            return
-        p = np.linalg.inv(self.gram[:m, :m] + self.l2 * np.eye(m))
-        b = -p / np.diag(p)[None, :]
-        np.fill_diagonal(b, 0.0)
-        self.weights = b.astype(np.float32)
-        self.fitted_at = learned
+        if m:
+            self.weights, self.fitted_at, self.solving = _ease(self.gram[:m, :m].copy(), self.l2), learned, None
 
     def scores(self, history: np.ndarray, rho: np.ndarray, n: int) -> np.ndarray:
         out = np.zeros(n)

@@ -216,8 +216,7 @@ class OnlineRanker:
             if measured is not None:
                 self.fusion.apply(measured)
         learned_before = self.learned_events - len(self.pending) - len(batch)
-        if self.regression.due_between(learned_before, learned_before + len(batch)):
-            self.regression.refit(len(self.item_ids), learned_before + len(batch))
+        self.regression.boundary(len(self.item_ids), learned_before, learned_before + len(batch))
 
     def flush(self) -> None:
         """Learn the pending batch now, off the boundary (offline tools at the end of their
@@ -513,6 +512,7 @@ class OnlineRanker:
     def snapshot(self) -> bytes:
         n = len(self.item_ids)
         e = self.embedding
+        solving = self.regression.solved() if self.regression.solving is not None else None
         state = {
             "format": 4, "config": asdict(self.config), "item_ids": self.item_ids,
             "counts": torch.from_numpy(self.counts[:n].copy()),
@@ -520,6 +520,9 @@ class OnlineRanker:
             "gram": torch.from_numpy(self.regression.gram.copy()),
             "regression": torch.from_numpy(self.regression.weights.copy()),
             "fitted_at": self.regression.fitted_at,
+            "regression_solving": None if solving is None else torch.from_numpy(solving),
+            "regression_solving_at": self.regression.solving_at,
+            "regression_install_at": self.regression.install_at,
             "emb_in": e.inp.clone(), "emb_out": e.out.clone(), "emb_bias": e.bias.clone(),
             "emb_pending": [[ctx, ws, i] for ctx, ws, i in e.pending], "emb_batches": e.batches,
             "trending": torch.from_numpy(self.trending.values.copy()), "trending_clock": self.trending.clock,
@@ -549,6 +552,10 @@ class OnlineRanker:
         r.regression.gram = state["gram"].numpy().copy()
         r.regression.weights = state["regression"].numpy().copy()
         r.regression.fitted_at = int(state["fitted_at"])
+        solving = state.get("regression_solving")
+        r.regression.solving = None if solving is None else solving.numpy().copy()
+        r.regression.solving_at = int(state.get("regression_solving_at", 0))
+        r.regression.install_at = int(state.get("regression_install_at", 0))
         e = r.embedding
         e.inp, e.out, e.bias = state["emb_in"].clone(), state["emb_out"].clone(), state["emb_bias"].clone()
         e.pending = [(list(ctx), list(ws), int(i)) for ctx, ws, i in state["emb_pending"]]

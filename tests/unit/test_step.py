@@ -4,6 +4,7 @@ events of a batch are grouped; the vectorised pass agrees with the one-event pat
 from __future__ import annotations
 
 import random
+import time
 
 import numpy as np
 
@@ -91,3 +92,27 @@ def test_fusion_only_tests_ask_what_the_one_event_path_asks() -> None:
         asked += [rank is not None for rank, _ in tested]
     assert asked == [r.rank is not None for r in one] and sum(asked) > 100
     assert many.observed == single.ranker.observed
+
+
+def test_the_regression_solve_runs_aside_and_installs_at_a_count() -> None:
+    from operators.model import components
+
+    config = OnlineConfig(batch_size=16, refit_every=10_000, learn_every=64)
+    ranker = OnlineRanker(config)
+    ranker.regression.install_lag = 128
+    events = stream(700)
+    slow = components._SOLVER.submit(time.sleep, 0.5)        # the solver thread is busy for a while
+    gram_at: dict[int, np.ndarray] = {}
+    for n, e in enumerate(events, start=1):
+        ranker.learn([Interaction(e, ())])
+        if n == 512:         # the boundary that crosses the refit point 500
+            assert ranker.regression.solving is not None and ranker.regression.solving_at == 512
+            gram_at[512] = ranker.regression.gram[:len(ranker.item_ids), :len(ranker.item_ids)].copy()
+            assert ranker.regression.weights.size == 0           # the first refit point: nothing before it
+        if n == 576:         # one boundary later: not yet installed (512 + 128 = 640)
+            assert ranker.regression.weights.size == 0
+        if n == 640:         # installed, whatever the solver's delay
+            assert ranker.regression.fitted_at == 512 and ranker.regression.solving is None
+            expected = components._ease(gram_at[512], config.regression_l2)
+            np.testing.assert_array_equal(ranker.regression.weights, expected)
+    assert slow.done()
