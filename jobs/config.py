@@ -52,6 +52,7 @@ class JobConfig:
     model_seed: int = OnlineConfig.seed
     model_history: int = OnlineConfig.history
     mmr_lambda: float = OnlineConfig.mmr_lambda
+    model_learn_every: int = OnlineConfig.learn_every   # events per learning batch (README "The model")
     item_metadata: str = ""               # titles for explanations: u.item, movies.csv or JSON lines
     # features: defaults and meaning in operators/features/spec.py
     short_window_ms: int = FeatureConfig.short_window_ms
@@ -95,7 +96,10 @@ class JobConfig:
         return SchemaLimits(**{f.name: getattr(self, f.name) for f in fields(SchemaLimits)})
 
     def online_config(self) -> OnlineConfig:
-        return OnlineConfig(seed=self.model_seed, history=self.model_history, mmr_lambda=self.mmr_lambda)
+        if self.model_learn_every < 1:
+            raise ValueError(f"--model-learn-every must be at least 1, got {self.model_learn_every}")
+        return OnlineConfig(seed=self.model_seed, history=self.model_history, mmr_lambda=self.mmr_lambda,
+                            learn_every=self.model_learn_every)
 
     def feature_config(self) -> FeatureConfig:
         return FeatureConfig(**{f.name: getattr(self, f.name) for f in fields(FeatureConfig)})

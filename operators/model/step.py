@@ -72,12 +72,14 @@ class ModelStep:
             rank, hits = ranker.observe(history.recent, history.seen, event.item_id, self.k,
                                         fusion_only=not self.test_every_event)
         context = tuple(history.recent)
+        history.apply(event, ranker.config.history)
+        # The top-k before the event is taken: when it completes a batch, the batch is learned
+        # after, so every event's answers come from the model as of the start of its batch.
+        recs = ranker.recommend(history.recent, self.k, exclude=history.seen) if recommend else []
         learned = ranker.learn([Interaction(event, context)], [hits]) > 0
         if learned:
             update = ModelUpdate(self.lineage, ranker.learned_events, event, context, ranker.progress.watermark,
                                  ranker.observed != observed, None if hits is None else tuple(bool(h) for h in hits))
-        history.apply(event, ranker.config.history)
-        recs = ranker.recommend(history.recent, self.k, exclude=history.seen) if recommend else []
         return StepResult(recs, learned, session, rank, update, hits)
 
     def process_many(self, events: Sequence[Event], users: dict[str, UserState]) -> list[StepResult]:

@@ -54,6 +54,7 @@ class Pipeline:
 
     name: str = field(default_factory=lambda: "t" + uuid.uuid4().hex[:10])
     snapshot_every: int = 10
+    learn_every: int = 256               # the model's learning batch (the job's default)
     partitions: int = 1                  # of the input topic
     extra_args: list[str] = field(default_factory=list)
     jobs: list[str] = field(default_factory=list)
@@ -68,6 +69,7 @@ class Pipeline:
                 "--dlq-topic", t["dlq"], "--consumer-group", group or self.name, "--keyspace", self.name,
                 "--transactional-id-prefix", self.name, "--checkpoint-interval-ms", "2000",
                 "--snapshot-every-events", str(self.snapshot_every), "--cassandra-port", str(CASSANDRA_PORT),
+                "--model-learn-every", str(self.learn_every),
                 "--job-name", self.name, *self.extra_args]
 
     def create_topics(self) -> None:

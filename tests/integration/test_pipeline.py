@@ -13,6 +13,7 @@ pytestmark = pytest.mark.integration
 
 
 def test_events_in_recommendations_out(pipeline: Pipeline) -> None:
+    pipeline.learn_every = 4      # 12 events: three learning batches
     events = [event(n, f"u{n % 3}", f"i{n % 5}") for n in range(12)]
     pipeline.send(events)
     pipeline.submit()
@@ -27,6 +28,9 @@ def test_events_in_recommendations_out(pipeline: Pipeline) -> None:
         assert all(i["reason"] for i in r["items"])
         assert r["event_ts"] == e["ts"]
     assert recs[-1]["model_version"] == len(events)
+    # Events 1-4 are answered from the empty model (the first batch is learned after event 4):
+    # no history, nothing known, no items. Later ones from the model as of their batch's start.
+    assert [bool(r["items"]) for r in recs[:5]] == [False] * 4 + [True]
     last_user = events[-1]["user_id"]
     assert {i["item_id"] for i in recs[-1]["items"]} == {f"i{k}" for k in range(5)} - seen[last_user]
 
@@ -83,6 +87,7 @@ def test_savepoint_stop_and_restore_keeps_state_and_loses_nothing(pipeline: Pipe
 
 def test_fresh_job_bootstraps_model_from_newest_snapshot(pipeline: Pipeline) -> None:
     pipeline.snapshot_every = 5
+    pipeline.learn_every = 2
     first = [event(n, f"u{n}", "hit" if n % 2 else f"i{n}") for n in range(10)]
     pipeline.send(first)
     pipeline.submit()
