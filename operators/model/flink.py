@@ -4,8 +4,8 @@ Two-tier state (DESIGN.md §4): each user's history, sequence and session are Fl
 (checkpointed, rescalable, expired after ``user_state_ttl_ms`` idle); the shared ranker lives in
 this operator's memory. Three things keep the ranker exact across failures:
 
-- every learned event goes to the update log (``UPDATE_TAG`` -> an exactly-once Kafka sink,
-  updates.py), committed with each checkpoint;
+- every event the ranker takes (learned at its batch's boundary, online.py) goes to the update
+  log (``UPDATE_TAG`` -> an exactly-once Kafka sink, updates.py), committed with each checkpoint;
 - every ``snapshot_every_events`` learned events (and on close) the operator cuts a snapshot
   and a background thread writes it to Cassandra, retrying with back-off (writer.py): a slow
   or absent Cassandra never stalls recommendations;
