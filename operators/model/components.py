@@ -8,7 +8,7 @@ trending components, which have no such limit.
 
 >>> import numpy as np
 >>> c = Cooccurrence(capacity=4, alpha=0.5, beta=0.5)
->>> c.learn(0, np.array([1]), np.array([1.0]), weight=1.0)
+>>> c.learn_many(np.array([0]), [(np.array([1]), np.array([1.0]))], np.array([1.0]))
 >>> c.scores(np.array([1]), np.array([1.0]), n=3, counts=np.array([1.0, 1.0, 0.0])).round(2).tolist()
 [1.0, 0.0, 0.0]
 """
@@ -27,6 +27,12 @@ def _grow_square(m: np.ndarray, size: int) -> np.ndarray:
     out = np.zeros((size, size), dtype=m.dtype)
     out[: m.shape[0], : m.shape[1]] = m
     return out
+
+
+def _ensure_square(m: np.ndarray, n: int, capacity: int) -> np.ndarray:
+    """``m`` grown (doubling, at most to ``capacity``) to cover ``n`` items, or ``m`` itself."""
+    n = min(n, capacity)
+    return _grow_square(m, min(capacity, max(n, 2 * m.shape[0]))) if n > m.shape[0] else m
 
 
 def _pairs(items: np.ndarray, contexts: list[tuple[np.ndarray, np.ndarray]], weights: np.ndarray,
@@ -124,23 +130,12 @@ class Cooccurrence:
         self.capacity = capacity
 
     def ensure(self, n: int) -> None:
-        n = min(n, self.capacity)
-        if n > self.matrix.shape[0]:
-            self.matrix = _grow_square(self.matrix, min(self.capacity, max(n, 2 * self.matrix.shape[0])))
-
-    def learn(self, item: int, history: np.ndarray, rho: np.ndarray, weight: float) -> None:
-        if item >= self.capacity:
-            return
-        keep = history < self.capacity
-        h, w = history[keep], rho[keep] * weight
-        if h.size:
-            self.ensure(int(max(item, h.max())) + 1)
-            self.matrix[item, h] += w
-            self.matrix[h, item] += w
+        self.matrix = _ensure_square(self.matrix, n, self.capacity)
 
     def learn_many(self, items: np.ndarray, contexts: list[tuple[np.ndarray, np.ndarray]],
                    weights: np.ndarray) -> None:
-        """``learn`` for a batch, in order (np.add.at adds repeated cells in sequence)."""
+        """Learn a batch, in order (np.add.at adds repeated cells in sequence): each event
+        (u, i) adds ``weight * rho_h`` to the pairs (i, h) and (h, i) for u's recent items h."""
         rows, cols, vals = _pairs(items, contexts, weights, self.capacity)
         if rows.size:
             self.ensure(int(max(rows.max(), cols.max())) + 1)
@@ -207,9 +202,7 @@ class ItemRegression:
         self.install_at = 0           # install it at the first boundary at or after this
 
     def ensure(self, n: int) -> None:
-        n = min(n, self.capacity)
-        if n > self.gram.shape[0]:
-            self.gram = _grow_square(self.gram, min(self.capacity, max(n, 2 * self.gram.shape[0])))
+        self.gram = _ensure_square(self.gram, n, self.capacity)
 
     def learn_many(self, items: np.ndarray, contexts: list[tuple[np.ndarray, np.ndarray]],
                    weights: np.ndarray) -> None:
@@ -249,12 +242,6 @@ class ItemRegression:
             self.solving = self.solving.result()
         assert self.solving is not None
         return self.solving
-
-    def refit_now(self, n: int, learned: int) -> None:
-        """Solve and install at once (offline, at the end of the input)."""
-        m = min(n, self.capacity, self.gram.shape[0])
-        if m:
-            self.weights, self.fitted_at, self.solving = _ease(self.gram[:m, :m].copy(), self.l2), learned, None
 
     def scores(self, history: np.ndarray, rho: np.ndarray, n: int) -> np.ndarray:
         out = np.zeros(n)
@@ -377,20 +364,9 @@ class Trending:
         self.values = np.zeros(64)
         self.clock: int | None = None
 
-    def learn(self, item: int, ts: int, weight: float) -> None:
-        if self.clock is not None and ts > self.clock:
-            self.values *= math.exp(-math.log(2) * (ts - self.clock) / self.half_life_ms)
-        if self.clock is None or ts > self.clock:
-            self.clock = ts
-        if item >= self.values.size:
-            grown = np.zeros(max(item + 1, 2 * self.values.size))
-            grown[: self.values.size] = self.values
-            self.values = grown
-        self.values[item] += weight
-
     def learn_many(self, items: np.ndarray, ts: np.ndarray, weights: np.ndarray) -> None:
-        """``learn`` for a batch: each event's weight decays from the clock as of it (the
-        running maximum of event times) to the clock at the batch's end, in one pass."""
+        """Learn a batch: each event's weight decays from the clock as of it (the running
+        maximum of event times) to the clock at the batch's end, in one pass."""
         if not items.size:
             return
         start = int(ts[0]) if self.clock is None else self.clock

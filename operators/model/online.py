@@ -115,8 +115,7 @@ class AdaptiveFusion:
         """``normalised``: components x items (excluded items at -inf); ``target``: the
         event's item. Whether each blend's, then each component's, top ``k`` held it: the
         measurement ``apply`` takes (when the batch is learned, and again on a replay)."""
-        finite = np.where(np.isfinite(normalised), normalised, -1e9)
-        return _ranks_of(np.vstack([self.blends @ finite, finite]), target) < k
+        return self.measure_many(normalised[None], np.array([target]), k)[0]
 
     def measure_many(self, normalised: np.ndarray, targets: np.ndarray, k: int = 10) -> np.ndarray:
         """``measure`` for several events at once: normalised is events x components x items."""
@@ -130,14 +129,9 @@ class AdaptiveFusion:
         self.component_hits += self.rate * (hits[nb:] - self.component_hits)
 
 
-def _ranks_of(scores: np.ndarray, target: int) -> np.ndarray:
-    """Rank of ``target`` in each row, as top_k_indices would order it (ties: lower index first)."""
-    t = scores[:, target: target + 1]
-    return (scores > t).sum(axis=1) + (scores[:, :target] == t).sum(axis=1)
-
-
 def _ranks_many(scores: np.ndarray, targets: np.ndarray) -> np.ndarray:
-    """``_ranks_of`` along the last axis of ``scores`` (events x ... x items), one target per event.
+    """Rank of each event's target along the last axis of ``scores`` (events x ... x items), as
+    top_k_indices would order it (ties: lower index first).
 
     >>> _ranks_many(np.array([[[1.0, 3.0, 3.0]], [[5.0, 0.0, 5.0]]]), np.array([2, 2]))
     array([[1],
@@ -215,8 +209,7 @@ class OnlineRanker:
         for _, measured in batch:
             if measured is not None:
                 self.fusion.apply(measured)
-        learned_before = self.learned_events - len(self.pending) - len(batch)
-        self.regression.boundary(len(self.item_ids), learned_before, learned_before + len(batch))
+        self.regression.boundary(len(self.item_ids), self.learned_events - len(batch), self.learned_events)
 
     def flush(self) -> None:
         """Learn the pending batch now, off the boundary (offline tools at the end of their
@@ -309,7 +302,7 @@ class OnlineRanker:
             norm[:, ~valid] = -np.inf
             hits = self.fusion.measure(norm, target, k)
         if self.config.mmr_lambda >= 1.0:   # plain top-k: the target's rank says it all
-            rank = int(_ranks_of(total[None, :], target)[0])
+            rank = int(_ranks_many(total[None, :], np.array([target]))[0])
             return (rank if rank < k else -1), hits
         chosen = self._diversify(total, valid, k)
         return (chosen.index(target) if target in chosen else -1), hits
@@ -340,21 +333,12 @@ class OnlineRanker:
             measured.append(measure)
         if not asked:
             return out
-        c = self.config
-        contexts = [self._context(requests[n][0], c.history) for n in asked]
+        contexts = [self._context(requests[n][0], self.config.history) for n in asked]
         n_items = len(self.item_ids)
-        rows = np.repeat(np.arange(len(asked)), [requests[n][1].size for n in asked])
-        excluded = np.zeros((len(asked), n_items), dtype=bool)
-        excluded[rows, np.concatenate([requests[n][1] for n in asked])] = True
+        excluded = _mask(n_items, [requests[n][1] for n in asked])
         t = np.array(targets)
-        weights = self.fusion.weights
         # The fused total needs only the components the current blend weighs...
-        total = np.zeros((len(asked), n_items), dtype=np.float32)
-        raw = self._components_many(contexts, n_items, weights > 0)
-        for comp in np.flatnonzero(weights > 0):
-            total += (weights[comp] / self._scales_many(raw[:, comp], excluded))[:, None] * raw[:, comp]
-        total[excluded] = -np.inf
-        ranks = _ranks_many(total, t)
+        ranks = _ranks_many(self._fuse_many(contexts, excluded)[1], t)
         # ...the fusion's measurement all of them, for the measured events only.
         which = np.flatnonzero(measured)
         measured_hits: dict[int, np.ndarray] = {}
@@ -370,6 +354,18 @@ class OnlineRanker:
             rank = int(ranks[row])
             out[n] = (rank if rank < k else -1, measured_hits.get(row))
         return out
+
+    def _fuse_many(self, contexts: Sequence[tuple[np.ndarray, np.ndarray]], excluded: np.ndarray,
+                   ) -> tuple[np.ndarray, np.ndarray]:
+        """The weighted parts (events x components x items, only the components the current
+        blend weighs) and the fused total (events x items, excluded items at -inf)."""
+        weights = self.fusion.weights
+        weighted = self._components_many(contexts, excluded.shape[1], weights > 0)
+        for comp in np.flatnonzero(weights > 0):
+            weighted[:, comp] *= (weights[comp] / self._scales_many(weighted[:, comp], excluded))[:, None]
+        total = weighted.sum(axis=1)
+        total[excluded] = -np.inf
+        return weighted, total
 
     @staticmethod
     def _scales_many(raw: np.ndarray, excluded: np.ndarray) -> np.ndarray:
@@ -398,15 +394,7 @@ class OnlineRanker:
         if k <= 0 or n == 0 or not requests:
             return [[] for _ in requests]
         contexts = [self._context(h, self.config.history) for h, _ in requests]
-        rows = np.repeat(np.arange(len(requests)), [x.size for _, x in requests])
-        excluded = np.zeros((len(requests), n), dtype=bool)
-        excluded[rows, np.concatenate([x for _, x in requests])] = True
-        weights = self.fusion.weights
-        weighted = self._components_many(contexts, n, weights > 0)
-        for comp in np.flatnonzero(weights > 0):
-            weighted[:, comp] *= (weights[comp] / self._scales_many(weighted[:, comp], excluded))[:, None]
-        total = weighted.sum(axis=1)
-        total[excluded] = -np.inf
+        weighted, total = self._fuse_many(contexts, _mask(n, [x for _, x in requests]))
         kk = min(k, n)
         top = np.argpartition(-total, kk - 1, axis=1)[:, :kk] if kk < n else np.tile(np.arange(n), (len(requests), 1))
         scores = np.take_along_axis(total, top, axis=1)
@@ -571,6 +559,13 @@ class OnlineRanker:
                                   tuple(history)), None if hits is None else np.array(hits, dtype=bool))
                      for eid, user, item, kind, value, ts, part, off, history, hits in state.get("pending", [])]
         return r
+
+
+def _mask(n: int, indices: Sequence[np.ndarray]) -> np.ndarray:
+    """Rows x ``n`` booleans, True at each row's ``indices``."""
+    mask = np.zeros((len(indices), n), dtype=bool)
+    mask[np.repeat(np.arange(len(indices)), [x.size for x in indices]), np.concatenate(indices)] = True
+    return mask
 
 
 def _strongest_many(matrix: np.ndarray, hist: np.ndarray, rho: np.ndarray, chosen: np.ndarray,
