@@ -386,8 +386,8 @@ class OnlineRanker:
     def recommend_many(self, requests: Sequence[tuple[Sequence[str], np.ndarray]], k: int,
                        ) -> list[list[Recommendation]]:
         """``recommend`` for a list of (history, excluded item indices) of one batch, scored in
-        one pass per component; each list equals ``recommend``'s up to float rounding (and the
-        order of items tied at the k-th place). Plain top-k only (``mmr_lambda`` 1)."""
+        one pass per component; each list equals ``recommend``'s up to float rounding (ties go
+        to the lower index, as in ``top_k_indices``). Plain top-k only (``mmr_lambda`` 1)."""
         n = len(self.item_ids)
         if self.config.mmr_lambda < 1.0:
             return [self.recommend(h, k, {self.item_ids[j] for j in x}) for h, x in requests]
@@ -397,6 +397,12 @@ class OnlineRanker:
         weighted, total = self._fuse_many(contexts, _mask(n, [x for _, x in requests]))
         kk = min(k, n)
         top = np.argpartition(-total, kk - 1, axis=1)[:, :kk] if kk < n else np.tile(np.arange(n), (len(requests), 1))
+        # Where items beyond the k chosen tie with the k-th, argpartition chose among them at
+        # random: those rows take top_k_indices' rule (the lower index wins), as recommend does.
+        cut = np.take_along_axis(total, top, axis=1).min(axis=1)
+        for row in np.flatnonzero((total >= cut[:, None]).sum(axis=1) > kk):
+            chosen = top_k_indices(total[row], kk)        # finite scores only: pad with excluded items
+            top[row] = chosen + np.flatnonzero(np.isneginf(total[row]))[: kk - len(chosen)].tolist()
         scores = np.take_along_axis(total, top, axis=1)
         order = np.lexsort((top, -scores), axis=1)            # best first; ties: the lower index
         top, scores = np.take_along_axis(top, order, axis=1), np.take_along_axis(scores, order, axis=1)

@@ -9,6 +9,7 @@ import time
 import numpy as np
 
 from operators.model import Interaction, ModelStep, OnlineConfig, OnlineRanker, UserState
+from operators.records import Event
 from tests.unit.test_updates import stream
 
 SMALL = OnlineConfig(batch_size=16, refit_every=300, fusion_every=2, learn_every=64)
@@ -116,3 +117,14 @@ def test_the_regression_solve_runs_aside_and_installs_at_a_count() -> None:
             expected = components._ease(gram_at[512], config.regression_l2)
             np.testing.assert_array_equal(ranker.regression.weights, expected)
     assert slow.done()
+
+
+def test_batched_recommendations_break_ties_like_the_one_event_path() -> None:
+    ranker = OnlineRanker(OnlineConfig(learn_every=1))
+    for n in range(40):      # 40 items, each once, at one time and weight: every trending score ties
+        ranker.learn([Interaction(Event(f"e{n}", f"u{n}", f"i{n}", "view", None, 1_000), ())])
+    seen = np.array([ranker.index["i1"], ranker.index["i3"]])
+    for k in (3, 10, 39):
+        single = ranker.recommend([], k, exclude={"i1", "i3"})
+        assert [r.item_id for r in ranker.recommend_many([([], seen)], k)[0]] == [r.item_id for r in single]
+    assert [r.item_id for r in single][:3] == ["i0", "i2", "i4"] and len(single) == 38
