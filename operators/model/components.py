@@ -182,7 +182,7 @@ class ItemRegression:
     from the Gram matrix as of each refit point: every ``refit_every`` learned events, and
     early, at 500, 1,000 and 2,000.
 
-    The solve (cubic in the catalogue: 0.4 s at 1,700 items) runs on a background thread
+    The solve (cubic in the catalogue) runs on a background thread
     (LAPACK releases the GIL) while learning goes on, and its weights are installed at the
     first learning boundary at least ``install_lag`` events after the refit point, waiting
     for the thread if it is not done. Both points are counts of events, so a replay installs
