@@ -26,6 +26,7 @@ from pyflink.common import Configuration, Types  # noqa: E402
 from pyflink.datastream import CheckpointingMode, DataStream, StreamExecutionEnvironment  # noqa: E402
 from pyflink.table import StatementSet, StreamTableEnvironment, Table  # noqa: E402
 from pyflink.table.expressions import col  # noqa: E402
+from pyflink.util.java_utils import add_jars_to_context_class_loader  # noqa: E402
 
 from jobs.config import JobConfig  # noqa: E402
 from operators.cleaning.event_time import (  # noqa: E402
@@ -34,7 +35,7 @@ from operators.cleaning.event_time import (  # noqa: E402
     event_time_sql,
     watermark_sql,
 )
-from operators.cleaning.flink import DLQ_TAG, GUARD_DLQ_TAG, CleanFunction, GuardFunction, split_late  # noqa: E402
+from operators.cleaning.flink import DLQ_TAG, CleanFunction, guard_in_jvm, split_late  # noqa: E402
 from operators.features.flink import PythonItemCountsFunction, configure_sql, window_features  # noqa: E402
 from operators.features.spec import FEATURE_COLUMNS  # noqa: E402
 from operators.model.flink import UPDATE_TAG, ModelSettings, RecommendFunction  # noqa: E402
@@ -131,10 +132,8 @@ def build_pipeline(t_env: StreamTableEnvironment, source_table: str, recs_sink: 
 
     if config.stages == "validate":
         return to_sinks(ids_of(valid), valid.get_side_output(DLQ_TAG))
-    events = valid.key_by(lambda r: r[1], key_type=Types.STRING()) \
-        .process(GuardFunction(config.input_topic, config.guard_config()), output_type=CLEAN_ROW) \
-        .name("clean-guard").uid("clean-guard")
-    dead_letters = valid.get_side_output(DLQ_TAG).union(events.get_side_output(GUARD_DLQ_TAG))
+    events, rejected = guard_in_jvm(valid, config.input_topic, config.guard_config())
+    dead_letters = valid.get_side_output(DLQ_TAG).union(rejected)
     if config.stages == "clean":
         return to_sinks(ids_of(events), dead_letters)
 
@@ -196,7 +195,9 @@ def flink_configuration(config: JobConfig) -> Configuration:
     for jar, what, flag in jars:
         if not Path(jar).is_file():
             raise SystemExit(f"{what} not found at {jar}; run deploy/local/services fetch or pass {flag}")
-    conf.set_string("pipeline.jars", ";".join(Path(jar).resolve().as_uri() for jar, _, _ in jars))
+    uris = [Path(jar).resolve().as_uri() for jar, _, _ in jars]
+    conf.set_string("pipeline.jars", ";".join(uris))
+    add_jars_to_context_class_loader(uris)   # the client builds the JVM guard from the jar's classes
     python = config.python_executable or sys.executable
     conf.set_string("python.executable", python)
     conf.set_string("python.client.executable", python)

@@ -2,9 +2,10 @@
 
 The Kafka source computes each record's event time and the per-partition watermark in the
 JVM (``operators/cleaning/event_time.py``). ``CleanFunction`` (stateless, chained to the
-source) validates raw Kafka rows; ``GuardFunction`` (keyed by user) drops duplicates and sends
-rate-limited events to the dead-letter side output; :func:`split_late` hands the SQL only the
-events ahead of its watermark and turns the rest into ``late`` dead letters
+source) validates raw Kafka rows; :func:`guard_in_jvm` keys them by user through the JVM's
+``GuardFunction`` (jvm/, the same decisions as guard.py), which drops duplicates and sends
+rate-limited events to dead letters (``GuardDeadLetterFunction``); :func:`split_late` hands
+the SQL only the events ahead of its watermark and turns the rest into ``late`` dead letters
 (``LateDeadLetterFunction``). All count every outcome per reason as Flink metrics, so that
 ``in == out + dlq + duplicates + heartbeats`` can be checked on a running job.
 """
@@ -15,21 +16,19 @@ import datetime as dt
 from collections.abc import Iterator
 from typing import Any
 
-from pyflink.common import Row, Types
-from pyflink.datastream import DataStream, KeyedProcessFunction, MapFunction, OutputTag, ProcessFunction, RuntimeContext
-from pyflink.datastream.state import ValueStateDescriptor
+from pyflink.common import Row
+from pyflink.datastream import DataStream, MapFunction, OutputTag, ProcessFunction, RuntimeContext
+from pyflink.java_gateway import get_gateway
 from pyflink.table import Schema, StreamTableEnvironment
 
 from operators.cleaning.cleaner import EventCleaner, dead_letter_json
 from operators.cleaning.event_time import late_rejection, late_sql, on_time_sql
-from operators.cleaning.guard import EventGuard, GuardConfig, UserGuardState
+from operators.cleaning.guard import GuardConfig
 from operators.cleaning.schema import REASONS, SchemaLimits
 from operators.records import Event, Heartbeat, Rejection, SourcePosition
-from operators.rows import JSON_ROW, event_to_row, row_to_event
-from operators.state_ttl import idle_state_ttl
+from operators.rows import CLEAN_ROW, JSON_ROW, event_to_row
 
 DLQ_TAG = OutputTag("dead-letters", JSON_ROW)
-GUARD_DLQ_TAG = OutputTag("guard-dead-letters", JSON_ROW)
 
 
 class _ReasonCounters:
@@ -86,39 +85,36 @@ class CleanFunction(ProcessFunction):
         yield DLQ_TAG, Row(dead_letter_json(result, self.source_topic))
 
 
-class GuardFunction(KeyedProcessFunction):
-    """Keyed by user: duplicates are counted and dropped, rate-limited events go to
-    ``GUARD_DLQ_TAG``, the rest is forwarded (with its payload, for a late dead letter)."""
+def guard_in_jvm(valid: DataStream, source_topic: str, config: GuardConfig) -> tuple[DataStream, DataStream]:
+    """Key ``valid`` (CLEAN_ROW) by user through the JVM guard; return the forwarded events
+    (CLEAN_ROW) and the rejected ones as dead letters (JSON_ROW).
 
-    def __init__(self, source_topic: str, config: GuardConfig) -> None:
-        self.source_topic, self.config = source_topic, config
+    The guard is the JVM's (jvm/.../GuardFunction.java), not a Python operator: a keyed Python
+    operator costs a round trip to the JVM's state per event (README "Benchmarks"), and the
+    job keeps one such operator, the model. Its decisions are guard.py's, event for event
+    (tests/flink/test_guard.py). The streamrec JVM jar must be in the client's class loader
+    (``add_jars_to_context_class_loader``) and in ``pipeline.jars``."""
+    jvm = get_gateway().jvm
+    guard = jvm.streamrec.flink.GuardFunction(config.dedupe_ttl_ms, config.max_dedupe_ids, config.rate_limit,
+                                              config.rate_window_ms)
+    j_events = valid._j_data_stream.keyBy(jvm.streamrec.flink.UserKey()) \
+        .process(guard, CLEAN_ROW.get_java_type_info()).name("clean-guard").uid("clean-guard")
+    rejected = DataStream(j_events.getSideOutput(jvm.streamrec.flink.GuardFunction.rejected())) \
+        .map(GuardDeadLetterFunction(source_topic), output_type=JSON_ROW) \
+        .name("clean-guard-dead-letters").uid("clean-guard-dead-letters")
+    return DataStream(j_events), rejected
 
-    def open(self, runtime_context: RuntimeContext) -> None:
-        self.guard = EventGuard(self.config)
-        descriptor = ValueStateDescriptor("guard", Types.PICKLED_BYTE_ARRAY())
-        # A user idle (in processing time) for longer than the dedupe horizon needs no state.
-        descriptor.enable_time_to_live(idle_state_ttl(max(self.config.dedupe_ttl_ms, self.config.rate_window_ms)))
-        self.state = runtime_context.get_state(descriptor)
-        group = runtime_context.get_metrics_group().add_group("guard")
-        self.forwarded = group.counter("forwarded")
-        self.duplicates = group.counter("duplicates")
-        self.rejected = _ReasonCounters(group.add_group("rejected"))
 
-    def process_element(self, value: Row, ctx: KeyedProcessFunction.Context) -> Iterator[Any]:
-        data = self.state.value()
-        state = UserGuardState.restore(data) if data is not None else UserGuardState()
-        event = row_to_event(value)
-        verdict = self.guard.check(state, event)
-        self.state.update(state.snapshot())
-        if verdict is None:
-            self.forwarded.inc()
-            yield value
-        elif verdict == "duplicate":
-            self.duplicates.inc()
-        else:
-            self.rejected.inc(verdict)
-            rejection = Rejection(verdict, REASONS[verdict], value[8].encode("utf-8"), event.position)
-            yield GUARD_DLQ_TAG, Row(dead_letter_json(rejection, self.source_topic))
+class GuardDeadLetterFunction(MapFunction):
+    """Rows ``(reason, raw, partition, offset)`` the JVM guard rejected -> dead letters."""
+
+    def __init__(self, source_topic: str) -> None:
+        self.source_topic = source_topic
+
+    def map(self, value: Row) -> Row:
+        reason, raw, partition, offset = value[0], value[1], value[2], value[3]
+        rejection = Rejection(reason, REASONS[reason], (raw or "").encode("utf-8"), SourcePosition(partition, offset))
+        return Row(dead_letter_json(rejection, self.source_topic))
 
 
 def split_late(t_env: StreamTableEnvironment, events: DataStream, name: str, source_topic: str,

@@ -1,9 +1,12 @@
 """Stateful checks after validation, per user: duplicates and the bot rate limit.
 
 All decisions use event time, never the processing clock, so a replay decides the same way.
-The state of one user is a small :class:`UserGuardState` (Flink keyed state in the job, a dict
-offline). Late events are judged after this, once, by the watermark of the first event-time
-operator (operators/cleaning/event_time.py), not here.
+The state of one user is a small :class:`UserGuardState` (a dict of them offline). The job runs
+the same rules in the JVM (jvm/src/main/java/streamrec/flink/GuardFunction.java, keyed state on
+the TaskManager's heap), because a keyed Python operator pays a state round trip per event;
+tests/flink/test_guard.py holds the two to the same decision for every event. Late events are
+judged after this, once, by the watermark of the first event-time operator
+(operators/cleaning/event_time.py), not here.
 
 >>> guard = EventGuard(GuardConfig(rate_limit=2, rate_window_ms=1000))
 >>> state = UserGuardState()

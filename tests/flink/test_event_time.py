@@ -5,12 +5,10 @@ from __future__ import annotations
 
 import datetime as dt
 import random
-import sys
 
 import pytest
-from pyflink.common import Configuration, Duration, WatermarkStrategy
+from pyflink.common import Duration, WatermarkStrategy
 from pyflink.common.watermark_strategy import TimestampAssigner
-from pyflink.datastream import StreamExecutionEnvironment
 from pyflink.table import DataTypes, EnvironmentSettings, StreamTableEnvironment, TableEnvironment
 
 from jobs.recommend import default_jvm_jar, event_time_function_ddl
@@ -22,6 +20,7 @@ from operators.features.spec import FeatureConfig
 from operators.records import Event, Heartbeat
 from operators.rows import CLEAN_ROW
 from tests import hostile
+from tests.flink import local_stream_env
 
 pytestmark = pytest.mark.flink
 INGEST_MS = hostile.T + 1_000
@@ -65,11 +64,7 @@ class _Ts(TimestampAssigner):
 
 
 def test_every_event_is_either_on_time_or_late_and_late_ones_are_behind_the_watermark() -> None:
-    conf = Configuration()
-    conf.set_string("python.executable", sys.executable)
-    conf.set_string("pipeline.auto-watermark-interval", "1 ms")
-    env = StreamExecutionEnvironment.get_execution_environment(conf)
-    env.set_parallelism(1)
+    env = local_stream_env({"pipeline.auto-watermark-interval": "1 ms"})
     t_env = StreamTableEnvironment.create(env)
     configure_sql(t_env, FeatureConfig())
     rnd = random.Random(3)
