@@ -161,7 +161,11 @@ def build_pipeline(t_env: StreamTableEnvironment, source_table: str, recs_sink: 
         .name("model-recommend").uid("model-recommend")
 
     if updates_sink:
-        statements.add_insert(updates_sink, t_env.from_data_stream(recs.get_side_output(UPDATE_TAG)))
+        # Its own chain: get_side_output adds a Python map, and in thread mode two embedded
+        # Python operators chained on one task thread deadlock on the GIL when one of them
+        # imports torch (pybind11 takes the thread's first Python thread state, the other's).
+        updates = recs.get_side_output(UPDATE_TAG).start_new_chain()
+        statements.add_insert(updates_sink, t_env.from_data_stream(updates))
     return to_sinks(t_env.from_data_stream(recs), dead_letters)
 
 

@@ -48,6 +48,8 @@ def _epoch_ms(value: Any) -> int | None:
         return None
     if hasattr(value, "to_epoch_milli"):       # pyflink.common.time.Instant (TIMESTAMP_LTZ)
         return int(value.to_epoch_milli())
+    if hasattr(value, "toEpochMilli"):         # thread mode hands over the java.time.Instant itself
+        return int(value.toEpochMilli())
     if isinstance(value, dt.datetime):
         return int(value.timestamp() * 1000)
     return int(value)

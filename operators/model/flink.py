@@ -71,6 +71,17 @@ class ModelSettings:
     features: FeatureConfig = FeatureConfig()
 
 
+def subtask_of(runtime_context: RuntimeContext) -> tuple[int, int]:
+    """This subtask's index and the operator's parallelism. In thread mode PyFlink 2.2.1 asks
+    the Java RuntimeContext for getIndexOfThisSubtask, which Flink 2 moved to getTaskInfo()
+    (AttributeError); the Java context behind it answers the Flink 2 way."""
+    try:
+        return runtime_context.get_index_of_this_subtask(), runtime_context.get_number_of_parallel_subtasks()
+    except AttributeError:
+        info = runtime_context._runtime_context.getTaskInfo()
+        return info.getIndexOfThisSubtask(), info.getNumberOfParallelSubtasks()
+
+
 class RecommendFunction(KeyedProcessFunction):
     """Keyed by user: learn from the event, then emit the user's top-k as JSON."""
 
@@ -82,8 +93,7 @@ class RecommendFunction(KeyedProcessFunction):
         descriptor = ValueStateDescriptor("user", Types.PICKLED_BYTE_ARRAY())
         descriptor.enable_time_to_live(idle_state_ttl(s.user_state_ttl_ms))
         self.user_state = runtime_context.get_state(descriptor)
-        self.shard = runtime_context.get_index_of_this_subtask()
-        self.shards = runtime_context.get_number_of_parallel_subtasks()
+        self.shard, self.shards = subtask_of(runtime_context)
         self.last_cut_ms = 0
         # Starting without the newest snapshot and log would later overwrite them with a model
         # that forgot everything, so an unreachable Cassandra or Kafka fails the task here and
