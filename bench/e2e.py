@@ -1,13 +1,19 @@
 """End-to-end benchmark of the job on the local stack, with its floor measured in the same run.
 
-    python -m bench.e2e --events N [--rate R] [--data PATH] [--job-args "..."] [--json] [--no-floor]
+    python -m bench.e2e --events N [--rate R] [--live] [--data PATH] [--job-args "..."] [--json] [--no-floor]
 
 Needs the local services (deploy/local/services up); starts nothing else. For the floor
 (bench/floor_job.py: the job's Kafka source and exactly-once sink with one stateless Python map
 between) and then the job, on fresh topics (input and output with LogAppendTime):
 submit, wait until it runs, produce the first N events of the log (``--rate`` events/s, or as
 fast as the producer can with ``--rate 0``) and a final heartbeat, read every output
-record (read_committed) and the input's append times, then cancel.
+record (read_committed) and the input's append times, then cancel. The events keep the log's
+times: seven months in 100,000 MovieLens events, so event time runs far ahead of the clock,
+an event waits for the watermark only until a few more events arrive, and every hour of
+event time (about 20 events) fires every feature window. ``--live`` stamps each event with
+the clock as it is written and keeps event time moving with heartbeats, as a live stream
+does: the watermark's wait (the out-of-orderness bound) is then part of every event's
+latency, and the windows fire at the pace of the clock.
 
 Measured, for each run:
 - events/s over the whole run: N / (last output append - first input append); and, labelled as
@@ -209,25 +215,48 @@ def input_append_times(topic: str, partitions: int) -> dict[str, int]:
     return times
 
 
-def produce(topic: str, payloads: list[bytes], keys: list[bytes], rate: float, label: str) -> None:
+def produce(topic: str, payloads: list[bytes], keys: list[bytes], rate: float, label: str,
+            live: bool = False) -> threading.Event | None:
+    """Write the input. Without ``live``, the events keep the log's own times and a final
+    heartbeat a minute of event time after the newest moves the watermark past them. With
+    ``live``, each event's ``ts`` is the clock when it is written, as in a live stream, and a
+    clock thread writes a heartbeat at the current time every 200 ms until the returned
+    event is set (as a live stream's next events would move event time)."""
     prod = producer(BOOTSTRAP)
-    start = time.monotonic()
-    for n, (key, value) in enumerate(tqdm(list(zip(keys, payloads, strict=True)), desc=f"{label} in",
-                                          unit="ev", file=sys.stderr, mininterval=1.0)):
+
+    def send(**message: Any) -> None:   # waits while the producer's queue (100,000 messages) is full
         while True:
             try:
-                prod.produce(topic, value=value, key=key)
+                prod.produce(topic, **message)
                 break
             except BufferError:
                 prod.poll(0.05)
         prod.poll(0)
+
+    start = time.monotonic()
+    for n, (key, value) in enumerate(tqdm(list(zip(keys, payloads, strict=True)), desc=f"{label} in",
+                                          unit="ev", file=sys.stderr, mininterval=1.0)):
+        if live:
+            value = json.dumps({**json.loads(value), "ts": int(time.time() * 1000)}).encode()
+        send(value=value, key=key)
         if rate > 0:
             ahead = (n + 1) / rate - (time.monotonic() - start)
             if ahead > 0:
                 time.sleep(ahead)
-    newest = max(json.loads(v)["ts"] for v in payloads)
-    prod.produce(topic, value=json.dumps({"heartbeat_ts": newest + 60_000}).encode(), partition=0)
-    prod.flush(120)
+    if not live:
+        newest = max(json.loads(v)["ts"] for v in payloads)
+        send(value=json.dumps({"heartbeat_ts": newest + 60_000}).encode(), partition=0)
+        prod.flush(120)
+        return None
+    stop = threading.Event()
+
+    def clock() -> None:
+        while not stop.wait(0.2):
+            send(value=json.dumps({"heartbeat_ts": int(time.time() * 1000)}).encode(), partition=0)
+        prod.flush(30)
+
+    threading.Thread(target=clock, name="producer-clock", daemon=True).start()
+    return stop
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -236,7 +265,7 @@ def percentile(values: Sequence[float], q: float) -> float:
 
 
 def run_once(script: Path, label: str, payloads: list[bytes], keys: list[bytes], rate: float,
-             job_args: list[str], idle_timeout: float) -> dict[str, Any]:
+             job_args: list[str], idle_timeout: float, live: bool = False) -> dict[str, Any]:
     p = Pipeline(snapshot_every=5000, extra_args=job_args)
     ensure_topics(BOOTSTRAP, [p.topics["input"], p.topics["output"]], config=LOG_APPEND)
     ensure_topics(BOOTSTRAP, [p.topics["dlq"]])
@@ -250,7 +279,7 @@ def run_once(script: Path, label: str, payloads: list[bytes], keys: list[bytes],
         with tqdm(total=len(payloads), desc=f"{label} out", unit="ev", file=sys.stderr, mininterval=1.0) as bar:
             reader = OutputReader(p.topics["output"], len(payloads), bar)
             reader.start()
-            produce(p.topics["input"], payloads, keys, rate, label)
+            clock = produce(p.topics["input"], payloads, keys, rate, label, live)
             last, last_change = -1, time.monotonic()
             while reader.is_alive() and time.monotonic() - last_change < idle_timeout:
                 reader.join(1.0)
@@ -258,6 +287,8 @@ def run_once(script: Path, label: str, payloads: list[bytes], keys: list[bytes],
                     last, last_change = len(reader.out.append_ms), time.monotonic()
             reader.stop.set()
             reader.join(5)
+            if clock is not None:
+                clock.set()
         resources = sampler.summary()
         checkpoints = checkpoint_stats(job)
         model = model_metrics(job) if script.name == "recommend.py" else {}
@@ -370,7 +401,8 @@ def add_results_row(summary: dict[str, Any], command: str) -> None:
                             "deploy", "bench/e2e.py", "bench/floor_job.py"], capture_output=True, text=True, cwd=ROOT)
     commit += "+" if dirty.stdout.strip() else ""
     row = (f"| {time.strftime('%Y-%m-%d')} | {commit} | {summary['events']:,} | "
-           f"{summary['rate'] or 'unthrottled'} | {summary['events_per_sec']:,.0f} | "
+           f"{summary['rate'] or 'unthrottled'}{', live times' if summary.get('live') else ''} | "
+           f"{summary['events_per_sec']:,.0f} | "
            f"{summary['steady_state_events_per_sec']:,.0f} | "
            f"{summary['floor_events_per_sec'] or float('nan'):,.0f} | "
            f"{summary['ratio_to_floor']} | {summary['p50_ms']:,.0f} / {summary['p99_ms']:,.0f} | "
@@ -387,6 +419,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--job-args", default="", help="extra job flags, e.g. '--bundle-size 10000'")
     parser.add_argument("--no-floor", action="store_true", help="skip the floor run")
+    parser.add_argument("--live", action="store_true",
+                        help="stamp each event with the time it is written (a live stream) instead of its log time")
     parser.add_argument("--json", action="store_true", help="print only the JSON line on stdout")
     parser.add_argument("--idle-timeout", type=float, default=180, help="give up after this long without output")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "e2e")
@@ -399,12 +433,12 @@ def main(argv: list[str] | None = None) -> int:
     runs = []
     if not args.no_floor:
         runs.append(run_once(ROOT / "bench" / "floor_job.py", "floor", payloads, keys, args.rate, job_args,
-                             args.idle_timeout))
+                             args.idle_timeout, args.live))
     runs.append(run_once(REPO / "jobs" / "recommend.py", "job", payloads, keys, args.rate, job_args,
-                         args.idle_timeout))
+                         args.idle_timeout, args.live))
     job, floor = runs[-1], (runs[0] if len(runs) > 1 else None)
     summary = {
-        "events": len(payloads), "outputs": job["outputs"], "rate": args.rate,
+        "events": len(payloads), "outputs": job["outputs"], "rate": args.rate, "live": args.live,
         "events_per_sec": job["events_per_sec"], "steady_state_events_per_sec": job["steady_state_events_per_sec"],
         "floor_events_per_sec": floor["events_per_sec"] if floor else None,
         "ratio_to_floor": round(job["events_per_sec"] / floor["events_per_sec"], 3) if floor else None,
