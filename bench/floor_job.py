@@ -23,6 +23,7 @@ from pyflink.table import StreamTableEnvironment  # noqa: E402
 
 from jobs.config import JobConfig  # noqa: E402
 from jobs.recommend import (  # noqa: E402
+    check_input_topic,
     event_time_function_ddl,
     flink_configuration,
     kafka_sink_ddl,
@@ -48,6 +49,7 @@ def main() -> None:
     t_env = StreamTableEnvironment.create(env)
     t_env.get_config().set("table.local-time-zone", "UTC")
     t_env.execute_sql(event_time_function_ddl())
+    check_input_topic(config)
     t_env.execute_sql(kafka_source_ddl(config))
     t_env.execute_sql(kafka_sink_ddl(config, "recommendations_sink", config.output_topic, True, "recs"))
     raw = t_env.to_data_stream(t_env.from_path("interactions_source"))

@@ -45,9 +45,11 @@ class JobConfig:
     rate_limit: int = GuardConfig.rate_limit
     rate_window_ms: int = GuardConfig.rate_window_ms
     max_out_of_orderness_ms: int = GuardConfig.max_out_of_orderness_ms
-    # A Kafka partition (or a source subtask without one) without records this long
-    # (processing time) stops holding the watermark back.
-    source_idle_timeout_ms: int = 10_000
+    # 0 (off): event time moves only by records and heartbeats (README "Event time"). With a
+    # timeout, a partition without records this long (processing time) stops holding the
+    # watermark back, but the source can then turn idle while its last records are still on
+    # their way through the job, and a feature join may hold them for good (measured: README).
+    source_idle_timeout_ms: int = 0
     # model: defaults and meaning in operators/model/online.py
     model_seed: int = OnlineConfig.seed
     model_history: int = OnlineConfig.history
@@ -91,6 +93,23 @@ class JobConfig:
     @property
     def tx_prefix(self) -> str:
         return self.transactional_id_prefix or f"streamrec-{self.output_topic}"
+
+    def check_input_partitions(self, partitions: int) -> None:
+        """Refuse a job with more source subtasks than its input topic has partitions, unless
+        idleness is on: a source subtask without a partition carries no event time and, with
+        no idle timeout, would hold every watermark back for good.
+
+        >>> JobConfig(parallelism=2).check_input_partitions(2)
+        >>> JobConfig(parallelism=4).check_input_partitions(2)  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        ValueError: --parallelism 4 exceeds the 2 partitions of the input topic 'interactions': ...
+        >>> JobConfig(parallelism=4, source_idle_timeout_ms=10_000).check_input_partitions(2)
+        """
+        if self.parallelism > partitions and self.source_idle_timeout_ms <= 0:
+            raise ValueError(f"--parallelism {self.parallelism} exceeds the {partitions} partitions of the input topic "
+                             f"{self.input_topic!r}: a source subtask without a partition would hold event time "
+                             "back; add partitions or lower --parallelism")
 
     def schema_limits(self) -> SchemaLimits:
         return SchemaLimits(**{f.name: getattr(self, f.name) for f in fields(SchemaLimits)})

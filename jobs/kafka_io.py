@@ -26,6 +26,15 @@ def ensure_topics(bootstrap: str, topics: Iterable[str], partitions: int = 1, ti
                 raise RuntimeError(f"could not create topic {topic}: {exc}") from exc
 
 
+def topic_partitions(bootstrap: str, topic: str, timeout: float = 30.0) -> int | None:
+    """How many partitions ``topic`` has; None when it does not exist."""
+    metadata = AdminClient({"bootstrap.servers": bootstrap}).list_topics(topic, timeout=timeout)
+    found = metadata.topics.get(topic)
+    if found is None or found.error is not None:
+        return None
+    return len(found.partitions)
+
+
 def producer(bootstrap: str) -> Producer:
     return Producer({"bootstrap.servers": bootstrap, "linger.ms": 20, "enable.idempotence": True,
                      "compression.type": "lz4", "message.max.bytes": 16_000_000})

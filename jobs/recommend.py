@@ -29,6 +29,7 @@ from pyflink.table.expressions import col  # noqa: E402
 from pyflink.util.java_utils import add_jars_to_context_class_loader  # noqa: E402
 
 from jobs.config import JobConfig  # noqa: E402
+from jobs.kafka_io import topic_partitions  # noqa: E402
 from operators.cleaning.event_time import (  # noqa: E402
     EVENT_TIME_CLASS,
     EVENT_TIME_FUNCTION,
@@ -56,8 +57,11 @@ def kafka_source_ddl(config: JobConfig, table: str = "interactions_source") -> s
     """Raw bytes plus partition/offset/timestamp: cleaning sees every message (and uses the
     record timestamp as its clock), the model sees each event's position. Event time and the
     watermark are made here, per partition, by the JVM (operators/cleaning/event_time.py):
-    only a record the cleaner accepts moves it, never past its own append time; a partition
-    without records for ``source_idle_timeout_ms`` stops holding it back."""
+    only a record the cleaner accepts moves it, never past its own append time. Idleness is
+    off unless ``source_idle_timeout_ms`` asks for it (JobConfig), so every source subtask
+    needs a partition (``check_input_partitions``)."""
+    idle = (f"'scan.watermark.idle-timeout' = '{config.source_idle_timeout_ms} ms',"
+            if config.source_idle_timeout_ms > 0 else "")
     return f"""
         CREATE TEMPORARY TABLE {table} (
           payload BYTES,
@@ -71,7 +75,7 @@ def kafka_source_ddl(config: JobConfig, table: str = "interactions_source") -> s
           'properties.isolation.level' = 'read_committed',
           'properties.auto.offset.reset' = 'earliest',
           'scan.startup.mode' = 'group-offsets',
-          'scan.watermark.idle-timeout' = '{config.source_idle_timeout_ms} ms',
+          {idle}
           'format' = 'raw')"""
 
 
@@ -212,9 +216,22 @@ def flink_configuration(config: JobConfig) -> Configuration:
     return conf
 
 
+def check_input_topic(config: JobConfig) -> None:
+    """The input topic exists and has a partition for every source subtask (JobConfig.check_input_partitions)."""
+    partitions = topic_partitions(config.bootstrap_servers, config.input_topic)
+    if partitions is None:
+        raise SystemExit(f"input topic {config.input_topic!r} not found at {config.bootstrap_servers}: "
+                         "create it before submitting the job")
+    try:
+        config.check_input_partitions(partitions)
+    except ValueError as exc:
+        raise SystemExit(str(exc)) from None
+
+
 def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     config = JobConfig.from_args(sys.argv[1:] if argv is None else argv)
+    check_input_topic(config)
 
     # environment
     env = StreamExecutionEnvironment.get_execution_environment(flink_configuration(config))

@@ -198,9 +198,9 @@ def _metric(job: str, name: str) -> int:
 
 def test_savepoint_stop_rescale_1_to_2_and_restore(
         new_pipeline: Callable[..., Pipeline], report: Callable[[str], None], tmp_path: Path) -> None:
-    # One input partition: the second source subtask idles (--source-idle-timeout-ms). Two
-    # partitions read by one subtask would make the lagging one's events late (README).
-    p = new_pipeline(snapshot_every=50)
+    # Two input partitions: one source subtask reads both before the rescale, one each after
+    # (a source subtask needs a partition: the job refuses more subtasks than partitions).
+    p = new_pipeline(snapshot_every=50, partitions=2)
     events = stream(400, users=40, seed=13)
     batch1, batch2 = events[:200], events[200:]
     store = snapshot_store(p.name)

@@ -136,3 +136,11 @@ def test_a_snapshot_from_an_older_model_format_is_kept_and_the_model_starts_empt
         assert versions[0].learned_events == len(events)
     finally:
         store.close()
+
+
+def test_more_subtasks_than_input_partitions_is_refused_at_submit(pipeline: Pipeline) -> None:
+    # Idleness is off (README "Event time"): a source subtask without a partition would hold
+    # the watermark back for good, so flink run fails with the reason instead of stalling.
+    with pytest.raises(AssertionError, match="--parallelism 2 exceeds the 1 partitions of the input topic"):
+        pipeline.submit(parallelism=2)
+    assert pipeline.jobs == []
