@@ -23,7 +23,9 @@ Measured, for each run:
   includes the wait for the checkpoint that commits the transaction);
 - CPU seconds and peak RSS of each process (Kafka, Cassandra, JobManager, TaskManager, its
   Python workers, this benchmark's producer/consumer);
-- checkpoints (count, duration, size) and model snapshots (count, size, cut and write time).
+- checkpoints (count, duration, size) and model snapshots (count, size, cut and write time);
+- the job's dead letters by reason: a run ends when every event has a recommendation or a
+  dead letter (e.g. ``rate_limited`` by the bot guard), and exits 1 unless every one has.
 The last stdout line is JSON. Writes bench/results/e2e.{json,png} and a row in bench/RESULTS.md.
 """
 
@@ -39,6 +41,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -169,11 +172,13 @@ class Output:
     seen_ms: dict[str, int] = field(default_factory=dict)       # event_id -> when we read it
 
 
-class OutputReader(threading.Thread):
-    def __init__(self, topic: str, expected: int, bar: tqdm) -> None:
+class DeadLetterCounter(threading.Thread):
+    """Counts the job's dead letters (read_committed) by reason, once per source position."""
+
+    def __init__(self, topic: str) -> None:
         super().__init__(daemon=True)
-        self.topic, self.expected, self.bar = topic, expected, bar
-        self.out = Output()
+        self.topic = topic
+        self.positions: dict[tuple[int, int], str] = {}
         self.stop = threading.Event()
 
     def run(self) -> None:
@@ -181,7 +186,37 @@ class OutputReader(threading.Thread):
                       "read_committed", "auto.offset.reset": "earliest", "enable.auto.commit": False})
         c.subscribe([self.topic])
         try:
-            while not self.stop.is_set() and len(self.out.append_ms) < self.expected:
+            while not self.stop.is_set():
+                for msg in c.consume(1000, 0.5):
+                    if not msg.error():
+                        doc = json.loads(msg.value() or b"{}")
+                        source = doc.get("source", {})
+                        self.positions[(source.get("partition"), source.get("offset"))] = doc.get("reason", "?")
+        finally:
+            c.close()
+
+    def by_reason(self) -> dict[str, int]:
+        return dict(Counter(self.positions.values()))
+
+
+class OutputReader(threading.Thread):
+    """Reads the output until every event has a recommendation or (``dead_letters``) a dead letter."""
+
+    def __init__(self, topic: str, expected: int, bar: tqdm, dead_letters: DeadLetterCounter | None) -> None:
+        super().__init__(daemon=True)
+        self.topic, self.expected, self.bar, self.dead_letters = topic, expected, bar, dead_letters
+        self.out = Output()
+        self.stop = threading.Event()
+
+    def accounted(self) -> int:
+        return len(self.out.append_ms) + (len(self.dead_letters.positions) if self.dead_letters else 0)
+
+    def run(self) -> None:
+        c = Consumer({"bootstrap.servers": BOOTSTRAP, "group.id": f"e2e-{self.topic}", "isolation.level":
+                      "read_committed", "auto.offset.reset": "earliest", "enable.auto.commit": False})
+        c.subscribe([self.topic])
+        try:
+            while not self.stop.is_set() and self.accounted() < self.expected:
                 for msg in c.consume(1000, 0.5):
                     if msg.error():
                         continue
@@ -277,7 +312,10 @@ def run_once(script: Path, label: str, payloads: list[bytes], keys: list[bytes],
         sampler = ResourceSampler()
         sampler.start()
         with tqdm(total=len(payloads), desc=f"{label} out", unit="ev", file=sys.stderr, mininterval=1.0) as bar:
-            reader = OutputReader(p.topics["output"], len(payloads), bar)
+            dead_letters = DeadLetterCounter(p.topics["dlq"]) if script.name == "recommend.py" else None
+            if dead_letters is not None:
+                dead_letters.start()
+            reader = OutputReader(p.topics["output"], len(payloads), bar, dead_letters)
             reader.start()
             clock = produce(p.topics["input"], payloads, keys, rate, label, live)
             last, last_change = -1, time.monotonic()
@@ -287,6 +325,9 @@ def run_once(script: Path, label: str, payloads: list[bytes], keys: list[bytes],
                     last, last_change = len(reader.out.append_ms), time.monotonic()
             reader.stop.set()
             reader.join(5)
+            if dead_letters is not None:
+                dead_letters.stop.set()
+                dead_letters.join(5)
             if clock is not None:
                 clock.set()
         resources = sampler.summary()
@@ -308,6 +349,7 @@ def run_once(script: Path, label: str, payloads: list[bytes], keys: list[bytes],
         steady = 0.8 * len(outs) / ((t90 - t10) / 1000) if t90 > t10 else float("nan")
     return {
         "label": label, "events": len(payloads), "outputs": len(got.append_ms),
+        "dead_letters": dead_letters.by_reason() if dead_letters is not None else {},
         "events_per_sec": round(len(got.append_ms) / max((last_out - first_in) / 1000, 1e-9), 1),
         "steady_state_events_per_sec": round(steady, 1),
         "latency_ms": {q: round(percentile(latency, float(q[1:])), 1) for q in ("p50", "p95", "p99")}
@@ -387,6 +429,21 @@ def plot(runs: list[dict[str, Any]], path: Path, title: str) -> None:
     fig.savefig(path, dpi=100)
 
 
+def dead_letter_note(summary: dict[str, Any]) -> str:
+    """' (19,717 outputs, 283 dead letters: rate_limited 283)' when some events got no recommendation.
+
+    >>> dead_letter_note({"outputs": 19_717, "dead_letters": {"rate_limited": 283}})
+    ' (19,717 outputs, 283 dead letters: rate_limited 283)'
+    >>> dead_letter_note({"outputs": 10, "dead_letters": {}})
+    ''
+    """
+    counts = summary.get("dead_letters") or {}
+    if not counts:
+        return ""
+    reasons = ", ".join(f"{reason} {n:,}" for reason, n in sorted(counts.items()))
+    return f" ({summary['outputs']:,} outputs, {sum(counts.values()):,} dead letters: {reasons})"
+
+
 def add_results_row(summary: dict[str, Any], command: str) -> None:
     path = ROOT / "bench" / "RESULTS.md"
     if not path.exists():
@@ -406,7 +463,7 @@ def add_results_row(summary: dict[str, Any], command: str) -> None:
            f"{summary['steady_state_events_per_sec']:,.0f} | "
            f"{summary['floor_events_per_sec'] or float('nan'):,.0f} | "
            f"{summary['ratio_to_floor']} | {summary['p50_ms']:,.0f} / {summary['p99_ms']:,.0f} | "
-           f"{summary['visible_p99_ms']:,.0f} | `{command}` |\n")
+           f"{summary['visible_p99_ms']:,.0f} | `{command}`{dead_letter_note(summary)} |\n")
     text = path.read_text()
     marker = "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n"
     path.write_text(text.replace(marker, marker + row, 1) if marker in text else text + row)
@@ -438,7 +495,8 @@ def main(argv: list[str] | None = None) -> int:
                          args.idle_timeout, args.live))
     job, floor = runs[-1], (runs[0] if len(runs) > 1 else None)
     summary = {
-        "events": len(payloads), "outputs": job["outputs"], "rate": args.rate, "live": args.live,
+        "events": len(payloads), "outputs": job["outputs"], "dead_letters": job["dead_letters"],
+        "rate": args.rate, "live": args.live,
         "events_per_sec": job["events_per_sec"], "steady_state_events_per_sec": job["steady_state_events_per_sec"],
         "floor_events_per_sec": floor["events_per_sec"] if floor else None,
         "ratio_to_floor": round(job["events_per_sec"] / floor["events_per_sec"], 3) if floor else None,
@@ -457,11 +515,13 @@ def main(argv: list[str] | None = None) -> int:
     add_results_row(summary, command)
     if not args.json:
         for r in runs:
-            print(f"{r['label']}: {r['outputs']:,}/{len(payloads):,} out, {r['events_per_sec']:,.0f} ev/s whole run, "
+            print(f"{r['label']}: {r['outputs']:,}/{len(payloads):,} out, dead letters {r['dead_letters']}, "
+                  f"{r['events_per_sec']:,.0f} ev/s whole run, "
                   f"{r['steady_state_events_per_sec']:,.0f} ev/s steady state, latency p50 {r['latency_ms']['p50']} "
                   f"p99 {r['latency_ms']['p99']} ms", file=sys.stderr)
     print(json.dumps(summary))
-    return 0 if job["outputs"] == len(payloads) else 1
+    # Every event accounted for: a recommendation or a dead letter (e.g. rate_limited by the bot guard).
+    return 0 if job["outputs"] + sum(job["dead_letters"].values()) == len(payloads) else 1
 
 
 if __name__ == "__main__":
