@@ -19,8 +19,10 @@ Measured, for each run:
 - events/s over the whole run: N / (last output append - first input append); and, labelled as
   such, the steady-state rate between the 10 % and 90 % outputs;
 - latency of every event: its recommendation's append time - its input's append time
-  (p50/p95/p99/max), and the *visible* latency (when a read_committed reader got it: this
-  includes the wait for the checkpoint that commits the transaction);
+  (p50/p95/p99/max; and, labelled as steady state, p50/p99 of the events output between the
+  10 % and 90 % outputs, which leaves out the job's warm-up), and the *visible* latency
+  (when a read_committed reader got it: this includes the wait for the checkpoint that
+  commits the transaction);
 - CPU seconds and peak RSS of each process (Kafka, Cassandra, JobManager, TaskManager, its
   Python workers, this benchmark's producer/consumer);
 - checkpoints (count, duration, size) and model snapshots (count, size, cut and write time);
@@ -343,10 +345,12 @@ def run_once(script: Path, label: str, payloads: list[bytes], keys: list[bytes],
     first_in = min(inputs.values())
     last_out = max(got.append_ms.values()) if got.append_ms else first_in
     outs = sorted(got.append_ms.values())
-    steady = float("nan")
+    steady, steady_latency = float("nan"), []
     if len(outs) >= 10:
         t10, t90 = outs[len(outs) // 10], outs[(9 * len(outs)) // 10]
         steady = 0.8 * len(outs) / ((t90 - t10) / 1000) if t90 > t10 else float("nan")
+        steady_latency = [got.append_ms[e] - inputs[e] for e in got.append_ms
+                          if e in inputs and t10 <= got.append_ms[e] <= t90]
     return {
         "label": label, "events": len(payloads), "outputs": len(got.append_ms),
         "dead_letters": dead_letters.by_reason() if dead_letters is not None else {},
@@ -355,6 +359,7 @@ def run_once(script: Path, label: str, payloads: list[bytes], keys: list[bytes],
         "latency_ms": {q: round(percentile(latency, float(q[1:])), 1) for q in ("p50", "p95", "p99")}
         | {"max": max(latency, default=float("nan"))},
         "visible_latency_ms": {q: round(percentile(visible, float(q[1:])), 1) for q in ("p50", "p95", "p99")},
+        "steady_state_latency_ms": {q: round(percentile(steady_latency, float(q[1:])), 1) for q in ("p50", "p99")},
         "processes": resources, "checkpoints": checkpoints, "model": model,
         "timeline": timeline(inputs, got),
     }
@@ -450,7 +455,8 @@ def add_results_row(summary: dict[str, Any], command: str) -> None:
         path.write_text("# Benchmark results\n\nEach row: one run of the command beside it, on this project's 2-core "
                         "machine with Kafka, Cassandra and Flink on it.\n\n## End to end (`bench/e2e.py`)\n\n"
                         "| date | commit | events | input rate | job ev/s (whole run) | steady state ev/s | floor ev/s "
-                        "| job / floor | p50 / p99 ms (append to append) | visible p99 ms | command |\n"
+                        "| job / floor | p50 / p99 ms (append to append; steady state when given) "
+                        "| visible p99 ms | command |\n"
                         "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n")
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
                             cwd=ROOT).stdout.strip()
@@ -462,7 +468,8 @@ def add_results_row(summary: dict[str, Any], command: str) -> None:
            f"{summary['events_per_sec']:,.0f} | "
            f"{summary['steady_state_events_per_sec']:,.0f} | "
            f"{summary['floor_events_per_sec'] or float('nan'):,.0f} | "
-           f"{summary['ratio_to_floor']} | {summary['p50_ms']:,.0f} / {summary['p99_ms']:,.0f} | "
+           f"{summary['ratio_to_floor']} | {summary['p50_ms']:,.0f} / {summary['p99_ms']:,.0f} "
+           f"(steady {summary['steady_state_p50_ms']:,.0f} / {summary['steady_state_p99_ms']:,.0f}) | "
            f"{summary['visible_p99_ms']:,.0f} | `{command}`{dead_letter_note(summary)} |\n")
     text = path.read_text()
     marker = "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n"
@@ -502,6 +509,8 @@ def main(argv: list[str] | None = None) -> int:
         "ratio_to_floor": round(job["events_per_sec"] / floor["events_per_sec"], 3) if floor else None,
         "p50_ms": job["latency_ms"]["p50"], "p95_ms": job["latency_ms"]["p95"], "p99_ms": job["latency_ms"]["p99"],
         "max_ms": job["latency_ms"]["max"], "visible_p99_ms": job["visible_latency_ms"]["p99"],
+        "steady_state_p50_ms": job["steady_state_latency_ms"]["p50"],
+        "steady_state_p99_ms": job["steady_state_latency_ms"]["p99"],
         "data": args.data.name, "job_args": args.job_args,
         "runs": [{k: v for k, v in r.items() if k != "timeline"} for r in runs],
     }
