@@ -78,10 +78,13 @@ class JobConfig:
     # Python bundles: small bundles keep every stage of the Python chain busy and the latency
     # low. bench/e2e.py, 20k ml-100k events (bench/RESULTS.md): 1,000 / 100 ms 465-482 ev/s
     # whole run; 10,000 / 500 ms 505; 100,000 / 1 s 222 (everything in one late burst). The
-    # model step, not the bundles, is what limits the rate.
+    # model step, not the bundles, is what limits the rate. A bundle that does not fill waits
+    # its time at each Python hop: at 1,000 ev/s live, 20 ms instead of 100 took the steady
+    # p50 from 2.0 to 1.4 s (README "Benchmarks"); unthrottled, 20k events, 1,159 against
+    # 1,236 ev/s (one run each: within noise).
     python_state_cache_size: int = 1000    # keys whose state the Python worker caches
     bundle_size: int = 1000
-    bundle_time_ms: int = 100
+    bundle_time_ms: int = 20
     job_name: str = "streamrec-recommend"
     # full | features | features-python | clean | validate | passthrough (benchmarks only)
     stages: str = "full"

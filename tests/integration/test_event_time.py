@@ -15,7 +15,14 @@ from jobs.kafka_io import producer
 from tests.integration.harness import BOOTSTRAP, Pipeline
 
 pytestmark = pytest.mark.integration
-BOUND_MS = 5_000          # the job's default --max-out-of-orderness-ms
+BOUND_MS = 5_000          # --max-out-of-orderness-ms these scenarios are written for (the default is 500)
+
+
+@pytest.fixture
+def pipeline(pipeline: Pipeline) -> Pipeline:
+    """The conftest pipeline at BOUND_MS: the clock scenarios stage producers seconds apart."""
+    pipeline.extra_args = [*pipeline.extra_args, "--max-out-of-orderness-ms", str(BOUND_MS)]
+    return pipeline
 
 
 def now_ms() -> int:
