@@ -19,7 +19,6 @@ judged after this, once, by the watermark of the first event-time operator
 from __future__ import annotations
 
 import bisect
-import pickle
 from dataclasses import dataclass, field
 
 from operators.records import Event
@@ -44,14 +43,6 @@ class UserGuardState:
     seen: dict[str, int] = field(default_factory=dict)   # event_id -> ts, insertion ordered
     accepted_ts: list[int] = field(default_factory=list)  # sorted, within the rate window
     max_ts: int | None = None
-
-    def snapshot(self) -> bytes:
-        return pickle.dumps((self.seen, self.accepted_ts, self.max_ts), protocol=pickle.HIGHEST_PROTOCOL)
-
-    @classmethod
-    def restore(cls, data: bytes) -> UserGuardState:
-        seen, accepted, max_ts = pickle.loads(data)
-        return cls(seen, accepted, max_ts)
 
 
 class EventGuard:
