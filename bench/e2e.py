@@ -57,7 +57,7 @@ from confluent_kafka import Consumer, TopicPartition  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 from bench.jobrun import DEFAULT_DATA, load_input  # noqa: E402
-from jobs.kafka_io import ensure_topics, producer  # noqa: E402
+from jobs.kafka_io import consumer, ensure_topics, producer  # noqa: E402
 from tests.integration.harness import BOOTSTRAP, REPO, Pipeline, drop_keyspace, flink_cli, rest  # noqa: E402
 
 LOG_APPEND = {"message.timestamp.type": "LogAppendTime"}
@@ -184,9 +184,7 @@ class DeadLetterCounter(threading.Thread):
         self.stop = threading.Event()
 
     def run(self) -> None:
-        c = Consumer({"bootstrap.servers": BOOTSTRAP, "group.id": f"e2e-{self.topic}", "isolation.level":
-                      "read_committed", "auto.offset.reset": "earliest", "enable.auto.commit": False})
-        c.subscribe([self.topic])
+        c = consumer(BOOTSTRAP, self.topic, f"e2e-{self.topic}")
         try:
             while not self.stop.is_set():
                 for msg in c.consume(1000, 0.5):
@@ -214,9 +212,7 @@ class OutputReader(threading.Thread):
         return len(self.out.append_ms) + (len(self.dead_letters.positions) if self.dead_letters else 0)
 
     def run(self) -> None:
-        c = Consumer({"bootstrap.servers": BOOTSTRAP, "group.id": f"e2e-{self.topic}", "isolation.level":
-                      "read_committed", "auto.offset.reset": "earliest", "enable.auto.commit": False})
-        c.subscribe([self.topic])
+        c = consumer(BOOTSTRAP, self.topic, f"e2e-{self.topic}")
         try:
             while not self.stop.is_set() and self.accounted() < self.expected:
                 for msg in c.consume(1000, 0.5):
