@@ -7,15 +7,18 @@ import json
 import os
 import re
 import subprocess
+import threading
 import time
 import urllib.parse
 import urllib.request
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from jobs.kafka_io import consumer, ensure_topics, producer
+from jobs.sample import generate
 from operators.cleaning.guard import GuardConfig
 
 REPO = Path(__file__).resolve().parents[2]
@@ -127,7 +130,7 @@ class Pipeline:
             except Exception:  # noqa: BLE001 - best-effort clean-up
                 pass
 
-    def send(self, records: list[dict[str, Any] | bytes], heartbeat: bool = True) -> int:
+    def send(self, records: Sequence[dict[str, Any] | bytes], heartbeat: bool = True) -> int:
         """Produce ``records``; then, unless told not to, a heartbeat just far enough ahead of the
         newest ts for the watermark to pass every event sent (the job hands an event to the model
         once the watermark has passed it). Returns how many messages went to the topic."""
@@ -228,3 +231,42 @@ def drop_keyspace(keyspace: str) -> None:
         store.session.execute(f"DROP KEYSPACE IF EXISTS {keyspace}")
     finally:
         store.close()
+
+
+def stream(n: int, users: int = 60, items: int = 120, seed: int = 11) -> list[dict[str, Any]]:
+    """A MovieLens-like stream with strictly increasing timestamps (so the model's input order,
+    event-time order, is the same in every run)."""
+    return [{"event_id": f"e{k}", "user_id": f"u{u}", "item_id": f"i{i}", "event_type": "rating",
+             "value": float(r), "ts": ts * 1000}
+            for k, (u, i, r, ts) in enumerate(generate(n, users=users, items=items, seed=seed))]
+
+
+class OutputCounter:
+    """Counts committed records on an output topic as they appear (a background consumer)."""
+
+    def __init__(self, pipeline: Pipeline, topic_kind: str = "output") -> None:
+        self.count, self.stopped = 0, threading.Event()
+        self._consumer = consumer(BOOTSTRAP, pipeline.topics[topic_kind], f"count-{uuid.uuid4().hex}")
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            while not self.stopped.is_set():
+                msg = self._consumer.poll(0.2)
+                if msg is not None and not msg.error():
+                    self.count += 1
+        finally:
+            self._consumer.close()
+
+    def wait_for(self, count: int, timeout: float) -> float:
+        """Seconds until at least ``count`` records are committed."""
+        started = time.monotonic()
+        while self.count < count:
+            assert time.monotonic() - started < timeout, f"{self.count} < {count} outputs after {timeout:.0f} s"
+            time.sleep(0.1)
+        return time.monotonic() - started
+
+    def close(self) -> None:
+        self.stopped.set()
+        self._thread.join(5)

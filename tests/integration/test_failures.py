@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import threading
 import time
-import uuid
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -13,51 +12,9 @@ from typing import Any
 
 import pytest
 
-from jobs.sample import generate
-from tests.integration.harness import BOOTSTRAP, Pipeline, event, rest, services, snapshot_store
+from tests.integration.harness import OutputCounter, Pipeline, event, rest, services, snapshot_store, stream
 
 pytestmark = pytest.mark.integration
-
-
-def stream(n: int, users: int = 60, items: int = 120, seed: int = 11) -> list[dict[str, Any]]:
-    """A MovieLens-like stream with strictly increasing timestamps (so the model's input order,
-    event-time order, is the same in every run)."""
-    return [{"event_id": f"e{k}", "user_id": f"u{u}", "item_id": f"i{i}", "event_type": "rating",
-             "value": float(r), "ts": ts * 1000}
-            for k, (u, i, r, ts) in enumerate(generate(n, users=users, items=items, seed=seed))]
-
-
-class OutputCounter:
-    """Counts committed records on an output topic as they appear (a background consumer)."""
-
-    def __init__(self, pipeline: Pipeline, topic_kind: str = "output") -> None:
-        from jobs.kafka_io import consumer
-
-        self.count, self.stopped = 0, threading.Event()
-        self._consumer = consumer(BOOTSTRAP, pipeline.topics[topic_kind], f"count-{uuid.uuid4().hex}")
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        try:
-            while not self.stopped.is_set():
-                msg = self._consumer.poll(0.2)
-                if msg is not None and not msg.error():
-                    self.count += 1
-        finally:
-            self._consumer.close()
-
-    def wait_for(self, count: int, timeout: float) -> float:
-        """Seconds until at least ``count`` records are committed."""
-        started = time.monotonic()
-        while self.count < count:
-            assert time.monotonic() - started < timeout, f"{self.count} < {count} outputs after {timeout:.0f} s"
-            time.sleep(0.1)
-        return time.monotonic() - started
-
-    def close(self) -> None:
-        self.stopped.set()
-        self._thread.join(5)
 
 
 def feed(pipeline: Pipeline, records: list[dict[str, Any]], chunk: int, pause_s: float) -> None:
