@@ -2,12 +2,13 @@
 and learns from events; none imports pyflink and none keeps per-user state (the job keeps the
 user's recent items in Flink keyed state and passes them in).
 
-Item indices come from the ranker's catalogue (first seen, first numbered). The dense item-item
-components cover the first ``max_dense_items`` items; later ones are left to the embedding and
-trending components, which have no such limit.
+Item indices come from the ranker's catalogue (first seen, first numbered). Co-occurrence keeps
+a bounded number of neighbours per item (any catalogue); the regression is a dense item-item
+model over the first ``max_dense_items`` items only (its head); later items are left to the
+other components.
 
 >>> import numpy as np
->>> c = Cooccurrence(capacity=4, alpha=0.5, beta=0.5)
+>>> c = Cooccurrence(width=4, alpha=0.5, beta=0.5)
 >>> c.learn_many(np.array([0]), [(np.array([1]), np.array([1.0]))], np.array([1.0]))
 >>> c.scores(np.array([1]), np.array([1.0]), n=3, counts=np.array([1.0, 1.0, 0.0])).round(2).tolist()
 [1.0, 0.0, 0.0]
@@ -16,11 +17,14 @@ trending components, which have no such limit.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from operators.model.neighbours import EMPTY, ItemNeighbours
 
 
 def _grow_square(m: np.ndarray, size: int) -> np.ndarray:
@@ -95,84 +99,102 @@ def _ease(gram: np.ndarray, l2: float) -> np.ndarray:
     return b.astype(np.float32)
 
 
-def strongest_contributors(matrix: np.ndarray, history: np.ndarray, rho: np.ndarray, items: np.ndarray,
-                           ) -> np.ndarray:
-    """For each of ``items``, the history item ``h`` with the largest ``rho[h] * matrix[h, item]``
+def strongest_contributors(pairs: Callable[[np.ndarray, np.ndarray], np.ndarray], history: np.ndarray,
+                           rho: np.ndarray, items: np.ndarray) -> np.ndarray:
+    """For each of ``items``, the history item ``h`` with the largest ``rho[h] * pairs(h, item)``
     (the first on ties), or -1 where no history item contributes positively.
 
     >>> m = np.array([[0., 2., 0.], [1., 0., 3.], [0., 0., 0.]])
-    >>> strongest_contributors(m, np.array([0, 1]), np.array([1.0, 0.5]), np.array([1, 2, 0, 7]))
+    >>> strongest_contributors(dense_pairs(m), np.array([0, 1]), np.array([1.0, 0.5]), np.array([1, 2, 0, 7]))
     array([ 0,  1,  1, -1])
     """
     out = np.full(items.size, -1, dtype=np.int64)
-    m = matrix.shape[0]
-    keep, inside = history < m, items < m
-    if not keep.any() or not inside.any():
+    if not history.size or not items.size:
         return out
-    h = history[keep]
-    contrib = rho[keep][:, None] * matrix[np.ix_(h, items[inside])]
+    contrib = rho[:, None] * pairs(history[:, None], items[None, :])
     best = np.argmax(contrib, axis=0)
-    positive = contrib[best, np.arange(best.size)] > 0
-    out[np.flatnonzero(inside)[positive]] = h[best[positive]]
+    positive = contrib[best, np.arange(items.size)] > 0
+    out[positive] = history[best[positive]]
     return out
+
+
+def dense_pairs(matrix: np.ndarray) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+    """``pairs`` of a dense matrix: matrix[rows, cols], 0 outside it."""
+    def values(rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        rows, cols = np.broadcast_arrays(rows, cols)
+        inside = (rows < matrix.shape[0]) & (cols < matrix.shape[1])
+        out = np.zeros(rows.shape)
+        out[inside] = matrix[rows[inside], cols[inside]]
+        return out
+    return values
 
 class Cooccurrence:
     """(b) Incremental item-to-item co-occurrence over users' recent items, recency-weighted:
     learning (u, i) adds ``weight * rho_h`` to the pair (i, h) for each recent item h of u,
-    rho_h falling with h's age in u's history. Scores are the user's recent items' rows,
-    normalised like an asymmetric cosine: ``C[h, j] / (n_h^alpha * n_j^beta)``."""
+    rho_h falling with h's age in u's history. Each item keeps only its ``width`` strongest
+    pairs (neighbours.py), so the state is items x width, never items x items. Scores are the
+    user's recent items' neighbours, normalised like an asymmetric cosine:
+    ``C[h, j] / (n_h^alpha * n_j^beta)``."""
 
     name = "co_occurrence"
 
-    def __init__(self, capacity: int, alpha: float, beta: float) -> None:
+    def __init__(self, width: int, alpha: float, beta: float, half_life_events: int = 0) -> None:
         self.alpha, self.beta = alpha, beta
-        self.matrix = np.zeros((min(capacity, 64), min(capacity, 64)), dtype=np.float32)
-        self.capacity = capacity
+        self.neighbours = ItemNeighbours(width, half_life_events)
 
     def ensure(self, n: int) -> None:
-        self.matrix = _ensure_square(self.matrix, n, self.capacity)
+        self.neighbours.ensure(n)
 
     def learn_many(self, items: np.ndarray, contexts: list[tuple[np.ndarray, np.ndarray]],
                    weights: np.ndarray) -> None:
-        """Learn a batch, in order (np.add.at adds repeated cells in sequence): each event
-        (u, i) adds ``weight * rho_h`` to the pairs (i, h) and (h, i) for u's recent items h."""
-        rows, cols, vals = _pairs(items, contexts, weights, self.capacity)
-        if rows.size:
-            self.ensure(int(max(rows.max(), cols.max())) + 1)
-            np.add.at(self.matrix, (rows, cols), vals.astype(self.matrix.dtype))
+        """Learn a batch: each event (u, i) adds ``weight * rho_h`` to the pairs (i, h) and
+        (h, i) for u's recent items h; the counters age by the batch's events first."""
+        self.neighbours.decay(items.size)
+        rows, cols, vals = _pairs(items, contexts, weights, np.iinfo(np.int32).max)
+        self.neighbours.learn_many(rows, cols, vals)
 
     def scores_many(self, contexts: list[tuple[np.ndarray, np.ndarray]], n: int, counts: np.ndarray) -> np.ndarray:
         """``scores`` for many contexts: contexts x n."""
-        m = min(self.matrix.shape[0], n)
-        out = _bag(self.matrix, contexts, m, n, np.maximum(counts[:m], 1.0) ** self.alpha)
-        out[:, :m] /= np.maximum(counts[:m], 1.0) ** self.beta
-        return out
+        nb = self.neighbours
+        owner, hist, rho = _flatten(contexts, nb.ids.shape[0])
+        if not hist.size or n == 0:
+            return np.zeros((len(contexts), n))
+        ids = nb.ids[hist]                                            # entries x width
+        vals = nb.lower_bounds(hist) * (rho / np.maximum(counts[hist], 1.0) ** self.alpha)[:, None]
+        keep = (ids != EMPTY) & (ids < n)
+        flat = np.repeat(owner, nb.width).reshape(ids.shape)[keep] * np.int64(n) + ids[keep]
+        out = np.bincount(flat, weights=vals[keep], minlength=len(contexts) * n).reshape(len(contexts), n)
+        return out / np.maximum(counts[:n], 1.0) ** self.beta
 
     def scores(self, history: np.ndarray, rho: np.ndarray, n: int, counts: np.ndarray) -> np.ndarray:
-        out = np.zeros(n)
-        keep = history < min(self.matrix.shape[0], n)
-        h, w = history[keep], rho[keep]
-        if h.size:
-            m = min(self.matrix.shape[0], n)
-            row = (w / np.maximum(counts[h], 1.0) ** self.alpha) @ self.matrix[h, :m]
-            out[:m] = row / np.maximum(counts[:m], 1.0) ** self.beta
-        return out
+        return self.scores_many([(history, rho)], n, counts)[0]
+
+    def pair_values(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        """C[rows, cols] (broadcast; 0 where a pair is not kept)."""
+        return self.neighbours.lookup(rows, cols)
 
     def related(self, history: np.ndarray, rho: np.ndarray, items: np.ndarray) -> np.ndarray:
         """For each of ``items``, the history item that contributes most to its score (-1: none)."""
-        return strongest_contributors(self.matrix, history, rho, items)
+        return strongest_contributors(self.pair_values, history, rho, items)
 
     def similarity(self, items: np.ndarray, counts: np.ndarray) -> np.ndarray:
         """Cosine-like similarity between ``items`` (for diversity re-ranking)."""
-        m = self.matrix.shape[0]
-        inside = items < m
-        sim = np.zeros((items.size, items.size))
-        idx = items[inside]
-        if idx.size:
-            norm = np.sqrt(np.maximum(counts[idx], 1.0))
-            block = self.matrix[np.ix_(idx, idx)] / norm[:, None] / norm[None, :]
-            sim[np.ix_(inside, inside)] = np.minimum(block, 1.0)
-        return sim
+        pair = self.pair_values(items[:, None], items[None, :])
+        norm = np.sqrt(np.maximum(counts[items], 1.0))
+        return np.minimum(np.maximum(pair, pair.T) / norm[:, None] / norm[None, :], 1.0)
+
+
+def _flatten(contexts: list[tuple[np.ndarray, np.ndarray]], rows: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The contexts' items below ``rows`` as flat arrays: owning context, item, weight."""
+    sizes = [h.size for h, _ in contexts]
+    if not sum(sizes):
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty, np.zeros(0)
+    owner = np.repeat(np.arange(len(contexts)), sizes)
+    hist = np.concatenate([h for h, _ in contexts]).astype(np.int64)
+    rho = np.concatenate([r for _, r in contexts]).astype(np.float64)
+    keep = hist < rows
+    return owner[keep], hist[keep], rho[keep]
 
 
 class ItemRegression:
@@ -255,7 +277,7 @@ class ItemRegression:
         return _bag(self.weights, contexts, min(self.weights.shape[0], n), n)
 
     def related(self, history: np.ndarray, rho: np.ndarray, items: np.ndarray) -> np.ndarray:
-        return strongest_contributors(self.weights, history, rho, items)
+        return strongest_contributors(dense_pairs(self.weights), history, rho, items)
 
 
 class Embeddings:

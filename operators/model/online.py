@@ -30,13 +30,13 @@ from __future__ import annotations
 
 import io
 import itertools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import torch
 
-from operators.model.components import Cooccurrence, Embeddings, ItemRegression, Trending
+from operators.model.components import Cooccurrence, Embeddings, ItemRegression, Trending, dense_pairs
 from operators.model.progress import LearnedEvents
 from operators.records import Event, Recommendation, SourcePosition
 
@@ -55,7 +55,9 @@ class OnlineConfig:
     regression_l2: float = 400.0
     regression_pair_decay: float = 0.95  # Gram matrix pairs: weight decay**k over the `history` items
     refit_every: int = 5_000              # learned events between regression refits
-    max_dense_items: int = 4_096          # item-item matrices cover this many items
+    max_dense_items: int = 4_096          # the regression's dense item-item matrices cover this many items
+    neighbours: int = 256                 # co-occurring items kept per item
+    neighbour_half_life_events: int = 50_000   # co-occurrence counters halve every this many events (0: never)
     dim: int = 32
     learning_rate: float = 0.05
     negatives: int = 8
@@ -151,7 +153,7 @@ class OnlineRanker:
         self.item_ids: list[str] = []
         self.index: dict[str, int] = {}
         self.counts = np.zeros(64)
-        self.cooc = Cooccurrence(c.max_dense_items, c.knn_alpha, c.knn_beta)
+        self.cooc = Cooccurrence(c.neighbours, c.knn_alpha, c.knn_beta, c.neighbour_half_life_events)
         self.regression = ItemRegression(c.max_dense_items, c.regression_l2, c.refit_every)
         self.embedding = Embeddings(c.dim, c.learning_rate, c.negatives, c.batch_size, c.seed)
         self.trending = Trending(c.trending_half_life_ms)
@@ -422,11 +424,11 @@ class OnlineRanker:
         for e, (h, r) in enumerate(contexts):
             hist[e, : h.size], rho[e, : h.size] = h, r
         related = np.full((events, k), -1, dtype=np.int64)
-        for c, matrix in ((COMPONENTS.index("co_occurrence"), self.cooc.matrix),
-                          (COMPONENTS.index("regression"), self.regression.weights)):
+        for c, pairs in ((COMPONENTS.index("co_occurrence"), self.cooc.pair_values),
+                         (COMPONENTS.index("regression"), dense_pairs(self.regression.weights))):
             mine = top == c
             if mine.any() and width:
-                related[mine] = _strongest_many(matrix, hist, rho, chosen, mine)
+                related[mine] = _strongest_many(pairs, hist, rho, chosen, mine)
         mine = top == COMPONENTS.index("embedding")
         if mine.any() and width:
             inp, out = self.embedding.inp.numpy(), self.embedding.out.numpy()
@@ -508,9 +510,12 @@ class OnlineRanker:
         e = self.embedding
         solving = self.regression.solved() if self.regression.solving is not None else None
         state = {
-            "format": 4, "config": asdict(self.config), "item_ids": self.item_ids,
+            "format": 5, "config": asdict(self.config), "item_ids": self.item_ids,
             "counts": torch.from_numpy(self.counts[:n].copy()),
-            "cooc": torch.from_numpy(self.cooc.matrix.copy()),
+            "neighbour_ids": torch.from_numpy(self.cooc.neighbours.ids[:n].copy()),
+            "neighbour_counts": torch.from_numpy(self.cooc.neighbours.counts[:n].copy()),
+            "neighbour_errors": torch.from_numpy(self.cooc.neighbours.errors[:n].copy()),
+            "neighbour_scale": self.cooc.neighbours.scale,
             "gram": torch.from_numpy(self.regression.gram.copy()),
             "regression": torch.from_numpy(self.regression.weights.copy()),
             "fitted_at": self.regression.fitted_at,
@@ -535,14 +540,19 @@ class OnlineRanker:
     @classmethod
     def restore(cls, data: bytes, config: OnlineConfig | None = None) -> OnlineRanker:
         state = torch.load(io.BytesIO(data), weights_only=True)
-        if state.get("format") not in (3, 4):     # 3: before batched learning (nothing pending)
+        if state.get("format") != 5:     # 4: a dense co-occurrence matrix
             raise ValueError(f"not an OnlineRanker snapshot (format {state.get('format')!r})")
         r = cls(config or OnlineConfig(**state["config"]))
         r.item_ids = list(state["item_ids"])
         r.index = {item: j for j, item in enumerate(r.item_ids)}
         r.counts = np.zeros(max(64, 2 * len(r.item_ids)))
         r.counts[: len(r.item_ids)] = state["counts"].numpy()
-        r.cooc.matrix = state["cooc"].numpy().copy()
+        nb = r.cooc.neighbours
+        nb.ensure(len(r.item_ids))
+        nb.ids[: len(r.item_ids)] = state["neighbour_ids"].numpy()
+        nb.counts[: len(r.item_ids)] = state["neighbour_counts"].numpy()
+        nb.errors[: len(r.item_ids)] = state["neighbour_errors"].numpy()
+        nb.scale = float(state["neighbour_scale"])
         r.regression.gram = state["gram"].numpy().copy()
         r.regression.weights = state["regression"].numpy().copy()
         r.regression.fitted_at = int(state["fitted_at"])
@@ -574,24 +584,17 @@ def _mask(n: int, indices: Sequence[np.ndarray]) -> np.ndarray:
     return mask
 
 
-def _strongest_many(matrix: np.ndarray, hist: np.ndarray, rho: np.ndarray, chosen: np.ndarray,
-                    mine: np.ndarray) -> np.ndarray:
+def _strongest_many(pairs: Callable[[np.ndarray, np.ndarray], np.ndarray], hist: np.ndarray, rho: np.ndarray,
+                    chosen: np.ndarray, mine: np.ndarray) -> np.ndarray:
     """``strongest_contributors`` for a batch, at the (event, slot) places ``mine``: the history
-    item h (events x history, padded with rho 0) with the largest ``rho[h] * matrix[h, item]``."""
-    m = matrix.shape[0]
+    item h (events x history, padded with rho 0) with the largest ``rho[h] * pairs(h, item)``."""
     e, slot = np.nonzero(mine)
-    items = chosen[e, slot]
-    out = np.full(items.size, -1, dtype=np.int64)
-    inside = items < m
-    if not inside.any() or m == 0:
-        return out
-    h = hist[e[inside]]                                                    # places x history
-    contrib = np.where(h < m, rho[e[inside]], 0.0) * matrix[np.minimum(h, m - 1), items[inside][:, None]]
+    h = hist[e]                                                           # places x history
+    contrib = rho[e] * pairs(h, chosen[e, slot][:, None])
     best = np.argmax(contrib, axis=1)
     positive = contrib[np.arange(best.size), best] > 0
-    found = np.full(best.size, -1, dtype=np.int64)
-    found[positive] = h[np.arange(best.size), best][positive]
-    out[inside] = found
+    out = np.full(best.size, -1, dtype=np.int64)
+    out[positive] = h[np.arange(best.size), best][positive]
     return out
 
 

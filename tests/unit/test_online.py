@@ -68,7 +68,8 @@ def test_same_seed_same_model_and_output() -> None:
 
 def torch_equal(a: OnlineRanker, b: OnlineRanker) -> bool:
     return (a.item_ids == b.item_ids and bool((a.embedding.inp == b.embedding.inp).all())
-            and np.array_equal(a.cooc.matrix, b.cooc.matrix)
+            and np.array_equal(a.cooc.neighbours.ids, b.cooc.neighbours.ids)
+            and np.array_equal(a.cooc.neighbours.counts, b.cooc.neighbours.counts)
             and np.array_equal(a.regression.weights, b.regression.weights))
 
 
@@ -222,10 +223,12 @@ def test_each_explanation_names_the_strongest_part_and_the_recent_item_behind_it
             component = COMPONENTS[int(np.argmax(parts))] if parts.max() > 0 else "trending"
             assert rec.reason == component
             if component in ("co_occurrence", "regression"):
-                matrix = ranker.cooc.matrix if component == "co_occurrence" else ranker.regression.weights
-                keep = idx < matrix.shape[0]
-                contrib = rho[keep] * matrix[idx[keep], j] if j < matrix.shape[0] else np.zeros(0)
-                want = (ranker.item_ids[int(idx[keep][int(np.argmax(contrib))])]
+                if component == "co_occurrence":
+                    contrib = rho * np.array([ranker.cooc.neighbours.row(int(h)).get(j, 0.0) for h in idx])
+                else:
+                    matrix = ranker.regression.weights
+                    contrib = np.array([matrix[h, j] if max(h, j) < matrix.shape[0] else 0.0 for h in idx]) * rho
+                want = (ranker.item_ids[int(idx[int(np.argmax(contrib))])]
                         if contrib.size and contrib.max() > 0 else None)
                 assert rec.related_item == want
                 checked += 1
