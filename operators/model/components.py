@@ -1,5 +1,5 @@
-"""The recommenders the online ranker fuses. Each scores every known item for one user context
-and learns from events; none imports pyflink and none keeps per-user state (the job keeps the
+"""The recommenders the online ranker fuses. Each scores the candidates of a user context
+(candidates.py) and learns from events; none imports pyflink and none keeps per-user state (the job keeps the
 user's recent items in Flink keyed state and passes them in).
 
 Item indices come from the ranker's catalogue (first seen, first numbered). Co-occurrence keeps
@@ -10,8 +10,8 @@ other components.
 >>> import numpy as np
 >>> c = Cooccurrence(width=4, alpha=0.5, beta=0.5)
 >>> c.learn_many(np.array([0]), [(np.array([1]), np.array([1.0]))], np.array([1.0]))
->>> c.scores(np.array([1]), np.array([1.0]), n=3, counts=np.array([1.0, 1.0, 0.0])).round(2).tolist()
-[1.0, 0.0, 0.0]
+>>> c.neighbours.row(0), c.neighbours.row(1)
+({1: 1.0}, {0: 1.0})
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from operators.model.neighbours import EMPTY, ItemNeighbours
+from operators.model.neighbours import ItemNeighbours
 
 
 def _grow_square(m: np.ndarray, size: int) -> np.ndarray:
@@ -99,25 +99,6 @@ def _ease(gram: np.ndarray, l2: float) -> np.ndarray:
     return b.astype(np.float32)
 
 
-def strongest_contributors(pairs: Callable[[np.ndarray, np.ndarray], np.ndarray], history: np.ndarray,
-                           rho: np.ndarray, items: np.ndarray) -> np.ndarray:
-    """For each of ``items``, the history item ``h`` with the largest ``rho[h] * pairs(h, item)``
-    (the first on ties), or -1 where no history item contributes positively.
-
-    >>> m = np.array([[0., 2., 0.], [1., 0., 3.], [0., 0., 0.]])
-    >>> strongest_contributors(dense_pairs(m), np.array([0, 1]), np.array([1.0, 0.5]), np.array([1, 2, 0, 7]))
-    array([ 0,  1,  1, -1])
-    """
-    out = np.full(items.size, -1, dtype=np.int64)
-    if not history.size or not items.size:
-        return out
-    contrib = rho[:, None] * pairs(history[:, None], items[None, :])
-    best = np.argmax(contrib, axis=0)
-    positive = contrib[best, np.arange(items.size)] > 0
-    out[positive] = history[best[positive]]
-    return out
-
-
 def dense_pairs(matrix: np.ndarray) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
     """``pairs`` of a dense matrix: matrix[rows, cols], 0 outside it."""
     def values(rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
@@ -153,29 +134,20 @@ class Cooccurrence:
         rows, cols, vals = _pairs(items, contexts, weights, np.iinfo(np.int32).max)
         self.neighbours.learn_many(rows, cols, vals)
 
-    def scores_many(self, contexts: list[tuple[np.ndarray, np.ndarray]], n: int, counts: np.ndarray) -> np.ndarray:
-        """``scores`` for many contexts: contexts x n."""
-        nb = self.neighbours
-        owner, hist, rho = _flatten(contexts, nb.ids.shape[0])
-        if not hist.size or n == 0:
-            return np.zeros((len(contexts), n))
-        ids = nb.ids[hist]                                            # entries x width
-        vals = nb.lower_bounds(hist) * (rho / np.maximum(counts[hist], 1.0) ** self.alpha)[:, None]
-        keep = (ids != EMPTY) & (ids < n)
-        flat = np.repeat(owner, nb.width).reshape(ids.shape)[keep] * np.int64(n) + ids[keep]
-        out = np.bincount(flat, weights=vals[keep], minlength=len(contexts) * n).reshape(len(contexts), n)
-        return out / np.maximum(counts[:n], 1.0) ** self.beta
+    def evidence_weights(self, contexts: list[tuple[np.ndarray, np.ndarray]], counts: np.ndarray,
+                         ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The contexts' items as flat (context, item, weight) rows, ``weight = rho_h / n_h^alpha``:
+        a candidate's evidence is the sum over them of ``weight * C[h, candidate]``."""
+        owner, hist, rho = _flatten(contexts, self.neighbours.ids.shape[0])
+        return owner, hist, rho / np.maximum(counts[hist], 1.0) ** self.alpha
 
-    def scores(self, history: np.ndarray, rho: np.ndarray, n: int, counts: np.ndarray) -> np.ndarray:
-        return self.scores_many([(history, rho)], n, counts)[0]
+    def neighbours_of(self, items: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The items' neighbour slots and counters' lower bounds: items x width each."""
+        return self.neighbours.ids[items], self.neighbours.lower_bounds(items).astype(np.float64)
 
     def pair_values(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
         """C[rows, cols] (broadcast; 0 where a pair is not kept)."""
         return self.neighbours.lookup(rows, cols)
-
-    def related(self, history: np.ndarray, rho: np.ndarray, items: np.ndarray) -> np.ndarray:
-        """For each of ``items``, the history item that contributes most to its score (-1: none)."""
-        return strongest_contributors(self.pair_values, history, rho, items)
 
     def similarity(self, items: np.ndarray, counts: np.ndarray) -> np.ndarray:
         """Cosine-like similarity between ``items`` (for diversity re-ranking)."""
@@ -265,19 +237,12 @@ class ItemRegression:
         assert self.solving is not None
         return self.solving
 
-    def scores(self, history: np.ndarray, rho: np.ndarray, n: int) -> np.ndarray:
-        out = np.zeros(n)
+    def head_scores(self, contexts: list[tuple[np.ndarray, np.ndarray]], n: int) -> np.ndarray:
+        """Each context's scores over the head (the items the weights cover, at most the
+        first ``n``): contexts x head, bounded by ``capacity`` whatever the catalogue."""
         m = min(self.weights.shape[0], n)
-        keep = history < m
-        if keep.any():
-            out[:m] = rho[keep] @ self.weights[history[keep], :m]
-        return out
+        return _bag(self.weights, contexts, m, m)
 
-    def scores_many(self, contexts: list[tuple[np.ndarray, np.ndarray]], n: int) -> np.ndarray:
-        return _bag(self.weights, contexts, min(self.weights.shape[0], n), n)
-
-    def related(self, history: np.ndarray, rho: np.ndarray, items: np.ndarray) -> np.ndarray:
-        return strongest_contributors(dense_pairs(self.weights), history, rho, items)
 
 
 class Embeddings:
@@ -349,30 +314,24 @@ class Embeddings:
                 t -= self.lr * t.grad   # type: ignore[operator]
         self.inp, self.out, self.bias = inp.detach(), out.detach(), bias.detach()
 
-    def scores(self, history: np.ndarray, rho: np.ndarray, n: int) -> np.ndarray:
-        if not history.size or n == 0:
-            return np.zeros(n)
-        self.ensure(n)
-        inp, out = self.inp.numpy(), self.out.numpy()
-        user = (rho / rho.sum()) @ inp[history]
-        return out[:n] @ user + self.bias.numpy()[:n]
-
-    def scores_many(self, contexts: list[tuple[np.ndarray, np.ndarray]], n: int) -> np.ndarray:
-        if n == 0:
-            return np.zeros((len(contexts), 0))
+    def score_rows(self, contexts: list[tuple[np.ndarray, np.ndarray]], request: np.ndarray, item: np.ndarray,
+                   n: int) -> np.ndarray:
+        """``user . out[item] + bias[item]`` for (request, item) rows, the user being the
+        recency-weighted mean of the request's recent items (no history: 0)."""
+        if not item.size or n == 0:
+            return np.zeros(item.size)
         self.ensure(n)
         users = _bag(self.inp.numpy(), [(h, r / r.sum() if h.size else r) for h, r in contexts],
                      self.inp.shape[0], self.dim)
-        out = users @ self.out.numpy()[:n].T + self.bias.numpy()[:n]
+        out = np.einsum("rd,rd->r", users[request], self.out.numpy()[item]) + self.bias.numpy()[item]
         empty = np.array([not h.size for h, _ in contexts])
-        out[empty] = 0.0
+        out[empty[request]] = 0.0
         return out
 
-    def related(self, history: np.ndarray, rho: np.ndarray, items: np.ndarray) -> np.ndarray:
-        if not history.size:
-            return np.full(items.size, -1, dtype=np.int64)
-        sims = self.inp.numpy()[history] @ self.out.numpy()[items].T       # history x items
-        return history[np.argmax(rho[:, None] * sims, axis=0)]
+    def pair_values(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        """``inp[row] . out[col]``: how much a recent item speaks for an item (explanations)."""
+        rows, cols = np.broadcast_arrays(rows, cols)
+        return np.einsum("...d,...d->...", self.inp.numpy()[rows], self.out.numpy()[cols])
 
 
 class Trending:
@@ -404,6 +363,10 @@ class Trending:
             grown[: self.values.size] = self.values
             self.values = grown
         np.add.at(self.values, items, weights * np.exp(-rate * (end - clocks)))
+
+    def values_of(self, items: np.ndarray) -> np.ndarray:
+        inside = items < self.values.size
+        return np.where(inside, self.values[np.where(inside, items, 0)], 0.0)
 
     def scores(self, n: int) -> np.ndarray:
         out = np.zeros(n)

@@ -101,7 +101,11 @@ class ItemNeighbours:
             return
         at, c, add, rank = at[extra], c[extra], add[extra], rank[extra] - free[at[extra]]
         full, row_of = np.unique(at, return_inverse=True)
-        weakest = np.argsort(self.counts[rows[full]], axis=1, kind="stable")        # ties: the lower slot
+        counts = self.counts[rows[full]]
+        weakest = np.argsort(counts, axis=1, kind="stable")        # ties: the lower slot
+        fits = rank < _flooded(np.take_along_axis(counts, weakest, axis=1),
+                               np.bincount(row_of, weights=add, minlength=full.size))[row_of]
+        at, c, add, rank, row_of = at[fits], c[fits], add[fits], rank[fits], row_of[fits]
         slot = weakest[row_of, rank]
         place = rows[at], slot
         floor = self.counts[place]
@@ -130,3 +134,19 @@ class ItemNeighbours:
     @property
     def nbytes(self) -> int:
         return self.ids.nbytes + self.counts.nbytes + self.errors.nbytes
+
+
+def _flooded(ascending: np.ndarray, mass: np.ndarray) -> np.ndarray:
+    """Per row, how many of its weakest counters (``ascending``, rows x width) the new pairs'
+    total ``mass`` would reach, one pair at a time, in Space-Saving: each enters at the row's
+    floor plus its own value, so the mass levels the weakest counters up like water. Counters
+    above that level keep their place; new pairs beyond the reached slots are dropped.
+
+    >>> _flooded(np.array([[1.0, 1.0, 5.0, 9.0], [1.0, 2.0, 3.0, 4.0]]), np.array([2.0, 100.0])).tolist()
+    [2, 4]
+    """
+    width = ascending.shape[1]
+    j = np.arange(1, width + 1)
+    level = (mass[:, None] + np.cumsum(ascending, axis=1)) / j             # the level if j slots share the mass
+    reached = level >= ascending                                           # slot j-1 lies under that level
+    return np.maximum(reached.sum(axis=1), 1)

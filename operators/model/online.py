@@ -36,12 +36,14 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import torch
 
+from operators.model.candidates import Candidates, ranks_of_targets, segment_max, top_k_per_segment
 from operators.model.components import Cooccurrence, Embeddings, ItemRegression, Trending, dense_pairs
 from operators.model.progress import LearnedEvents
 from operators.records import Event, Recommendation, SourcePosition
 
 EVENT_WEIGHTS = {"view": 1.0, "click": 2.0, "add_to_cart": 3.0, "purchase": 5.0}
 COMPONENTS = ("co_occurrence", "regression", "embedding", "trending")
+TIE_BREAK = 1e-9       # weight of trending in every fused score, whatever the blend: breaks ties
 
 
 @dataclass(frozen=True)
@@ -55,7 +57,7 @@ class OnlineConfig:
     regression_l2: float = 400.0
     regression_pair_decay: float = 0.95  # Gram matrix pairs: weight decay**k over the `history` items
     refit_every: int = 5_000              # learned events between regression refits
-    max_dense_items: int = 4_096          # the regression's dense item-item matrices cover this many items
+    max_dense_items: int = 2_048          # the regression's dense item-item matrices cover this many items
     neighbours: int = 256                 # co-occurring items kept per item
     neighbour_half_life_events: int = 50_000   # co-occurrence counters halve every this many events (0: never)
     dim: int = 32
@@ -68,6 +70,8 @@ class OnlineConfig:
     fusion_every: int = 4                 # ...measured on every 4th observed event (~500 events)
     mmr_lambda: float = 1.0               # 1 = relevance only; lower trades relevance for diversity
     mmr_candidates: int = 50
+    regression_candidates: int = 100      # candidates the regression proposes per request (its best over the head)
+    trending_candidates: int = 100        # the trending top-N every request gets as candidates
 
     def event_weight(self, event: Event) -> float:
         if event.event_type == "rating":     # 1..5 stars -> 0.5..1.5: every rating is a signal
@@ -113,38 +117,10 @@ class AdaptiveFusion:
         """The per-component part of a measurement (reports)."""
         return hits[len(self.blends):]
 
-    def measure(self, normalised: np.ndarray, target: int, k: int = 10) -> np.ndarray:
-        """``normalised``: components x items (excluded items at -inf); ``target``: the
-        event's item. Whether each blend's, then each component's, top ``k`` held it: the
-        measurement ``apply`` takes (when the batch is learned, and again on a replay)."""
-        return self.measure_many(normalised[None], np.array([target]), k)[0]
-
-    def measure_many(self, normalised: np.ndarray, targets: np.ndarray, k: int = 10) -> np.ndarray:
-        """``measure`` for several events at once: normalised is events x components x items."""
-        finite = np.where(np.isfinite(normalised), normalised, -1e9)
-        scores = np.concatenate([np.matmul(self.blends.astype(finite.dtype), finite), finite], axis=1)
-        return _ranks_many(scores, targets) < k
-
     def apply(self, hits: np.ndarray) -> None:
         nb = len(self.blends)
         self.blend_hits += self.rate * (hits[:nb] - self.blend_hits)
         self.component_hits += self.rate * (hits[nb:] - self.component_hits)
-
-
-def _ranks_many(scores: np.ndarray, targets: np.ndarray) -> np.ndarray:
-    """Rank of each event's target along the last axis of ``scores`` (events x ... x items), as
-    top_k_indices would order it (ties: lower index first).
-
-    >>> _ranks_many(np.array([[[1.0, 3.0, 3.0]], [[5.0, 0.0, 5.0]]]), np.array([2, 2]))
-    array([[1],
-           [1]])
-    >>> _ranks_many(np.array([[1.0, 3.0, 3.0], [5.0, 0.0, 5.0]]), np.array([0, 1]))
-    array([2, 2])
-    """
-    where = targets.reshape((-1,) + (1,) * (scores.ndim - 1))
-    t = np.take_along_axis(scores, np.broadcast_to(where, scores.shape[:-1] + (1,)), axis=-1)
-    before = np.arange(scores.shape[-1]) < where
-    return (scores > t).sum(axis=-1) + ((scores == t) & before).sum(axis=-1)
 
 
 class OnlineRanker:
@@ -163,6 +139,7 @@ class OnlineRanker:
         self.pending: list[tuple[Interaction, np.ndarray | None]] = []
         self.observed = 0
         self.titles: dict[str, str] = {}     # item metadata, when loaded (not part of the snapshot)
+        self._trending: np.ndarray | None = None     # the trending top-N as of the last boundary
 
     @property
     def positions(self) -> dict[int, int]:
@@ -212,6 +189,7 @@ class OnlineRanker:
             if measured is not None:
                 self.fusion.apply(measured)
         self.regression.boundary(len(self.item_ids), self.learned_events - len(batch), self.learned_events)
+        self._trending = None
 
     def flush(self) -> None:
         """Learn the pending batch now, off the boundary (offline tools at the end of their
@@ -236,46 +214,51 @@ class OnlineRanker:
         return arr, self.config.history_decay ** np.arange(arr.size, dtype=np.float64)
 
     # -- scoring ----------------------------------------------------------------------------
-    def _components(self, history: Sequence[str], needed: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Raw scores, components x items (rows not ``needed`` left at zero), and the context."""
-        n = len(self.item_ids)
-        idx, rho = self._context(history, self.config.history)
-        k = self.config.knn_history
-        raw = np.zeros((len(COMPONENTS), n))
-        if needed[0]:
-            raw[0] = self.cooc.scores(idx[:k], rho[:k], n, self.counts)
-        if needed[1]:
-            raw[1] = self.regression.scores(idx, rho, n)
-        if needed[2]:
-            raw[2] = self.embedding.scores(idx[:k], rho[:k], n)
-        if needed[3]:
-            raw[3] = self.trending.scores(n)
-        return raw, idx, rho
+    def candidates(self, contexts: Sequence[tuple[np.ndarray, np.ndarray]], excluded: Sequence[np.ndarray],
+                   everything: np.ndarray | None = None) -> tuple[Candidates, np.ndarray]:
+        """The candidates of a batch of requests (each: its history context and the indices of
+        the items it may not get) and their raw scores, rows x components. Generators: the
+        neighbours of the recent items, the regression's best over its head, trending top-N.
+        The embedding's scores (the costly column) are left at 0 unless the current blend
+        weighs it or ``everything`` (per request) asks for all components."""
+        c, n, requests = self.config, len(self.item_ids), len(contexts)
+        k = c.knn_history
+        short = [(h[:k], r[:k]) for h, r in contexts]
+        owner, hist, rho = self.cooc.evidence_weights(short, self.counts)
+        rows, at = np.unique(hist, return_inverse=True)
+        ids, values = self.cooc.neighbours_of(rows)
+        head = self.regression.head_scores(list(contexts), n)                   # requests x head
+        cand = Candidates.gather(requests, owner, at, rho, ids, values, self._trending_top(),
+                                 _best_per_row(head, c.regression_candidates), excluded, n)
+        raw = np.zeros((len(cand), len(COMPONENTS)))
+        raw[:, 0] = cand.cooc / np.maximum(self.counts[cand.item], 1.0) ** self.cooc.beta
+        inside = cand.item < head.shape[1]
+        raw[inside, 1] = head[cand.request[inside], cand.item[inside]]
+        embed = np.ones(len(cand), dtype=bool) if self.fusion.weights[2] > 0 else (
+            everything[cand.request] if everything is not None else np.zeros(len(cand), dtype=bool))
+        if embed.any():
+            raw[embed, 2] = self.embedding.score_rows(short, cand.request[embed], cand.item[embed], n)
+        raw[:, 3] = self.trending.values_of(cand.item)
+        return cand, raw
 
-    def _components_many(self, contexts: Sequence[tuple[np.ndarray, np.ndarray]], n: int,
-                         needed: np.ndarray) -> np.ndarray:
-        """``_components`` for many contexts at once: events x components x items."""
-        k = self.config.knn_history
-        raw = np.zeros((len(contexts), len(COMPONENTS), n), dtype=np.float32)
-        if needed[0]:
-            raw[:, 0] = self.cooc.scores_many([(h[:k], r[:k]) for h, r in contexts], n, self.counts)
-        if needed[1]:
-            raw[:, 1] = self.regression.scores_many(list(contexts), n)
-        if needed[2]:
-            raw[:, 2] = self.embedding.scores_many([(h[:k], r[:k]) for h, r in contexts], n)
-        if needed[3]:
-            raw[:, 3] = self.trending.scores(n)[None, :]
-        return raw
+    def _trending_top(self) -> np.ndarray:
+        """The trending top-N item indices (they change only at learning boundaries)."""
+        if self._trending is None:
+            n = len(self.item_ids)
+            self._trending = np.array(top_k_indices(self.trending.scores(n), min(self.config.trending_candidates, n)),
+                                      dtype=np.int64)
+        return self._trending
 
-    @staticmethod
-    def _scales(raw: np.ndarray, excluded: np.ndarray) -> np.ndarray:
-        """Per component, the largest |score| over the items that may be recommended (so each
-        is scaled to at most 1; a component with nothing to say stays zero)."""
-        hidden = raw[:, excluded]
-        raw[:, excluded] = 0.0          # the user's own items must not set the scale
-        scale = np.maximum(np.abs(raw).max(axis=1), 1e-12)
-        raw[:, excluded] = hidden
-        return scale
+    def _fuse(self, cand: Candidates, raw: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Each component scaled per request to at most 1 over the request's candidates, the
+        weighted parts (rows x components) and the fused total; ties go to the more trending
+        item (a user with nothing else to go on gets the trending list, whatever the blend)."""
+        scale = np.maximum(np.stack([segment_max(np.abs(raw[:, j]), cand.starts) for j in range(raw.shape[1])],
+                                    axis=1), 1e-12)
+        norm = raw / scale[cand.request]
+        weighted = norm * weights
+        total = weighted.sum(axis=1) + TIE_BREAK * norm[:, COMPONENTS.index("trending")]
+        return weighted, total
 
     def observe(self, history: Sequence[str], exclude: set[str], item_id: str, k: int = 10,
                 fusion_only: bool = False) -> tuple[int | None, np.ndarray | None]:
@@ -285,38 +268,13 @@ class OnlineRanker:
         is known; ``learn`` takes it with the event). The rank is None when the question does
         not apply (no history) or, with ``fusion_only``, when the event is not measured (the
         job's way to save the work)."""
-        if not history or not self.item_ids:
-            return None, None
-        target = self.index.get(item_id)
-        self.observed += 1
-        measure = target is not None and self.observed % self.config.fusion_every == 0
-        if fusion_only and not measure:
-            return None, None
-        scored = self._score(history, exclude, everything=measure)
-        if scored is None:
-            return -1, None
-        raw, scale, weighted, total, valid, _, _ = scored
-        if target is None or not valid[target]:
-            return -1, None                # an item never seen before cannot be recommended
-        hits = None
-        if measure:
-            norm = raw / scale[:, None]
-            norm[:, ~valid] = -np.inf
-            hits = self.fusion.measure(norm, target, k)
-        if self.config.mmr_lambda >= 1.0:   # plain top-k: the target's rank says it all
-            rank = int(_ranks_many(total[None, :], np.array([target]))[0])
-            return (rank if rank < k else -1), hits
-        chosen = self._diversify(total, valid, k)
-        return (chosen.index(target) if target in chosen else -1), hits
+        return self.observe_many([(history, self._indices(exclude), item_id)], k, fusion_only)[0]
 
     def observe_many(self, requests: Sequence[tuple[Sequence[str], np.ndarray, str]], k: int = 10,
                      fusion_only: bool = False) -> list[tuple[int | None, np.ndarray | None]]:
-        """``observe`` for a list of (history, excluded item indices, item) of one batch,
-        vectorised: the same questions asked of the same (unchanging) model, in one pass per
-        component. Plain top-k only (``mmr_lambda`` 1); ranks equal ``observe``'s up to float
-        rounding."""
-        if self.config.mmr_lambda < 1.0:
-            return [self.observe(h, {self.item_ids[j] for j in x}, i, k, fusion_only) for h, x, i in requests]
+        """``observe`` for a list of (history, excluded item indices, item) of one batch: the
+        same questions asked of the same (unchanging) model, on the candidates of all of them
+        at once."""
         out: list[tuple[int | None, np.ndarray | None]] = [(None, None)] * len(requests)
         asked, targets, measured = [], [], []
         for n, (history, exclude, item_id) in enumerate(requests):
@@ -328,7 +286,7 @@ class OnlineRanker:
             if fusion_only and not measure:
                 continue
             if target is None or (exclude == target).any():
-                out[n] = (-1, None)
+                out[n] = (-1, None)           # an item never seen before cannot be recommended
                 continue
             asked.append(n)
             targets.append(target)
@@ -336,87 +294,93 @@ class OnlineRanker:
         if not asked:
             return out
         contexts = [self._context(requests[n][0], self.config.history) for n in asked]
-        n_items = len(self.item_ids)
-        excluded = _mask(n_items, [requests[n][1] for n in asked])
-        t = np.array(targets)
-        # The fused total needs only the components the current blend weighs...
-        ranks = _ranks_many(self._fuse_many(contexts, excluded)[1], t)
-        # ...the fusion's measurement all of them, for the measured events only.
-        which = np.flatnonzero(measured)
-        measured_hits: dict[int, np.ndarray] = {}
-        if which.size:
-            sub = [contexts[j] for j in which]
-            norm = self._components_many(sub, n_items, np.ones(len(COMPONENTS), bool))
-            hidden = excluded[which]
-            for comp in range(len(COMPONENTS)):
-                norm[:, comp] /= self._scales_many(norm[:, comp], hidden)[:, None]
-                norm[:, comp][hidden] = -np.inf
-            measured_hits = dict(zip(which.tolist(), self.fusion.measure_many(norm, t[which], k), strict=True))
+        cand, raw = self.candidates(contexts, [requests[n][1] for n in asked], np.array(measured))
+        t = np.array(targets, dtype=np.int64)
+        if self.config.mmr_lambda < 1.0:
+            ranks = np.array([self._diversified_rank(cand, raw, row, int(t[row]), k) for row in range(len(asked))])
+        else:
+            ranks = ranks_of_targets(self._fuse(cand, raw, self.fusion.weights)[1], cand.item, cand.starts, t)
+        hits = self._measure(cand, raw, t, np.array(measured), k)
         for row, n in enumerate(asked):
             rank = int(ranks[row])
-            out[n] = (rank if rank < k else -1, measured_hits.get(row))
+            out[n] = (rank if 0 <= rank < k else -1, hits[row] if measured[row] else None)
         return out
 
-    def _fuse_many(self, contexts: Sequence[tuple[np.ndarray, np.ndarray]], excluded: np.ndarray,
-                   ) -> tuple[np.ndarray, np.ndarray]:
-        """The weighted parts (events x components x items, only the components the current
-        blend weighs) and the fused total (events x items, excluded items at -inf)."""
-        weights = self.fusion.weights
-        weighted = self._components_many(contexts, excluded.shape[1], weights > 0)
-        for comp in np.flatnonzero(weights > 0):
-            weighted[:, comp] *= (weights[comp] / self._scales_many(weighted[:, comp], excluded))[:, None]
-        total = weighted.sum(axis=1)
-        total[excluded] = -np.inf
-        return weighted, total
+    def _measure(self, cand: Candidates, raw: np.ndarray, targets: np.ndarray, measured: np.ndarray,
+                 k: int) -> np.ndarray:
+        """The fusion's measurement of the measured requests: whether each blend's, then each
+        component's, top-k held the target (requests x (blends + components); a target
+        that is not a candidate is a miss for all)."""
+        hits = np.zeros((targets.size, len(self.fusion.blends) + len(COMPONENTS)), dtype=bool)
+        rows = np.flatnonzero(measured)
+        if not rows.size:
+            return hits
+        keep = np.isin(cand.request, rows)
+        sub = Candidates(np.searchsorted(rows, cand.request[keep]), cand.item[keep], cand.cooc[keep],
+                         np.concatenate([[0], np.cumsum(np.diff(cand.starts)[rows])]))
+        scale = np.maximum(np.stack([segment_max(np.abs(raw[keep, j]), sub.starts) for j in range(raw.shape[1])],
+                                    axis=1), 1e-12)
+        norm = raw[keep] / scale[sub.request]
+        columns = np.concatenate([norm @ self.fusion.blends.T, norm], axis=1)
+        ranks = ranks_of_targets(columns, sub.item, sub.starts, targets[rows])
+        hits[rows] = (ranks >= 0) & (ranks < k)
+        return hits
 
-    @staticmethod
-    def _scales_many(raw: np.ndarray, excluded: np.ndarray) -> np.ndarray:
-        """``_scales`` of one component for many events: events x items -> events."""
-        return np.maximum(np.abs(np.where(excluded, 0.0, raw)).max(axis=1, initial=0.0), 1e-12)
+    def _diversified_rank(self, cand: Candidates, raw: np.ndarray, row: int, target: int, k: int) -> int:
+        chosen = self._choose(cand, raw, row, k)[0]
+        return chosen.index(target) if target in chosen else -1
 
     def recommend(self, history: Sequence[str], k: int, exclude: set[str] | None = None) -> list[Recommendation]:
         """Top-k items not in ``exclude`` (default: ``history``), best first, each with the
         component that contributed most and, where it applies, the recent item it relates to."""
-        if k <= 0:
-            return []
-        scored = self._score(history, set(history) if exclude is None else exclude)
-        if scored is None:
-            return []
-        _, _, weighted, total, valid, idx, rho = scored
-        return self._explain(np.array(self._diversify(total, valid, k), dtype=np.int64), total, weighted, idx, rho)
+        return self.recommend_many([(history, self._indices(set(history) if exclude is None else exclude))], k)[0]
 
     def recommend_many(self, requests: Sequence[tuple[Sequence[str], np.ndarray]], k: int,
                        ) -> list[list[Recommendation]]:
-        """``recommend`` for a list of (history, excluded item indices) of one batch, scored in
-        one pass per component; each list equals ``recommend``'s up to float rounding (ties go
-        to the lower index, as in ``top_k_indices``). Plain top-k only (``mmr_lambda`` 1)."""
-        n = len(self.item_ids)
-        if self.config.mmr_lambda < 1.0:
-            return [self.recommend(h, k, {self.item_ids[j] for j in x}) for h, x in requests]
-        if k <= 0 or n == 0 or not requests:
+        """``recommend`` for a list of (history, excluded item indices) of one batch, on the
+        candidates of all of them at once."""
+        if k <= 0 or not self.item_ids or not requests:
             return [[] for _ in requests]
         contexts = [self._context(h, self.config.history) for h, _ in requests]
-        weighted, total = self._fuse_many(contexts, _mask(n, [x for _, x in requests]))
-        kk = min(k, n)
-        top = np.argpartition(-total, kk - 1, axis=1)[:, :kk] if kk < n else np.tile(np.arange(n), (len(requests), 1))
-        # Where items beyond the k chosen tie with the k-th, argpartition chose among them at
-        # random: those rows take top_k_indices' rule (the lower index wins), as recommend does.
-        cut = np.take_along_axis(total, top, axis=1).min(axis=1)
-        for row in np.flatnonzero((total >= cut[:, None]).sum(axis=1) > kk):
-            chosen = top_k_indices(total[row], kk)        # finite scores only: pad with excluded items
-            top[row] = chosen + np.flatnonzero(np.isneginf(total[row]))[: kk - len(chosen)].tolist()
-        scores = np.take_along_axis(total, top, axis=1)
-        order = np.lexsort((top, -scores), axis=1)            # best first; ties: the lower index
-        top, scores = np.take_along_axis(top, order, axis=1), np.take_along_axis(scores, order, axis=1)
-        return self._explain_many(top, scores, np.take_along_axis(weighted, top[:, None, :], axis=2), contexts)
+        cand, raw = self.candidates(contexts, [x for _, x in requests])
+        weighted, total = self._fuse(cand, raw, self.fusion.weights)
+        if self.config.mmr_lambda < 1.0:
+            rows = np.full((len(requests), k), -1, dtype=np.int64)
+            for r in range(len(requests)):
+                picked = self._choose(cand, raw, r, k)[1]
+                rows[r, : len(picked)] = picked
+        else:
+            rows = top_k_per_segment(total, cand.item, cand.starts, k)
+        return self._explain_many(rows, cand, total, weighted, contexts)
 
-    def _explain_many(self, chosen: np.ndarray, scores: np.ndarray, parts: np.ndarray,
+    def _choose(self, cand: Candidates, raw: np.ndarray, row: int, k: int) -> tuple[list[int], list[int]]:
+        """One request's top-k re-ranked by maximal marginal relevance among its best
+        ``mmr_candidates``: (items, candidate rows)."""
+        lo, hi = int(cand.starts[row]), int(cand.starts[row + 1])
+        sub = Candidates(np.zeros(hi - lo, dtype=np.int64), cand.item[lo:hi], cand.cooc[lo:hi], np.array([0, hi - lo]))
+        total = self._fuse(sub, raw[lo:hi], self.fusion.weights)[1]
+        pool = top_k_per_segment(total, sub.item, sub.starts, max(k, self.config.mmr_candidates))[0]
+        pool = pool[pool >= 0]
+        if not pool.size:
+            return [], []
+        picked = [int(pool[j]) for j in mmr(total[pool], self.cooc.similarity(sub.item[pool], self.counts),
+                                            min(k, pool.size), self.config.mmr_lambda)]
+        return [int(sub.item[p]) for p in picked], [lo + p for p in picked]
+
+    def _explain_many(self, rows: np.ndarray, cand: Candidates, total: np.ndarray, weighted: np.ndarray,
                       contexts: Sequence[tuple[np.ndarray, np.ndarray]]) -> list[list[Recommendation]]:
-        """``_explain`` for a batch: ``chosen`` events x k items (scores -inf: none), ``parts``
-        events x components x k; the related items in one gather per component."""
-        events, k = chosen.shape
-        top = np.argmax(parts, axis=1)                                       # events x k
-        strongest = np.take_along_axis(parts, top[:, None, :], axis=1)[:, 0, :]
+        """Each chosen candidate (``rows``: requests x k candidate rows, -1: none) with the
+        component that contributed most to its score (trending when none did) and the recent
+        item it relates to, one gather per component."""
+        events, k = rows.shape
+        if not len(cand):
+            return [[] for _ in range(events)]
+        valid = rows >= 0
+        safe = np.where(valid, rows, 0)
+        chosen = cand.item[safe]
+        parts = weighted[safe]                                               # events x k x components
+        top = np.argmax(parts, axis=2)
+        strongest = np.take_along_axis(parts, top[:, :, None], axis=2)[:, :, 0]
         top[strongest <= 0] = COMPONENTS.index("trending")
         width = max((h.size for h, _ in contexts), default=0)
         hist = np.zeros((events, width), dtype=np.int64)
@@ -425,79 +389,28 @@ class OnlineRanker:
             hist[e, : h.size], rho[e, : h.size] = h, r
         related = np.full((events, k), -1, dtype=np.int64)
         for c, pairs in ((COMPONENTS.index("co_occurrence"), self.cooc.pair_values),
-                         (COMPONENTS.index("regression"), dense_pairs(self.regression.weights))):
-            mine = top == c
+                         (COMPONENTS.index("regression"), dense_pairs(self.regression.weights)),
+                         (COMPONENTS.index("embedding"), self.embedding.pair_values)):
+            mine = (top == c) & valid
             if mine.any() and width:
                 related[mine] = _strongest_many(pairs, hist, rho, chosen, mine)
-        mine = top == COMPONENTS.index("embedding")
-        if mine.any() and width:
-            inp, out = self.embedding.inp.numpy(), self.embedding.out.numpy()
-            sims = np.einsum("ehd,ekd->ehk", inp[hist], out[chosen])
-            best = np.argmax(np.where(rho[:, :, None] > 0, rho[:, :, None] * sims, -np.inf), axis=1)
-            related[mine] = np.take_along_axis(hist, best, axis=1)[mine]
         ids, titles = self.item_ids, self.titles
         out_lists = []
         for e in range(events):
             recs = []
-            for j, score, c, r in zip(chosen[e].tolist(), scores[e].tolist(), top[e].tolist(), related[e].tolist(),
-                                      strict=True):
-                if score == -np.inf:
+            for j, row, c, r in zip(chosen[e].tolist(), rows[e].tolist(), top[e].tolist(), related[e].tolist(),
+                                    strict=True):
+                if row < 0:
                     break
                 related_id = ids[r] if r >= 0 else None
-                recs.append(Recommendation(ids[j], round(score, 6), COMPONENTS[c], related_id,
+                recs.append(Recommendation(ids[j], round(float(total[row]), 6), COMPONENTS[c], related_id,
                                            titles.get(related_id) if related_id is not None else None))
             out_lists.append(recs)
         return out_lists
 
-    def _score(self, history: Sequence[str], exclude: set[str] | Sequence[str], everything: bool = False) -> tuple[
-            np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
-        """Scores for one user: raw (components x items), per-component scale, weighted parts,
-        fused total (-inf for excluded items), the valid mask and the history context.
-        Components with no weight in the current blend are skipped unless ``everything``
-        (the fusion's measurements need them all)."""
-        n = len(self.item_ids)
+    def _indices(self, items: set[str] | Sequence[str]) -> np.ndarray:
         index = self.index
-        excluded = np.array([index[e] for e in exclude if e in index], dtype=np.int64)
-        if n == 0 or excluded.size >= n:
-            return None
-        valid = np.ones(n, dtype=bool)
-        valid[excluded] = False
-        weights = self.fusion.weights
-        raw, idx, rho = self._components(history, np.ones(len(COMPONENTS), bool) if everything else weights > 0)
-        scale = self._scales(raw, excluded)
-        weighted = raw * (weights / scale)[:, None]
-        total = weighted.sum(axis=0)
-        total[excluded] = -np.inf
-        return raw, scale, weighted, total, valid, idx, rho
-
-    def _diversify(self, total: np.ndarray, valid: np.ndarray, k: int) -> list[int]:
-        k = min(k, int(valid.sum()))
-        lam = self.config.mmr_lambda
-        if lam >= 1.0:
-            return top_k_indices(total, k)
-        pool = np.array(top_k_indices(total, min(int(valid.sum()), max(k, self.config.mmr_candidates))))
-        return [int(pool[j]) for j in mmr(total[pool], self.cooc.similarity(pool, self.counts), k, lam)]
-
-    def _explain(self, chosen: np.ndarray, total: np.ndarray, weighted: np.ndarray, idx: np.ndarray,
-                 rho: np.ndarray) -> list[Recommendation]:
-        """Each chosen item with the component that contributed most to its score (trending
-        when none did) and the user's recent item it relates to, one array step per component."""
-        parts = weighted[:, chosen]
-        top = np.argmax(parts, axis=0)
-        top[parts[top, np.arange(chosen.size)] <= 0] = COMPONENTS.index("trending")
-        related = np.full(chosen.size, -1, dtype=np.int64)
-        for c, source in ((COMPONENTS.index("co_occurrence"), self.cooc),
-                          (COMPONENTS.index("regression"), self.regression),
-                          (COMPONENTS.index("embedding"), self.embedding)):
-            mine = np.flatnonzero(top == c)
-            if mine.size:
-                related[mine] = source.related(idx, rho, chosen[mine])
-        out = []
-        for j, c, r in zip(chosen.tolist(), top.tolist(), related.tolist(), strict=True):
-            related_id = self.item_ids[r] if r >= 0 else None
-            out.append(Recommendation(self.item_ids[j], round(float(total[j]), 6), COMPONENTS[c], related_id,
-                                      self.titles.get(related_id) if related_id is not None else None))
-        return out
+        return np.array([index[i] for i in items if i in index], dtype=np.int64)
 
     def fusion_report(self) -> dict[str, object]:
         return {"weights": dict(zip(COMPONENTS, self.fusion.weights.tolist(), strict=True)),
@@ -577,17 +490,28 @@ class OnlineRanker:
         return r
 
 
-def _mask(n: int, indices: Sequence[np.ndarray]) -> np.ndarray:
-    """Rows x ``n`` booleans, True at each row's ``indices``."""
-    mask = np.zeros((len(indices), n), dtype=bool)
-    mask[np.repeat(np.arange(len(indices)), [x.size for x in indices]), np.concatenate(indices)] = True
-    return mask
+def _best_per_row(scores: np.ndarray, n: int) -> list[np.ndarray]:
+    """Per row, the columns of its ``n`` largest positive scores (any order)."""
+    if not scores.size or n <= 0:
+        return [np.zeros(0, dtype=np.int64) for _ in range(scores.shape[0])]
+    n = min(n, scores.shape[1])
+    cols = np.argpartition(-scores, n - 1, axis=1)[:, :n] if n < scores.shape[1] else np.tile(
+        np.arange(scores.shape[1]), (scores.shape[0], 1))
+    keep = np.take_along_axis(scores, cols, axis=1) > 0
+    return [c[k] for c, k in zip(cols, keep, strict=True)]
 
 
 def _strongest_many(pairs: Callable[[np.ndarray, np.ndarray], np.ndarray], hist: np.ndarray, rho: np.ndarray,
                     chosen: np.ndarray, mine: np.ndarray) -> np.ndarray:
-    """``strongest_contributors`` for a batch, at the (event, slot) places ``mine``: the history
-    item h (events x history, padded with rho 0) with the largest ``rho[h] * pairs(h, item)``."""
+    """For the chosen items at the (event, slot) places ``mine``: the history item h (events x
+    history, padded with rho 0) with the largest ``rho[h] * pairs(h, item)``, the first on
+    ties, or -1 where none contributes positively.
+
+    >>> m = np.array([[0., 2., 0.], [1., 0., 3.], [0., 0., 0.]])
+    >>> _strongest_many(dense_pairs(m), np.array([[0, 1]]), np.array([[1.0, 0.5]]), np.array([[1, 2, 0, 7]]),
+    ...                 np.array([[True, True, True, True]])).tolist()
+    [0, 1, 1, -1]
+    """
     e, slot = np.nonzero(mine)
     h = hist[e]                                                           # places x history
     contrib = rho[e] * pairs(h, chosen[e, slot][:, None])

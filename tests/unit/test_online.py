@@ -214,12 +214,12 @@ def test_each_explanation_names_the_strongest_part_and_the_recent_item_behind_it
     checked = 0
     for history in list(histories.values())[:40]:
         recs = ranker.recommend(history, 10)
-        scored = ranker._score(history, set(history))
-        assert scored is not None
-        _, _, weighted, _, _, idx, rho = scored
+        idx, rho = ranker._context(history, ranker.config.history)
+        cand, raw = ranker.candidates([(idx, rho)], [ranker._indices(history)])
+        weighted, _ = ranker._fuse(cand, raw, ranker.fusion.weights)
         for rec in recs:
             j = ranker.index[rec.item_id]
-            parts = weighted[:, j]
+            parts = weighted[int(np.flatnonzero(cand.item == j)[0])]
             component = COMPONENTS[int(np.argmax(parts))] if parts.max() > 0 else "trending"
             assert rec.reason == component
             if component in ("co_occurrence", "regression"):
