@@ -10,7 +10,9 @@ interacted with) before it learns the event: a hit if the event's item is in it
 (DESIGN.md §6). ``--baselines`` runs popularity and item-kNN on the same events in the same
 run. Progress goes to stderr; the last line of stdout is a JSON summary with ``events``,
 ``evaluated``, ``recall_at_10``, ``ndcg_at_10`` and ``events_per_sec`` (the pipeline's own
-time, baselines excluded). Exit 2 with one line for a bad argument or an unreadable input.
+time, baselines excluded), the model's memory per part (``model_bytes``) and its snapshot's
+size, raw and as stored in Cassandra (``snapshot_bytes``). Exit 2 with one line for a bad
+argument or an unreadable input.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from jobs.replay import read_events
 from operators.model.baselines import ItemKNN, Popularity
 from operators.model.metadata import load_titles
 from operators.model.online import COMPONENTS
+from operators.model.snapshot_store import compress
 
 K = 10
 
@@ -98,7 +101,10 @@ def evaluate(path: Path, fmt: str, limit: int | None, baselines: bool, window: i
         # each component alone, on the tests the fusion measures: every 4th, and only those whose
         # item was known (a first-seen item is a miss for everyone), so higher than overall figures
         "components_on_measured_tests": {c: v.summary()["recall_at_10"] for c, v in component_curves.items()},
+        "model_bytes": pipeline.step.ranker.memory(),
     }
+    blob = pipeline.step.ranker.snapshot()
+    summary["snapshot_bytes"] = {"raw": len(blob), "stored": len(compress(blob))}
     if others:
         summary["baselines"] = {b.name: curves[b.name].summary() for b in others}
     curves.update({f"component: {c} (measured tests)": v for c, v in component_curves.items()})

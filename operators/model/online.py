@@ -38,7 +38,9 @@ import torch
 
 from operators.model.candidates import Candidates, ranks_of_targets, segment_max, top_k_per_segment
 from operators.model.components import Cooccurrence, Embeddings, ItemRegression, Trending, dense_pairs
+from operators.model.neighbours import EMPTY
 from operators.model.progress import LearnedEvents
+from operators.model.ranker import FEATURES, GENERATOR_OF, LearnedRanker, ranker_features
 from operators.records import Event, Recommendation, SourcePosition
 
 EVENT_WEIGHTS = {"view": 1.0, "click": 2.0, "add_to_cart": 3.0, "purchase": 5.0}
@@ -72,6 +74,8 @@ class OnlineConfig:
     mmr_candidates: int = 50
     regression_candidates: int = 100      # candidates the regression proposes per request (its best over the head)
     trending_candidates: int = 100        # the trending top-N every request gets as candidates
+    ranker_rate: float = 0.02             # Adam step size of the learned ranker
+    ranker_every: int = 2                 # every n-th taken event is a training example of the learned ranker
 
     def event_weight(self, event: Event) -> float:
         if event.event_type == "rating":     # 1..5 stars -> 0.5..1.5: every rating is a signal
@@ -89,10 +93,11 @@ class Interaction:
 
 @dataclass
 class AdaptiveFusion:
-    """Weights over the components, chosen online: a grid of blends is scored on every event
-    (would the blend's top-10 have held the event's item?), each blend keeps an exponentially
-    weighted hit rate, and the fused score uses the best blend so far. Each component's own
-    hit rate is kept too, for reports."""
+    """Weights over the components, chosen online: a grid of blends and the learned ranker
+    (ranker.py) are scored on every measured event (would its top-10 have held the event's
+    item?), each keeps an exponentially weighted hit rate, and the scores come from the best
+    so far. Each component's own hit rate is kept too, for reports. A measurement is the
+    blends' hits, then the learned ranker's, then the components'."""
 
     rate: float
     blends: np.ndarray = field(default_factory=lambda: np.array(
@@ -101,8 +106,8 @@ class AdaptiveFusion:
     component_hits: np.ndarray = field(default_factory=lambda: np.zeros(len(COMPONENTS)))
 
     def __post_init__(self) -> None:
-        if self.blend_hits.size != len(self.blends):
-            self.blend_hits = np.zeros(len(self.blends))
+        if self.blend_hits.size != len(self.blends) + 1:
+            self.blend_hits = np.zeros(len(self.blends) + 1)        # the last: the learned ranker
             # until evidence arrives, the blend that leans on co-occurrence, then regression
             self.blend_hits[self._index_of((1, 0.5, 0, 0.05))] = 1e-9
 
@@ -110,15 +115,22 @@ class AdaptiveFusion:
         return int(np.flatnonzero((self.blends == np.array(weights)).all(axis=1))[0])
 
     @property
+    def learned(self) -> bool:
+        """Whether the learned ranker measures best (then it orders the lists)."""
+        return int(np.argmax(self.blend_hits)) == len(self.blends)
+
+    @property
     def weights(self) -> np.ndarray:
-        return self.blends[int(np.argmax(self.blend_hits))]
+        """The best blend's weights (the best of the blends when the learned ranker leads:
+        they still scale the parts an explanation names)."""
+        return self.blends[int(np.argmax(self.blend_hits[: len(self.blends)]))]
 
     def component_hits_of(self, hits: np.ndarray) -> np.ndarray:
         """The per-component part of a measurement (reports)."""
-        return hits[len(self.blends):]
+        return hits[len(self.blends) + 1:]
 
     def apply(self, hits: np.ndarray) -> None:
-        nb = len(self.blends)
+        nb = len(self.blends) + 1
         self.blend_hits += self.rate * (hits[:nb] - self.blend_hits)
         self.component_hits += self.rate * (hits[nb:] - self.component_hits)
 
@@ -134,12 +146,14 @@ class OnlineRanker:
         self.embedding = Embeddings(c.dim, c.learning_rate, c.negatives, c.batch_size, c.seed)
         self.trending = Trending(c.trending_half_life_ms)
         self.fusion = AdaptiveFusion(c.fusion_rate)
+        self.learned = LearnedRanker(c.seed, c.ranker_rate, c.ranker_every)
         self.progress = LearnedEvents()
         self.learned_events = 0           # events taken: learned, or pending in the current batch
         self.pending: list[tuple[Interaction, np.ndarray | None]] = []
         self.observed = 0
         self.titles: dict[str, str] = {}     # item metadata, when loaded (not part of the snapshot)
         self._trending: np.ndarray | None = None     # the trending top-N as of the last boundary
+        self._trending_mask = np.zeros(0, dtype=bool)   # the same, as a mask over the items
 
     @property
     def positions(self) -> dict[int, int]:
@@ -173,6 +187,7 @@ class OnlineRanker:
         if not batch:
             return
         c = self.config
+        self._train_learned(batch, self.learned_events - len(batch))
         items = np.array([self._add_item(it.event.item_id) for it, _ in batch], dtype=np.int64)
         weights = np.array([c.event_weight(it.event) for it, _ in batch])
         contexts = [self._context(it.history, c.history) for it, _ in batch]
@@ -190,6 +205,29 @@ class OnlineRanker:
                 self.fusion.apply(measured)
         self.regression.boundary(len(self.item_ids), self.learned_events - len(batch), self.learned_events)
         self._trending = None
+
+    def _train_learned(self, batch: list[tuple[Interaction, np.ndarray | None]], first: int) -> None:
+        """One step of the learned ranker on the batch's examples (every ``ranker_every``-th
+        taken event, counted from ``first``, whose item and history the model knows), each
+        asked of the model as of the batch's start, excluding the history's items."""
+        examples = [it for n, (it, _) in enumerate(batch) if (first + n) % self.config.ranker_every == 0
+                    and it.history and it.event.item_id in self.index]
+        contexts = [self._context(it.history, self.config.history) for it in examples]
+        keep = [n for n, (h, _) in enumerate(contexts) if h.size]
+        if not keep:
+            return
+        contexts = [contexts[n] for n in keep]
+        targets = np.array([self.index[examples[n].event.item_id] for n in keep], dtype=np.int64)
+        scored = self.candidates(contexts, [h for h, _ in contexts])
+        rows = _rows_of(scored.cand, targets)
+        found = rows >= 0
+        if not found.any():
+            return
+        chosen = np.isin(scored.cand.request, np.flatnonzero(found))
+        starts = np.concatenate([[0], np.cumsum(np.diff(scored.cand.starts)[found])])
+        offsets = np.cumsum(np.concatenate([[0], np.diff(scored.cand.starts)[found]]))[:-1]
+        local = rows[found] - scored.cand.starts[:-1][found] + offsets
+        self.learned.learn(scored.features[chosen], starts, local)
 
     def flush(self) -> None:
         """Learn the pending batch now, off the boundary (offline tools at the end of their
@@ -215,12 +253,13 @@ class OnlineRanker:
 
     # -- scoring ----------------------------------------------------------------------------
     def candidates(self, contexts: Sequence[tuple[np.ndarray, np.ndarray]], excluded: Sequence[np.ndarray],
-                   everything: np.ndarray | None = None) -> tuple[Candidates, np.ndarray]:
+                   everything: np.ndarray | None = None) -> Scored:
         """The candidates of a batch of requests (each: its history context and the indices of
-        the items it may not get) and their raw scores, rows x components. Generators: the
-        neighbours of the recent items, the regression's best over its head, trending top-N.
-        The embedding's scores (the costly column) are left at 0 unless the current blend
-        weighs it or ``everything`` (per request) asks for all components."""
+        the items it may not get), their raw scores (rows x components), the scores scaled per
+        request, and the learned ranker's features. Generators: the neighbours of the recent
+        items, the regression's best over its head, the trending top-N. The embedding's scores
+        (the costly column) are left at 0 unless the current blend weighs it or ``everything``
+        (per request) asks for all components."""
         c, n, requests = self.config, len(self.item_ids), len(contexts)
         k = c.knn_history
         short = [(h[:k], r[:k]) for h, r in contexts]
@@ -228,8 +267,9 @@ class OnlineRanker:
         rows, at = np.unique(hist, return_inverse=True)
         ids, values = self.cooc.neighbours_of(rows)
         head = self.regression.head_scores(list(contexts), n)                   # requests x head
-        cand = Candidates.gather(requests, owner, at, rho, ids, values, self._trending_top(),
-                                 _best_per_row(head, c.regression_candidates), excluded, n)
+        proposed, floor = _best_per_row(head, c.regression_candidates)
+        trend = self._trending_top()
+        cand = Candidates.gather(requests, owner, at, rho, ids, values, trend, proposed, excluded, n)
         raw = np.zeros((len(cand), len(COMPONENTS)))
         raw[:, 0] = cand.cooc / np.maximum(self.counts[cand.item], 1.0) ** self.cooc.beta
         inside = cand.item < head.shape[1]
@@ -239,7 +279,42 @@ class OnlineRanker:
         if embed.any():
             raw[embed, 2] = self.embedding.score_rows(short, cand.request[embed], cand.item[embed], n)
         raw[:, 3] = self.trending.values_of(cand.item)
-        return cand, raw
+        scale = np.maximum(np.stack([segment_max(np.abs(raw[:, j]), cand.starts) for j in range(raw.shape[1])],
+                                    axis=1), 1e-12)
+        norm = raw / scale[cand.request]
+        by_regression = np.zeros(len(cand), dtype=bool)
+        by_regression[inside] = raw[inside, 1] >= floor[cand.request[inside]]
+        history = np.log1p([h.size for h, _ in contexts]) / np.log1p(c.history)
+        last = self._last_item_evidence(contexts, cand)
+        last /= np.maximum(segment_max(last, cand.starts), 1e-12)[cand.request]
+        popularity = np.log1p(self.counts[cand.item]) / np.log1p(max(float(self.counts.max()), 1.0))
+        return Scored(cand, raw, norm, ranker_features(norm, last, cand.cooc > 0, by_regression,
+                                                       self._trending_mask[cand.item], popularity,
+                                                       history[cand.request]))
+
+    def _last_item_evidence(self, contexts: Sequence[tuple[np.ndarray, np.ndarray]], cand: Candidates) -> np.ndarray:
+        """Per candidate row, its co-occurrence with the request's most recent item alone
+        (normalised like the co-occurrence score): the sequence signal the recency-weighted
+        sum dilutes."""
+        last = np.array([h[0] if h.size else -1 for h, _ in contexts], dtype=np.int64)
+        asking = np.flatnonzero(last >= 0)
+        out = np.zeros(len(cand))
+        if not asking.size or not len(cand):
+            return out
+        ids, values = self.cooc.neighbours_of(last[asking])
+        span = np.int64(max(int(cand.item.max()), int(ids.max(initial=0))) + 1)
+        keep = ids != EMPTY
+        if not keep.any():
+            return out
+        keys = (np.repeat(asking, ids.shape[1]).reshape(ids.shape)[keep] * span + ids[keep])
+        order = np.argsort(keys, kind="stable")
+        keys, values = keys[order], values[keep][order]
+        wanted = cand.request * span + cand.item
+        at = np.minimum(np.searchsorted(keys, wanted), keys.size - 1)
+        found = keys[at] == wanted
+        alpha = np.maximum(self.counts[last[cand.request]], 1.0) ** self.cooc.alpha
+        out = np.where(found, values[at], 0.0) / alpha
+        return out / np.maximum(self.counts[cand.item], 1.0) ** self.cooc.beta
 
     def _trending_top(self) -> np.ndarray:
         """The trending top-N item indices (they change only at learning boundaries)."""
@@ -247,18 +322,21 @@ class OnlineRanker:
             n = len(self.item_ids)
             self._trending = np.array(top_k_indices(self.trending.scores(n), min(self.config.trending_candidates, n)),
                                       dtype=np.int64)
+            self._trending_mask = np.zeros(n, dtype=bool)
+            self._trending_mask[self._trending] = True
         return self._trending
 
-    def _fuse(self, cand: Candidates, raw: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Each component scaled per request to at most 1 over the request's candidates, the
-        weighted parts (rows x components) and the fused total; ties go to the more trending
-        item (a user with nothing else to go on gets the trending list, whatever the blend)."""
-        scale = np.maximum(np.stack([segment_max(np.abs(raw[:, j]), cand.starts) for j in range(raw.shape[1])],
-                                    axis=1), 1e-12)
-        norm = raw / scale[cand.request]
-        weighted = norm * weights
-        total = weighted.sum(axis=1) + TIE_BREAK * norm[:, COMPONENTS.index("trending")]
-        return weighted, total
+    def _fuse(self, scored: Scored) -> tuple[np.ndarray, np.ndarray]:
+        """The weighted parts (rows x components) and the fused total: the best blend's sum
+        of the scaled scores, or the learned ranker's score when it measures best (its parts:
+        each feature's contribution, summed per generator). Ties go to the more trending item
+        (a user with nothing else to go on gets the trending list, whatever the blend)."""
+        tie = TIE_BREAK * scored.norm[:, COMPONENTS.index("trending")]
+        if self.fusion.learned:
+            weighted = self.learned.contributions(scored.features) @ _GENERATOR_MATRIX
+            return weighted, weighted.sum(axis=1) + tie
+        weighted = scored.norm * self.fusion.weights
+        return weighted, weighted.sum(axis=1) + tie
 
     def observe(self, history: Sequence[str], exclude: set[str], item_id: str, k: int = 10,
                 fusion_only: bool = False) -> tuple[int | None, np.ndarray | None]:
@@ -294,40 +372,39 @@ class OnlineRanker:
         if not asked:
             return out
         contexts = [self._context(requests[n][0], self.config.history) for n in asked]
-        cand, raw = self.candidates(contexts, [requests[n][1] for n in asked], np.array(measured))
+        scored = self.candidates(contexts, [requests[n][1] for n in asked], np.array(measured))
         t = np.array(targets, dtype=np.int64)
         if self.config.mmr_lambda < 1.0:
-            ranks = np.array([self._diversified_rank(cand, raw, row, int(t[row]), k) for row in range(len(asked))])
+            total = self._fuse(scored)[1]
+            ranks = np.array([self._diversified_rank(scored, total, row, int(t[row]), k) for row in range(len(asked))])
         else:
-            ranks = ranks_of_targets(self._fuse(cand, raw, self.fusion.weights)[1], cand.item, cand.starts, t)
-        hits = self._measure(cand, raw, t, np.array(measured), k)
+            ranks = ranks_of_targets(self._fuse(scored)[1], scored.cand.item, scored.cand.starts, t)
+        hits = self._measure(scored, t, np.array(measured), k)
         for row, n in enumerate(asked):
             rank = int(ranks[row])
             out[n] = (rank if 0 <= rank < k else -1, hits[row] if measured[row] else None)
         return out
 
-    def _measure(self, cand: Candidates, raw: np.ndarray, targets: np.ndarray, measured: np.ndarray,
-                 k: int) -> np.ndarray:
-        """The fusion's measurement of the measured requests: whether each blend's, then each
-        component's, top-k held the target (requests x (blends + components); a target
-        that is not a candidate is a miss for all)."""
-        hits = np.zeros((targets.size, len(self.fusion.blends) + len(COMPONENTS)), dtype=bool)
+    def _measure(self, scored: Scored, targets: np.ndarray, measured: np.ndarray, k: int) -> np.ndarray:
+        """The fusion's measurement of the measured requests: whether each blend's, the
+        learned ranker's, then each component's top-k held the target (requests x columns; a
+        target that is not a candidate is a miss for all)."""
+        cand = scored.cand
+        hits = np.zeros((targets.size, len(self.fusion.blends) + 1 + len(COMPONENTS)), dtype=bool)
         rows = np.flatnonzero(measured)
         if not rows.size:
             return hits
         keep = np.isin(cand.request, rows)
-        sub = Candidates(np.searchsorted(rows, cand.request[keep]), cand.item[keep], cand.cooc[keep],
-                         np.concatenate([[0], np.cumsum(np.diff(cand.starts)[rows])]))
-        scale = np.maximum(np.stack([segment_max(np.abs(raw[keep, j]), sub.starts) for j in range(raw.shape[1])],
-                                    axis=1), 1e-12)
-        norm = raw[keep] / scale[sub.request]
-        columns = np.concatenate([norm @ self.fusion.blends.T, norm], axis=1)
-        ranks = ranks_of_targets(columns, sub.item, sub.starts, targets[rows])
+        starts = np.concatenate([[0], np.cumsum(np.diff(cand.starts)[rows])])
+        norm = scored.norm[keep]
+        columns = np.concatenate([norm @ self.fusion.blends.T, self.learned.score(scored.features[keep])[:, None],
+                                  norm], axis=1)
+        ranks = ranks_of_targets(columns, cand.item[keep], starts, targets[rows])
         hits[rows] = (ranks >= 0) & (ranks < k)
         return hits
 
-    def _diversified_rank(self, cand: Candidates, raw: np.ndarray, row: int, target: int, k: int) -> int:
-        chosen = self._choose(cand, raw, row, k)[0]
+    def _diversified_rank(self, scored: Scored, total: np.ndarray, row: int, target: int, k: int) -> int:
+        chosen = [int(scored.cand.item[r]) for r in self._choose(scored, total, row, k)]
         return chosen.index(target) if target in chosen else -1
 
     def recommend(self, history: Sequence[str], k: int, exclude: set[str] | None = None) -> list[Recommendation]:
@@ -342,30 +419,29 @@ class OnlineRanker:
         if k <= 0 or not self.item_ids or not requests:
             return [[] for _ in requests]
         contexts = [self._context(h, self.config.history) for h, _ in requests]
-        cand, raw = self.candidates(contexts, [x for _, x in requests])
-        weighted, total = self._fuse(cand, raw, self.fusion.weights)
+        scored = self.candidates(contexts, [x for _, x in requests])
+        weighted, total = self._fuse(scored)
         if self.config.mmr_lambda < 1.0:
             rows = np.full((len(requests), k), -1, dtype=np.int64)
             for r in range(len(requests)):
-                picked = self._choose(cand, raw, r, k)[1]
+                picked = self._choose(scored, total, r, k)
                 rows[r, : len(picked)] = picked
         else:
-            rows = top_k_per_segment(total, cand.item, cand.starts, k)
-        return self._explain_many(rows, cand, total, weighted, contexts)
+            rows = top_k_per_segment(total, scored.cand.item, scored.cand.starts, k)
+        return self._explain_many(rows, scored.cand, total, weighted, contexts)
 
-    def _choose(self, cand: Candidates, raw: np.ndarray, row: int, k: int) -> tuple[list[int], list[int]]:
+    def _choose(self, scored: Scored, total: np.ndarray, row: int, k: int) -> list[int]:
         """One request's top-k re-ranked by maximal marginal relevance among its best
-        ``mmr_candidates``: (items, candidate rows)."""
-        lo, hi = int(cand.starts[row]), int(cand.starts[row + 1])
-        sub = Candidates(np.zeros(hi - lo, dtype=np.int64), cand.item[lo:hi], cand.cooc[lo:hi], np.array([0, hi - lo]))
-        total = self._fuse(sub, raw[lo:hi], self.fusion.weights)[1]
-        pool = top_k_per_segment(total, sub.item, sub.starts, max(k, self.config.mmr_candidates))[0]
+        ``mmr_candidates``: their candidate rows."""
+        lo, hi = int(scored.cand.starts[row]), int(scored.cand.starts[row + 1])
+        items, sub = scored.cand.item[lo:hi], total[lo:hi]
+        pool = top_k_per_segment(sub, items, np.array([0, hi - lo]), max(k, self.config.mmr_candidates))[0]
         pool = pool[pool >= 0]
         if not pool.size:
-            return [], []
-        picked = [int(pool[j]) for j in mmr(total[pool], self.cooc.similarity(sub.item[pool], self.counts),
-                                            min(k, pool.size), self.config.mmr_lambda)]
-        return [int(sub.item[p]) for p in picked], [lo + p for p in picked]
+            return []
+        picked = mmr(sub[pool], self.cooc.similarity(items[pool], self.counts), min(k, pool.size),
+                     self.config.mmr_lambda)
+        return [lo + int(pool[j]) for j in picked]
 
     def _explain_many(self, rows: np.ndarray, cand: Candidates, total: np.ndarray, weighted: np.ndarray,
                       contexts: Sequence[tuple[np.ndarray, np.ndarray]]) -> list[list[Recommendation]]:
@@ -412,10 +488,22 @@ class OnlineRanker:
         index = self.index
         return np.array([index[i] for i in items if i in index], dtype=np.int64)
 
+    def memory(self) -> dict[str, int]:
+        """Bytes held by each part of the model (the arrays; Python objects of the catalogue aside)."""
+        nb, reg, emb = self.cooc.neighbours, self.regression, self.embedding
+        return {"items": len(self.item_ids), "neighbours": nb.nbytes,
+                "regression": reg.gram.nbytes + reg.weights.nbytes,
+                "embedding": sum(t.element_size() * t.nelement() for t in (emb.inp, emb.out, emb.bias)),
+                "trending_and_counts": self.trending.values.nbytes + self.counts.nbytes}
+
     def fusion_report(self) -> dict[str, object]:
         return {"weights": dict(zip(COMPONENTS, self.fusion.weights.tolist(), strict=True)),
                 "component_hit_rate": dict(zip(COMPONENTS, self.fusion.component_hits.round(4).tolist(),
-                                               strict=True))}
+                                               strict=True)),
+                "learned_ranker": {"leads": self.fusion.learned,
+                                   "hit_rate": round(float(self.fusion.blend_hits[-1]), 4),
+                                   "best_blend_hit_rate": round(float(self.fusion.blend_hits[:-1].max()), 4),
+                                   "weights": self.learned.report()}}
 
     # -- state ------------------------------------------------------------------------------
     def snapshot(self) -> bytes:
@@ -423,7 +511,7 @@ class OnlineRanker:
         e = self.embedding
         solving = self.regression.solved() if self.regression.solving is not None else None
         state = {
-            "format": 5, "config": asdict(self.config), "item_ids": self.item_ids,
+            "format": 6, "config": asdict(self.config), "item_ids": self.item_ids,
             "counts": torch.from_numpy(self.counts[:n].copy()),
             "neighbour_ids": torch.from_numpy(self.cooc.neighbours.ids[:n].copy()),
             "neighbour_counts": torch.from_numpy(self.cooc.neighbours.counts[:n].copy()),
@@ -440,6 +528,7 @@ class OnlineRanker:
             "trending": torch.from_numpy(self.trending.values.copy()), "trending_clock": self.trending.clock,
             "blend_hits": torch.from_numpy(self.fusion.blend_hits.copy()),
             "component_hits": torch.from_numpy(self.fusion.component_hits.copy()),
+            "learned": self.learned.state(),
             "progress": self.progress.to_state(), "learned_events": self.learned_events,
             "observed": self.observed,
             "pending": [[e.event_id, e.user_id, e.item_id, e.event_type, e.value, e.ts, e.position.partition,
@@ -453,7 +542,7 @@ class OnlineRanker:
     @classmethod
     def restore(cls, data: bytes, config: OnlineConfig | None = None) -> OnlineRanker:
         state = torch.load(io.BytesIO(data), weights_only=True)
-        if state.get("format") != 5:     # 4: a dense co-occurrence matrix
+        if state.get("format") != 6:     # 5: no learned ranker; 4: a dense co-occurrence matrix
             raise ValueError(f"not an OnlineRanker snapshot (format {state.get('format')!r})")
         r = cls(config or OnlineConfig(**state["config"]))
         r.item_ids = list(state["item_ids"])
@@ -481,6 +570,7 @@ class OnlineRanker:
         r.trending.clock = state["trending_clock"]
         r.fusion.blend_hits = state["blend_hits"].numpy().copy()
         r.fusion.component_hits = state["component_hits"].numpy().copy()
+        r.learned.load(state["learned"])
         r.progress = LearnedEvents.from_state(state["progress"])
         r.learned_events = int(state["learned_events"])
         r.observed = int(state["observed"])
@@ -490,15 +580,46 @@ class OnlineRanker:
         return r
 
 
-def _best_per_row(scores: np.ndarray, n: int) -> list[np.ndarray]:
-    """Per row, the columns of its ``n`` largest positive scores (any order)."""
+@dataclass(frozen=True)
+class Scored:
+    """A batch of requests' candidates and what is known of each candidate row."""
+
+    cand: Candidates
+    raw: np.ndarray          # rows x COMPONENTS: the components' raw scores
+    norm: np.ndarray         # the same, scaled per request to at most 1 in absolute value
+    features: np.ndarray     # rows x ranker.FEATURES: what the learned ranker sees
+
+
+# Which component each learned-ranker feature speaks for (explanations): features x components.
+_GENERATOR_MATRIX = np.array([[1.0 if GENERATOR_OF[f] == c else 0.0 for c in COMPONENTS] for f in FEATURES])
+
+
+def _rows_of(cand: Candidates, targets: np.ndarray) -> np.ndarray:
+    """Per request, the candidate row holding its target item (-1: not a candidate)."""
+    out = np.full(targets.size, -1, dtype=np.int64)
+    hit = np.flatnonzero(cand.item == targets[cand.request])
+    out[cand.request[hit]] = hit
+    return out
+
+
+def _best_per_row(scores: np.ndarray, n: int) -> tuple[list[np.ndarray], np.ndarray]:
+    """Per row, the columns of its ``n`` largest positive scores (any order), and the smallest
+    of them (inf where none is positive).
+
+    >>> cols, floor = _best_per_row(np.array([[3.0, -1.0, 2.0], [0.0, 0.0, 0.0]]), 2)
+    >>> [sorted(c.tolist()) for c in cols], floor.tolist()
+    ([[0, 2], []], [2.0, inf])
+    """
+    rows = scores.shape[0]
     if not scores.size or n <= 0:
-        return [np.zeros(0, dtype=np.int64) for _ in range(scores.shape[0])]
+        return [np.zeros(0, dtype=np.int64) for _ in range(rows)], np.full(rows, np.inf)
     n = min(n, scores.shape[1])
     cols = np.argpartition(-scores, n - 1, axis=1)[:, :n] if n < scores.shape[1] else np.tile(
-        np.arange(scores.shape[1]), (scores.shape[0], 1))
-    keep = np.take_along_axis(scores, cols, axis=1) > 0
-    return [c[k] for c, k in zip(cols, keep, strict=True)]
+        np.arange(scores.shape[1]), (rows, 1))
+    chosen = np.take_along_axis(scores, cols, axis=1)
+    keep = chosen > 0
+    floor = np.where(keep, chosen, np.inf).min(axis=1)
+    return [c[k] for c, k in zip(cols, keep, strict=True)], floor
 
 
 def _strongest_many(pairs: Callable[[np.ndarray, np.ndarray], np.ndarray], hist: np.ndarray, rho: np.ndarray,

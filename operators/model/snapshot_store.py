@@ -39,6 +39,11 @@ DEFAULT_REPLICATION = "{'class': 'SimpleStrategy', 'replication_factor': 1}"
 _REPLICATION = re.compile(r"^\{[\w\s'\":,.-]+\}$")
 
 
+
+def compress(blob: bytes) -> bytes:
+    """How snapshot chunks are stored ("zlib" in the manifest): level 1, fast on the writer thread."""
+    return zlib.compress(blob, 1)
+
 @dataclass(frozen=True)
 class SnapshotInfo:
     version: int
@@ -148,7 +153,7 @@ class SnapshotStore:
              lineage: str = "", shard: int = 0, shards: int = 1, created_ms: int | None = None) -> SnapshotInfo:
         """Write a new version: reserve its number, chunks, then the manifest. Returns the manifest."""
         version = self._reserve(shard, shards)
-        stored = zlib.compress(blob, 1)
+        stored = compress(blob)
         chunks = [stored[i:i + self.chunk_bytes] for i in range(0, len(stored), self.chunk_bytes)] or [b""]
         insert = self.session.prepare(
             f"INSERT INTO {self.keyspace}.snapshot_chunks (model, version, chunk, data) VALUES (?, ?, ?, ?)")

@@ -92,8 +92,64 @@ def test_candidates_per_request_are_bounded_whatever_the_catalogue() -> None:
         h.append(item)
     assert len(ranker.item_ids) > 1_500
     contexts = [ranker._context(h, config.history) for h in history.values()]
-    cand, raw = ranker.candidates(contexts, [ranker._indices(h) for h in history.values()])
+    scored = ranker.candidates(contexts, [ranker._indices(h) for h in history.values()])
+    cand, raw = scored.cand, scored.raw
     per_request = np.diff(cand.starts)
     bound = config.knn_history * config.neighbours + config.regression_candidates + config.trending_candidates
     assert per_request.max() <= bound < len(ranker.item_ids) / 10
-    assert raw.shape == (len(cand), 4) and np.isfinite(raw).all()
+    assert raw.shape == (len(cand), 4) and np.isfinite(raw).all() and np.isfinite(scored.features).all()
+
+
+def test_the_learned_ranker_finds_the_feature_that_predicts_the_next_item() -> None:
+    # Each request: 30 candidates; the positive is the one with the highest "last item"
+    # evidence, while the summed co-occurrence score is noise.
+    from operators.model.ranker import FEATURES, LearnedRanker
+
+    rnd = np.random.default_rng(4)
+    col = FEATURES.index("co_occurrence last item")
+
+    def batch(requests: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        x = rnd.random((requests * 30, len(FEATURES)))
+        starts = np.arange(0, requests * 30 + 1, 30)
+        targets = starts[:-1] + np.argmax(x[:, col].reshape(requests, 30), axis=1)
+        return x, starts, targets
+
+    ranker = LearnedRanker(seed=3, lr=0.05)
+    x, starts, targets = batch(200)
+    before = (np.argmax(ranker.score(x).reshape(200, 30), axis=1) + starts[:-1] == targets).mean()
+    for _ in range(600):
+        ranker.learn(*batch(16))
+    after = (np.argmax(ranker.score(x).reshape(200, 30), axis=1) + starts[:-1] == targets).mean()
+    assert before < 0.1 and after > 0.8          # chance is 1 in 30
+    weights = ranker.report()
+    assert max(weights, key=lambda f: abs(weights[f])) == "co_occurrence last item"
+
+
+def test_when_the_learned_ranker_leads_it_orders_the_lists_and_names_the_reasons() -> None:
+    from operators.model.ranker import GENERATOR_OF
+
+    ranker = OnlineRanker(OnlineConfig(learn_every=32, batch_size=32, refit_every=500))
+    rnd = random.Random(6)
+    history: dict[str, list[str]] = {}
+    for n in range(3_000):
+        user = f"u{rnd.randrange(100)}"
+        item = f"i{(int(user[1:]) % 5) * 10 + rnd.randrange(10)}"
+        h = history.setdefault(user, [])
+        ranker.learn([Interaction(Event(f"e{n}", user, item, "click", None, n), tuple(h))])
+        h.append(item)
+    ranker.fusion.blend_hits[-1] = ranker.fusion.blend_hits.max() + 0.1     # as if it had measured best
+    assert ranker.fusion.learned
+    h = history["u7"]
+    recs = ranker.recommend(h, 5)
+    idx, rho = ranker._context(h, ranker.config.history)
+    scored = ranker.candidates([(idx, rho)], [ranker._indices(h)])
+    scores = ranker.learned.score(scored.features)
+    parts = ranker.learned.contributions(scored.features)
+    best = np.argsort(-scores, kind="stable")[:5]
+    assert [r.item_id for r in recs] == [ranker.item_ids[int(scored.cand.item[b])] for b in best]
+    for rec, row in zip(recs, best, strict=True):
+        by_generator: dict[str, float] = {}
+        for f, part in zip(GENERATOR_OF, parts[row], strict=True):
+            by_generator[GENERATOR_OF[f]] = by_generator.get(GENERATOR_OF[f], 0.0) + part
+        strongest = max(by_generator, key=lambda g: by_generator[g])
+        assert rec.reason == (strongest if by_generator[strongest] > 0 else "trending")

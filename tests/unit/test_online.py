@@ -215,8 +215,8 @@ def test_each_explanation_names_the_strongest_part_and_the_recent_item_behind_it
     for history in list(histories.values())[:40]:
         recs = ranker.recommend(history, 10)
         idx, rho = ranker._context(history, ranker.config.history)
-        cand, raw = ranker.candidates([(idx, rho)], [ranker._indices(history)])
-        weighted, _ = ranker._fuse(cand, raw, ranker.fusion.weights)
+        scored = ranker.candidates([(idx, rho)], [ranker._indices(history)])
+        cand, (weighted, _) = scored.cand, ranker._fuse(scored)
         for rec in recs:
             j = ranker.index[rec.item_id]
             parts = weighted[int(np.flatnonzero(cand.item == j)[0])]

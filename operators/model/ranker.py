@@ -1,0 +1,109 @@
+"""The learned ranker: a torch model over each candidate's features, trained online with the
+next event's item as the positive and the request's other candidates as negatives (a softmax
+over the candidates, one Adam step per learning batch).
+
+Features of a candidate (``FEATURES``): the generators' scores, scaled per request as the
+fusion scales them; whether each generator proposed it; its popularity; and the same scores
+crossed with the request's context (how long the user's history is), so that how much each
+generator counts can depend on who is asking. The scorer is linear in these features, so each feature's
+contribution to a score (weight x value) is exact and names the reason of a recommendation.
+
+Training is deterministic by events: the examples of a batch are the batch's own events
+(every ``every``-th taken event), their candidates come from the model as of the batch's start,
+and the step runs on one thread, so replaying the update log gives the same weights bit for
+bit. The model and Adam's moments are part of the snapshot.
+
+>>> r = LearnedRanker(seed=1)
+>>> x = np.zeros((3, len(FEATURES))); x[0, 0] = 1.0                  # one request, three candidates
+>>> for _ in range(50):
+...     r.learn(x, np.array([0, 3]), np.array([0]))
+>>> int(np.argmax(r.score(x)))
+0
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+FEATURES = (
+    "co_occurrence", "regression", "trending",                        # scaled scores
+    "co_occurrence last item",                                        # with the most recent item alone
+    "by_co_occurrence", "by_regression", "by_trending",               # proposed by
+    "popularity",                                                     # log count / log max count
+    "co_occurrence x history", "regression x history", "trending x history",   # x log history length
+)
+GENERATOR_OF = {f: f.split(" ")[0].removeprefix("by_").replace("popularity", "trending") for f in FEATURES}
+
+
+def ranker_features(norm: np.ndarray, last: np.ndarray, by_cooc: np.ndarray, by_regression: np.ndarray,
+                    by_trending: np.ndarray, popularity: np.ndarray, history: np.ndarray) -> np.ndarray:
+    """The ``FEATURES`` of candidate rows: ``norm`` is rows x (co-occurrence, regression,
+    embedding, trending) scaled per request; the rest are per row."""
+    scores = norm[:, [0, 1, 3]]
+    return np.column_stack([scores, last, by_cooc, by_regression, by_trending, popularity,
+                            scores * history[:, None]]).astype(np.float64)
+
+
+class LearnedRanker:
+    def __init__(self, seed: int = 7, lr: float = 0.02, every: int = 2) -> None:
+        self.lr, self.every = lr, every
+        g = torch.Generator().manual_seed(seed)
+        self.weights = torch.randn(len(FEATURES), generator=g) * 0.01
+        self.weights[0] = 1.0                      # start where the fusion starts: co-occurrence first
+        self.optimizer_state: dict[str, torch.Tensor] = {"m": torch.zeros(len(FEATURES)),
+                                                         "v": torch.zeros(len(FEATURES))}
+        self.steps = 0
+
+    def score(self, features: np.ndarray) -> np.ndarray:
+        return features @ self.weights.numpy().astype(np.float64)
+
+    def contributions(self, features: np.ndarray) -> np.ndarray:
+        """Each feature's part of each score (rows x features): the explanation."""
+        return features * self.weights.numpy().astype(np.float64)
+
+    def learn(self, features: np.ndarray, starts: np.ndarray, targets: np.ndarray) -> None:
+        """One Adam step on the requests of a batch: ``starts`` delimits each request's
+        candidate rows, ``targets`` is the row of its event's item (each request has one)."""
+        if not targets.size:
+            return
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)          # a replay on another core count must give the same sums
+        try:
+            self._step(torch.from_numpy(features), starts, torch.from_numpy(targets))
+        finally:
+            torch.set_num_threads(threads)
+
+    def _step(self, x: torch.Tensor, starts: np.ndarray, targets: torch.Tensor) -> None:
+        sizes = np.diff(starts)
+        requests, width = sizes.size, int(sizes.max())
+        owner = torch.from_numpy(np.repeat(np.arange(requests), sizes))
+        slot = torch.from_numpy(np.arange(starts[-1]) - np.repeat(starts[:-1], sizes))
+        w = self.weights.clone().requires_grad_()
+        padded = torch.full((requests, width), -torch.inf, dtype=x.dtype)
+        padded = padded.index_put((owner, slot), x @ w.to(x.dtype))
+        target_slot = targets - torch.from_numpy(starts[:-1])
+        loss = torch.nn.functional.cross_entropy(padded, target_slot, reduction="mean")
+        loss.backward()
+        assert w.grad is not None
+        grad = w.grad.detach()
+        m, v = self.optimizer_state["m"], self.optimizer_state["v"]
+        self.steps += 1
+        m.mul_(0.9).add_(grad, alpha=0.1)
+        v.mul_(0.999).addcmul_(grad, grad, value=0.001)
+        m_hat = m / (1 - 0.9 ** self.steps)
+        v_hat = v / (1 - 0.999 ** self.steps)
+        self.weights = (self.weights - self.lr * m_hat / (v_hat.sqrt() + 1e-8)).detach()
+
+    def state(self) -> dict[str, object]:
+        return {"weights": self.weights.clone(), "m": self.optimizer_state["m"].clone(),
+                "v": self.optimizer_state["v"].clone(), "steps": self.steps}
+
+    def load(self, state: dict[str, object]) -> None:
+        weights, m, v = state["weights"], state["m"], state["v"]
+        assert isinstance(weights, torch.Tensor) and isinstance(m, torch.Tensor) and isinstance(v, torch.Tensor)
+        self.weights, self.optimizer_state = weights.clone(), {"m": m.clone(), "v": v.clone()}
+        self.steps = int(state["steps"])  # type: ignore[call-overload]
+
+    def report(self) -> dict[str, float]:
+        return {f: round(float(w), 4) for f, w in zip(FEATURES, self.weights.tolist(), strict=True)}
