@@ -86,6 +86,19 @@ class Candidates:
         owner, item, value = owner[allowed], product.indices[allowed].astype(np.int64), value[allowed]
         return cls(owner, item, np.where(value > 1e-20, value, 0.0), np.searchsorted(owner, np.arange(requests + 1)))
 
+    def select(self, requests: np.ndarray) -> tuple[Candidates, np.ndarray]:
+        """The candidates of ``requests`` (ascending), renumbered 0.., and the mask of their
+        rows here (to pick the rows of arrays that run beside these).
+
+        >>> c = Candidates(np.array([0, 1, 1, 2]), np.array([5, 6, 7, 8]), np.zeros(4), np.array([0, 1, 3, 4]))
+        >>> sub, keep = c.select(np.array([1, 2]))
+        >>> sub.request.tolist(), sub.item.tolist(), sub.starts.tolist(), keep.tolist()
+        ([0, 0, 1], [6, 7, 8], [0, 2, 3], [False, True, True, True])
+        """
+        keep = np.isin(self.request, requests)
+        starts = np.concatenate([[0], np.cumsum(np.diff(self.starts)[requests])])
+        return Candidates(np.searchsorted(requests, self.request[keep]), self.item[keep], self.cooc[keep], starts), keep
+
     def __len__(self) -> int:
         return int(self.item.size)
 

@@ -223,11 +223,9 @@ class OnlineRanker:
         found = rows >= 0
         if not found.any():
             return
-        chosen = np.isin(scored.cand.request, np.flatnonzero(found))
-        starts = np.concatenate([[0], np.cumsum(np.diff(scored.cand.starts)[found])])
-        offsets = np.cumsum(np.concatenate([[0], np.diff(scored.cand.starts)[found]]))[:-1]
-        local = rows[found] - scored.cand.starts[:-1][found] + offsets
-        self.learned.learn(scored.features[chosen], starts, local)
+        sub, rows_kept = scored.cand.select(np.flatnonzero(found))
+        local = rows[found] - scored.cand.starts[:-1][found] + sub.starts[:-1]
+        self.learned.learn(scored.features[rows_kept], sub.starts, local)
 
     def flush(self) -> None:
         """Learn the pending batch now, off the boundary (offline tools at the end of their
@@ -394,12 +392,11 @@ class OnlineRanker:
         rows = np.flatnonzero(measured)
         if not rows.size:
             return hits
-        keep = np.isin(cand.request, rows)
-        starts = np.concatenate([[0], np.cumsum(np.diff(cand.starts)[rows])])
+        sub, keep = cand.select(rows)
         norm = scored.norm[keep]
         columns = np.concatenate([norm @ self.fusion.blends.T, self.learned.score(scored.features[keep])[:, None],
                                   norm], axis=1)
-        ranks = ranks_of_targets(columns, cand.item[keep], starts, targets[rows])
+        ranks = ranks_of_targets(columns, sub.item, sub.starts, targets[rows])
         hits[rows] = (ranks >= 0) & (ranks < k)
         return hits
 
