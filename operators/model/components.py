@@ -64,26 +64,19 @@ def _pairs(items: np.ndarray, contexts: list[tuple[np.ndarray, np.ndarray]], wei
 def _bag(matrix: np.ndarray, contexts: list[tuple[np.ndarray, np.ndarray]], rows: int, n: int,
          scale: np.ndarray | None = None) -> np.ndarray:
     """Per context, ``sum_h w_h * matrix[h, :n]`` over its items h below ``rows`` (w_h: its
-    weight, divided by ``scale[h]`` if given), as one sparse x dense product: contexts x n
-    (columns beyond the matrix's stay zero)."""
+    weight, divided by ``scale[h]`` if given): contexts x n (columns beyond the matrix's stay
+    zero). One small product per context, so a context's scores do not depend on the others
+    in its batch (and one request, the job's usual batch, pays no batching overhead)."""
     out = np.zeros((len(contexts), n))
     m = min(matrix.shape[1], n)
-    flat, weights, offsets = [], [], []
-    total = 0
-    for h, w in contexts:
+    if m == 0 or rows == 0:
+        return out
+    for row, (h, w) in enumerate(contexts):
         keep = h < rows
-        offsets.append(total)
         if keep.any():
             hk = h[keep]
-            flat.append(hk)
-            weights.append(w[keep] / scale[hk] if scale is not None else w[keep])
-            total += hk.size
-    if total == 0 or m == 0 or rows == 0:
-        return out
-    table = torch.from_numpy(matrix)
-    bags = F.embedding_bag(torch.from_numpy(np.concatenate(flat)), table, torch.tensor(offsets),
-                           mode="sum", per_sample_weights=torch.from_numpy(np.concatenate(weights)).to(table.dtype))
-    out[:, :m] = bags.numpy()[:, :m]
+            weights = w[keep] / scale[hk] if scale is not None else w[keep]
+            out[row, :m] = weights.astype(matrix.dtype) @ matrix[hk, :m]
     return out
 
 

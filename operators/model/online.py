@@ -36,9 +36,8 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import torch
 
-from operators.model.candidates import Candidates, ranks_of_targets, segment_max, top_k_per_segment
+from operators.model.candidates import Candidates, Slots, ranks_of_targets, segment_max, top_k_per_segment
 from operators.model.components import Cooccurrence, Embeddings, ItemRegression, Trending, dense_pairs
-from operators.model.neighbours import EMPTY
 from operators.model.progress import LearnedEvents
 from operators.model.ranker import FEATURES, GENERATOR_OF, LearnedRanker, ranker_features
 from operators.records import Event, Recommendation, SourcePosition
@@ -72,6 +71,7 @@ class OnlineConfig:
     fusion_every: int = 4                 # ...measured on every 4th observed event (~500 events)
     mmr_lambda: float = 1.0               # 1 = relevance only; lower trades relevance for diversity
     mmr_candidates: int = 50
+    cooc_candidates: int = 200            # candidates co-occurrence proposes per request (its largest sums of evidence)
     regression_candidates: int = 100      # candidates the regression proposes per request (its best over the head)
     trending_candidates: int = 100        # the trending top-N every request gets as candidates
     ranker_rate: float = 0.02             # Adam step size of the learned ranker
@@ -154,6 +154,7 @@ class OnlineRanker:
         self.titles: dict[str, str] = {}     # item metadata, when loaded (not part of the snapshot)
         self._trending: np.ndarray | None = None     # the trending top-N as of the last boundary
         self._trending_mask = np.zeros(0, dtype=bool)   # the same, as a mask over the items
+        self._slots = Slots()                            # scratch for grouping candidates
 
     @property
     def positions(self) -> dict[int, int]:
@@ -251,14 +252,15 @@ class OnlineRanker:
 
     # -- scoring ----------------------------------------------------------------------------
     def candidates(self, contexts: Sequence[tuple[np.ndarray, np.ndarray]], excluded: Sequence[np.ndarray],
-                   everything: np.ndarray | None = None) -> Scored:
+                   everything: np.ndarray | None = None, sources: bool = False) -> Scored:
         """The candidates of a batch of requests (each: its history context and the indices of
         the items it may not get), their raw scores (rows x components), the scores scaled per
         request, and the learned ranker's features. Generators: the neighbours of the recent
         items, the regression's best over its head, the trending top-N. The embedding's scores
         (the costly column) are left at 0 unless the current blend weighs it or ``everything``
-        (per request) asks for all components."""
-        c, n, requests = self.config, len(self.item_ids), len(contexts)
+        (per request) asks for all components. With ``sources``, each row knows the recent item
+        whose co-occurrence weighs most in its evidence (explanations)."""
+        c, n = self.config, len(self.item_ids)
         k = c.knn_history
         short = [(h[:k], r[:k]) for h, r in contexts]
         owner, hist, rho = self.cooc.evidence_weights(short, self.counts)
@@ -267,7 +269,8 @@ class OnlineRanker:
         head = self.regression.head_scores(list(contexts), n)                   # requests x head
         proposed, floor = _best_per_row(head, c.regression_candidates)
         trend = self._trending_top()
-        cand = Candidates.gather(requests, owner, at, rho, ids, values, trend, proposed, excluded, n)
+        cand = Candidates.gather(self._slots, owner, at, rho, ids, values, trend, proposed, excluded, n, sources,
+                                 c.cooc_candidates)
         raw = np.zeros((len(cand), len(COMPONENTS)))
         raw[:, 0] = cand.cooc / np.maximum(self.counts[cand.item], 1.0) ** self.cooc.beta
         inside = cand.item < head.shape[1]
@@ -277,42 +280,28 @@ class OnlineRanker:
         if embed.any():
             raw[embed, 2] = self.embedding.score_rows(short, cand.request[embed], cand.item[embed], n)
         raw[:, 3] = self.trending.values_of(cand.item)
-        scale = np.maximum(np.stack([segment_max(np.abs(raw[:, j]), cand.starts) for j in range(raw.shape[1])],
-                                    axis=1), 1e-12)
+        scale = np.maximum(segment_max(np.abs(raw), cand.starts), 1e-12)
         norm = raw / scale[cand.request]
         by_regression = np.zeros(len(cand), dtype=bool)
         by_regression[inside] = raw[inside, 1] >= floor[cand.request[inside]]
         history = np.log1p([h.size for h, _ in contexts]) / np.log1p(c.history)
-        last = self._last_item_evidence(contexts, cand)
-        last /= np.maximum(segment_max(last, cand.starts), 1e-12)[cand.request]
+        last = self._last_item_evidence(owner, hist, cand)
         popularity = np.log1p(self.counts[cand.item]) / np.log1p(max(float(self.counts.max()), 1.0))
+        related = np.where(cand.source >= 0, hist[np.maximum(cand.source, 0)], -1) if hist.size else cand.source
         return Scored(cand, raw, norm, ranker_features(norm, last, cand.cooc > 0, by_regression,
                                                        self._trending_mask[cand.item], popularity,
-                                                       history[cand.request]))
+                                                       history[cand.request]), related)
 
-    def _last_item_evidence(self, contexts: Sequence[tuple[np.ndarray, np.ndarray]], cand: Candidates) -> np.ndarray:
+    def _last_item_evidence(self, owner: np.ndarray, hist: np.ndarray, cand: Candidates) -> np.ndarray:
         """Per candidate row, its co-occurrence with the request's most recent item alone
-        (normalised like the co-occurrence score): the sequence signal the recency-weighted
-        sum dilutes."""
-        last = np.array([h[0] if h.size else -1 for h, _ in contexts], dtype=np.int64)
-        asking = np.flatnonzero(last >= 0)
-        out = np.zeros(len(cand))
-        if not asking.size or not len(cand):
-            return out
-        ids, values = self.cooc.neighbours_of(last[asking])
-        span = np.int64(max(int(cand.item.max()), int(ids.max(initial=0))) + 1)
-        keep = ids != EMPTY
-        if not keep.any():
-            return out
-        keys = (np.repeat(asking, ids.shape[1]).reshape(ids.shape)[keep] * span + ids[keep])
-        order = np.argsort(keys, kind="stable")
-        keys, values = keys[order], values[keep][order]
-        wanted = cand.request * span + cand.item
-        at = np.minimum(np.searchsorted(keys, wanted), keys.size - 1)
-        found = keys[at] == wanted
-        alpha = np.maximum(self.counts[last[cand.request]], 1.0) ** self.cooc.alpha
-        out = np.where(found, values[at], 0.0) / alpha
-        return out / np.maximum(self.counts[cand.item], 1.0) ** self.cooc.beta
+        (normalised like the co-occurrence score, then scaled to at most 1 per request): the
+        sequence signal the recency-weighted sum dilutes."""
+        last = np.full(cand.starts.size - 1, -1, dtype=np.int64)
+        first = np.concatenate([[True], owner[1:] != owner[:-1]]) if owner.size else np.zeros(0, dtype=bool)
+        last[owner[first]] = hist[first]
+        alpha = np.maximum(self.counts[np.maximum(last, 0)[cand.request]], 1.0) ** self.cooc.alpha
+        out = cand.first_cooc / alpha / np.maximum(self.counts[cand.item], 1.0) ** self.cooc.beta
+        return out / np.maximum(segment_max(out, cand.starts), 1e-12)[cand.request]
 
     def _trending_top(self) -> np.ndarray:
         """The trending top-N item indices (they change only at learning boundaries)."""
@@ -416,7 +405,7 @@ class OnlineRanker:
         if k <= 0 or not self.item_ids or not requests:
             return [[] for _ in requests]
         contexts = [self._context(h, self.config.history) for h, _ in requests]
-        scored = self.candidates(contexts, [x for _, x in requests])
+        scored = self.candidates(contexts, [x for _, x in requests], sources=True)
         weighted, total = self._fuse(scored)
         if self.config.mmr_lambda < 1.0:
             rows = np.full((len(requests), k), -1, dtype=np.int64)
@@ -425,7 +414,7 @@ class OnlineRanker:
                 rows[r, : len(picked)] = picked
         else:
             rows = top_k_per_segment(total, scored.cand.item, scored.cand.starts, k)
-        return self._explain_many(rows, scored.cand, total, weighted, contexts)
+        return self._explain_many(rows, scored, total, weighted, contexts)
 
     def _choose(self, scored: Scored, total: np.ndarray, row: int, k: int) -> list[int]:
         """One request's top-k re-ranked by maximal marginal relevance among its best
@@ -440,11 +429,14 @@ class OnlineRanker:
                      self.config.mmr_lambda)
         return [lo + int(pool[j]) for j in picked]
 
-    def _explain_many(self, rows: np.ndarray, cand: Candidates, total: np.ndarray, weighted: np.ndarray,
+    def _explain_many(self, rows: np.ndarray, scored: Scored, total: np.ndarray, weighted: np.ndarray,
                       contexts: Sequence[tuple[np.ndarray, np.ndarray]]) -> list[list[Recommendation]]:
         """Each chosen candidate (``rows``: requests x k candidate rows, -1: none) with the
         component that contributed most to its score (trending when none did) and the recent
-        item it relates to, one gather per component."""
+        item it relates to: for co-occurrence, the one whose evidence weighs most in the
+        candidate's sum (known from the gather); for the others, the one with the largest
+        recency-weighted pair value, one gather per component."""
+        cand = scored.cand
         events, k = rows.shape
         if not len(cand):
             return [[] for _ in range(events)]
@@ -453,30 +445,29 @@ class OnlineRanker:
         chosen = cand.item[safe]
         parts = weighted[safe]                                               # events x k x components
         top = np.argmax(parts, axis=2)
-        strongest = np.take_along_axis(parts, top[:, :, None], axis=2)[:, :, 0]
-        top[strongest <= 0] = COMPONENTS.index("trending")
+        top[parts.max(axis=2) <= 0] = COMPONENTS.index("trending")
+        related = np.where((top == COMPONENTS.index("co_occurrence")) & valid, scored.related[safe], -1)
         width = max((h.size for h, _ in contexts), default=0)
         hist = np.zeros((events, width), dtype=np.int64)
         rho = np.zeros((events, width))
         for e, (h, r) in enumerate(contexts):
             hist[e, : h.size], rho[e, : h.size] = h, r
-        related = np.full((events, k), -1, dtype=np.int64)
-        for c, pairs in ((COMPONENTS.index("co_occurrence"), self.cooc.pair_values),
-                         (COMPONENTS.index("regression"), dense_pairs(self.regression.weights)),
+        for c, pairs in ((COMPONENTS.index("regression"), dense_pairs(self.regression.weights)),
                          (COMPONENTS.index("embedding"), self.embedding.pair_values)):
             mine = (top == c) & valid
             if mine.any() and width:
                 related[mine] = _strongest_many(pairs, hist, rho, chosen, mine)
         ids, titles = self.item_ids, self.titles
+        scores = np.round(total[safe], 6).tolist()
         out_lists = []
         for e in range(events):
             recs = []
-            for j, row, c, r in zip(chosen[e].tolist(), rows[e].tolist(), top[e].tolist(), related[e].tolist(),
-                                    strict=True):
-                if row < 0:
+            for j, score, ok, c, r in zip(chosen[e].tolist(), scores[e], valid[e].tolist(), top[e].tolist(),
+                                          related[e].tolist(), strict=True):
+                if not ok:
                     break
                 related_id = ids[r] if r >= 0 else None
-                recs.append(Recommendation(ids[j], round(float(total[row]), 6), COMPONENTS[c], related_id,
+                recs.append(Recommendation(ids[j], score, COMPONENTS[c], related_id,
                                            titles.get(related_id) if related_id is not None else None))
             out_lists.append(recs)
         return out_lists
@@ -585,6 +576,7 @@ class Scored:
     raw: np.ndarray          # rows x COMPONENTS: the components' raw scores
     norm: np.ndarray         # the same, scaled per request to at most 1 in absolute value
     features: np.ndarray     # rows x ranker.FEATURES: what the learned ranker sees
+    related: np.ndarray      # rows: the recent item whose co-occurrence weighs most in the row's (-1: none)
 
 
 # Which component each learned-ranker feature speaks for (explanations): features x components.

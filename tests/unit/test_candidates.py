@@ -7,7 +7,7 @@ import random
 import numpy as np
 
 from operators.model import Interaction, OnlineConfig, OnlineRanker
-from operators.model.candidates import Candidates
+from operators.model.candidates import Candidates, Slots
 from operators.model.neighbours import EMPTY, ItemNeighbours
 from operators.records import Event
 
@@ -49,11 +49,17 @@ def test_same_batches_give_the_same_arrays_and_decay_halves() -> None:
     assert all(abs(a.row(3)[j] - v / 2) < 1e-5 * v for j, v in before.items())
 
 
-def test_gather_sums_the_evidence_of_every_history_item_and_drops_excluded() -> None:
-    rnd = np.random.default_rng(2)
+def _gather_case(seed: int) -> tuple:
+    rnd = np.random.default_rng(seed)
     width, n, requests = 6, 40, 5
     ids = rnd.integers(0, n, (12, width))
     ids[rnd.random(ids.shape) < 0.3] = EMPTY
+    for row in ids:                          # a neighbour row holds an item once
+        seen: set[int] = set()
+        for j, i in enumerate(row):
+            if i in seen:
+                row[j] = EMPTY
+            seen.add(int(i))
     values = rnd.random(ids.shape)
     owner = np.repeat(np.arange(requests), 3)
     rows = rnd.integers(0, 12, owner.size)
@@ -61,13 +67,22 @@ def test_gather_sums_the_evidence_of_every_history_item_and_drops_excluded() -> 
     shared = np.array([0, 1])
     own = [rnd.integers(0, n, 2) for _ in range(requests)]
     excluded = [rnd.integers(0, n, 4) for _ in range(requests)]
-    cand = Candidates.gather(requests, owner, rows, weight, ids, values, shared, own, excluded, n)
-    for r in range(requests):
+    return ids, values, owner, rows, weight, shared, own, excluded, n
+
+
+def test_gather_sums_the_evidence_of_every_history_item_and_drops_excluded() -> None:
+    ids, values, owner, rows, weight, shared, own, excluded, n = _gather_case(2)
+    cand = Candidates.gather(Slots(), owner, rows, weight, ids, values, shared, own, excluded, n, sources=True)
+    for r in range(len(own)):
         want: dict[int, float] = {}
+        strongest: dict[int, tuple[float, int]] = {}
         for e in np.flatnonzero(owner == r):
             for j, v in zip(ids[rows[e]], values[rows[e]], strict=True):
                 if j != EMPTY:
                     want[int(j)] = want.get(int(j), 0.0) + weight[e] * v
+                    if weight[e] * v > strongest.get(int(j), (0.0, -1))[0]:
+                        strongest[int(j)] = (weight[e] * v, int(e))
+        first = dict(zip(ids[rows[owner == r][0]].tolist(), values[rows[owner == r][0]].tolist(), strict=True))
         for j in [*shared, *own[r]]:
             want.setdefault(int(j), 0.0)
         for j in excluded[r]:
@@ -77,11 +92,31 @@ def test_gather_sums_the_evidence_of_every_history_item_and_drops_excluded() -> 
         assert got.keys() == want.keys()
         assert all(abs(got[j] - want[j]) <= 1e-12 * max(1.0, want[j]) for j in want)
         assert (cand.request[lo:hi] == r).all()
+        for j, f, src in zip(cand.item[lo:hi].tolist(), cand.first_cooc[lo:hi].tolist(),
+                             cand.source[lo:hi].tolist(), strict=True):
+            assert f == first.get(j, 0.0)
+            assert src == strongest.get(j, (0.0, -1))[1]
+
+
+def test_gather_keeps_the_best_co_occurrence_and_every_other_proposal() -> None:
+    ids, values, owner, rows, weight, shared, own, excluded, n = _gather_case(3)
+    everything = Candidates.gather(Slots(), owner, rows, weight, ids, values, shared, own, excluded, n)
+    best = Candidates.gather(Slots(), owner, rows, weight, ids, values, shared, own, excluded, n, best=3)
+    for r in range(len(own)):
+        lo, hi = everything.starts[r], everything.starts[r + 1]
+        items, cooc = everything.item[lo:hi], everything.cooc[lo:hi]
+        proposed = set(shared.tolist()) | set(own[r].tolist())
+        order = sorted(zip(-cooc, items.tolist(), strict=True))
+        want = {j for _, j in order[:3]} | (proposed & set(items.tolist()))
+        kept = best.item[best.starts[r]: best.starts[r + 1]]
+        assert set(kept.tolist()) == want and len(kept) == len(want)
+        assert dict(zip(kept.tolist(), best.cooc[best.starts[r]: best.starts[r + 1]].tolist(), strict=True)) == {
+            j: c for j, c in zip(items.tolist(), cooc.tolist(), strict=True) if j in want}
 
 
 def test_candidates_per_request_are_bounded_whatever_the_catalogue() -> None:
-    config = OnlineConfig(neighbours=16, knn_history=5, history=5, regression_candidates=10, trending_candidates=10,
-                          learn_every=64, batch_size=64, refit_every=1_000)
+    config = OnlineConfig(neighbours=16, knn_history=5, history=5, cooc_candidates=30, regression_candidates=10,
+                          trending_candidates=10, learn_every=64, batch_size=64, refit_every=1_000)
     ranker = OnlineRanker(config)
     rnd = random.Random(3)
     history: dict[str, list[str]] = {}
@@ -95,7 +130,7 @@ def test_candidates_per_request_are_bounded_whatever_the_catalogue() -> None:
     scored = ranker.candidates(contexts, [ranker._indices(h) for h in history.values()])
     cand, raw = scored.cand, scored.raw
     per_request = np.diff(cand.starts)
-    bound = config.knn_history * config.neighbours + config.regression_candidates + config.trending_candidates
+    bound = config.cooc_candidates + config.regression_candidates + config.trending_candidates
     assert per_request.max() <= bound < len(ranker.item_ids) / 10
     assert raw.shape == (len(cand), 4) and np.isfinite(raw).all() and np.isfinite(scored.features).all()
 

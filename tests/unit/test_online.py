@@ -223,8 +223,11 @@ def test_each_explanation_names_the_strongest_part_and_the_recent_item_behind_it
             component = COMPONENTS[int(np.argmax(parts))] if parts.max() > 0 else "trending"
             assert rec.reason == component
             if component in ("co_occurrence", "regression"):
-                if component == "co_occurrence":
-                    contrib = rho * np.array([ranker.cooc.neighbours.row(int(h)).get(j, 0.0) for h in idx])
+                if component == "co_occurrence":    # the recent item whose evidence weighs most in the sum
+                    short = idx[: ranker.config.knn_history]
+                    weight = rho[: short.size] / np.maximum(ranker.counts[short], 1.0) ** ranker.cooc.alpha
+                    contrib = weight * np.array([ranker.cooc.neighbours.row(int(h)).get(j, 0.0) for h in short])
+                    idx = short
                 else:
                     matrix = ranker.regression.weights
                     contrib = np.array([matrix[h, j] if max(h, j) < matrix.shape[0] else 0.0 for h in idx]) * rho
