@@ -5,7 +5,9 @@ over the candidates, one Adam step per learning batch).
 Features of a candidate (``FEATURES``): the generators' scores, scaled per request as the
 fusion scales them; whether each generator proposed it; its popularity; and the same scores
 crossed with the request's context (how long the user's history is), so that how much each
-generator counts can depend on who is asking. The scorer is linear in these features, so each feature's
+generator counts can depend on who is asking, and with how deep into a session they are
+(the events of their current session so far: a user mid-session follows their last items,
+one just back follows what is trending). The scorer is linear in these features, so each feature's
 contribution to a score (weight x value) is exact and names the reason of a recommendation.
 
 Training is deterministic by events: the examples of a batch are the batch's own events
@@ -32,17 +34,23 @@ FEATURES = (
     "by_co_occurrence", "by_regression", "by_trending",               # proposed by
     "popularity",                                                     # log count / log max count
     "co_occurrence x history", "regression x history", "trending x history",   # x log history length
+    "co_occurrence x session", "co_occurrence last item x session",            # x log session depth
+    "regression x session", "trending x session",
 )
+SESSION_DEPTH = 64      # events into a session at which the session-depth feature reaches 1
 GENERATOR_OF = {f: f.split(" ")[0].removeprefix("by_").replace("popularity", "trending") for f in FEATURES}
 
 
 def ranker_features(norm: np.ndarray, last: np.ndarray, by_cooc: np.ndarray, by_regression: np.ndarray,
-                    by_trending: np.ndarray, popularity: np.ndarray, history: np.ndarray) -> np.ndarray:
+                    by_trending: np.ndarray, popularity: np.ndarray, history: np.ndarray,
+                    session: np.ndarray) -> np.ndarray:
     """The ``FEATURES`` of candidate rows: ``norm`` is rows x (co-occurrence, regression,
-    embedding, trending) scaled per request; the rest are per row."""
+    embedding, trending) scaled per request; the rest are per row (``history`` and
+    ``session``: the request's log history length and log session depth, each in 0..1)."""
     scores = norm[:, [0, 1, 3]]
     return np.column_stack([scores, last, by_cooc, by_regression, by_trending, popularity,
-                            scores * history[:, None]]).astype(np.float64)
+                            scores * history[:, None], norm[:, 0] * session, last * session,
+                            norm[:, 1] * session, norm[:, 3] * session]).astype(np.float64)
 
 
 class LearnedRanker:

@@ -63,6 +63,7 @@ class ModelStep:
         which replayed events it already holds (progress.py)."""
         ranker = self.ranker
         ranker.progress.advance(watermark)
+        before = user.activity.session_events        # the session depth when the event's list was served
         session = user.activity.observe(event.item_id, event.event_type, event.ts, self.features.session_gap_ms,
                                         self.features.sequence_length)
         history = user.history
@@ -70,16 +71,18 @@ class ModelStep:
         observed = ranker.observed
         if not ranker.progress.contains(event):
             rank, hits = ranker.observe(history.recent, history.seen, event.item_id, self.k,
-                                        fusion_only=not self.test_every_event)
+                                        fusion_only=not self.test_every_event, session=before)
         context = tuple(history.recent)
         history.apply(event, ranker.config.history)
         # The top-k before the event is taken: when it completes a batch, the batch is learned
         # after, so every event's answers come from the model as of the start of its batch.
-        recs = ranker.recommend(history.recent, self.k, exclude=history.seen) if recommend else []
-        learned = ranker.learn([Interaction(event, context)], [hits]) > 0
+        recs = (ranker.recommend(history.recent, self.k, exclude=history.seen, session=session.session_events)
+                if recommend else [])
+        learned = ranker.learn([Interaction(event, context, before)], [hits]) > 0
         if learned:
             update = ModelUpdate(self.lineage, ranker.learned_events, event, context, ranker.progress.watermark,
-                                 ranker.observed != observed, None if hits is None else tuple(bool(h) for h in hits))
+                                 ranker.observed != observed, None if hits is None else tuple(bool(h) for h in hits),
+                                 before)
         return StepResult(recs, learned, session, rank, update, hits)
 
     def process_many(self, events: Sequence[Event], users: dict[str, UserState]) -> list[StepResult]:
@@ -92,11 +95,12 @@ class ModelStep:
         while start < len(events):
             chunk = events[start: start + ranker.until_boundary]
             start += len(chunk)
-            sessions, requests, contexts = [], [], []
+            sessions, requests, contexts, depths = [], [], [], []
             index = ranker.index             # the catalogue does not change within a batch
             excluded: dict[str, list[np.ndarray]] = {}     # per user: indices of the known items seen
             for event in chunk:
                 user = users.setdefault(event.user_id, UserState())
+                depths.append(user.activity.session_events)
                 sessions.append(user.activity.observe(event.item_id, event.event_type, event.ts,
                                                       self.features.session_gap_ms, self.features.sequence_length))
                 history = user.history
@@ -110,7 +114,8 @@ class ModelStep:
                 history.apply(event, ranker.config.history)
                 if event.item_id in index:
                     seen.append(np.array([index[event.item_id]]))
-            tested = ranker.observe_many(requests, self.k)
-            ranker.learn([Interaction(e, c) for e, c in zip(chunk, contexts, strict=True)], [h for _, h in tested])
+            tested = ranker.observe_many(requests, self.k, sessions=depths)
+            ranker.learn([Interaction(e, c, d) for e, c, d in zip(chunk, contexts, depths, strict=True)],
+                         [h for _, h in tested])
             out += [StepResult([], True, s, rank, None, hits) for s, (rank, hits) in zip(sessions, tested, strict=True)]
         return out

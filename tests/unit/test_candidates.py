@@ -160,6 +160,33 @@ def test_the_learned_ranker_finds_the_feature_that_predicts_the_next_item() -> N
     assert max(weights, key=lambda f: abs(weights[f])) == "co_occurrence last item"
 
 
+def test_the_learned_ranker_uses_session_depth_to_choose_between_signals() -> None:
+    # Users just back (session depth 0) take the most trending candidate; users deep in a
+    # session take the one closest to their last item. Only the session crosses can tell.
+    from operators.model.ranker import FEATURES, LearnedRanker, ranker_features
+
+    rnd = np.random.default_rng(8)
+
+    def batch(requests: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        rows = requests * 20
+        norm, last = rnd.random((rows, 4)), rnd.random(rows)
+        depth = np.repeat(rnd.integers(0, 2, requests).astype(float), 20)
+        x = ranker_features(norm, last, np.ones(rows), np.zeros(rows), np.ones(rows), np.zeros(rows),
+                            np.full(rows, 0.5), depth)
+        signal = np.where(depth > 0, last, norm[:, 3]).reshape(requests, 20)
+        starts = np.arange(0, rows + 1, 20)
+        return x, starts, starts[:-1] + np.argmax(signal, axis=1)
+
+    ranker = LearnedRanker(seed=3, lr=0.05)
+    for _ in range(800):
+        ranker.learn(*batch(16))
+    x, starts, targets = batch(300)
+    assert (np.argmax(ranker.score(x).reshape(300, 20), axis=1) + starts[:-1] == targets).mean() > 0.7
+    weights = ranker.report()
+    assert weights["co_occurrence last item x session"] > 0 > weights["trending x session"]
+    assert x.shape[1] == len(FEATURES)
+
+
 def test_when_the_learned_ranker_leads_it_orders_the_lists_and_names_the_reasons() -> None:
     from operators.model.ranker import GENERATOR_OF
 

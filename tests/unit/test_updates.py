@@ -40,6 +40,7 @@ def same_model(a: OnlineRanker, b: OnlineRanker) -> None:
     np.testing.assert_array_equal(a.regression.weights, b.regression.weights)
     np.testing.assert_array_equal(a.embedding.inp.numpy(), b.embedding.inp.numpy())
     np.testing.assert_array_equal(a.fusion.blend_hits, b.fusion.blend_hits)
+    np.testing.assert_array_equal(a.learned.weights.numpy(), b.learned.weights.numpy())
     assert a.progress == b.progress
     for history in (["i1", "i7"], ["i3"], []):
         assert a.recommend(history, 10) == b.recommend(history, 10)
@@ -51,6 +52,7 @@ def test_snapshot_plus_logged_updates_equals_the_uninterrupted_model() -> None:
     updates, _ = run(events, whole)
     assert len(updates) == len(events) and [u.seq for u in updates] == list(range(1, len(events) + 1))
     assert any(u.hits is not None for u in updates) and any(u.observed for u in updates)
+    assert len({u.session for u in updates}) > 3          # the session depths the ranker learns with
 
     cut = 700            # a snapshot at event 700; the log covers everything after it
     early = OnlineRanker(SMALL)
