@@ -65,7 +65,7 @@ class Curve:
 def evaluate(path: Path, fmt: str, limit: int | None, baselines: bool, window: int = 5_000,
              item_metadata: str | None = None) -> tuple[dict[str, Any], dict[str, Curve]]:
     events = read_events(path, fmt, limit)
-    pipeline = OfflinePipeline(recommend=False, window_features=False)
+    pipeline = OfflinePipeline(recommend=False)
     if item_metadata:
         pipeline.step.ranker.titles = load_titles(item_metadata)
     curves = {"fusion": Curve(window)}

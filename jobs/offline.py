@@ -44,7 +44,7 @@ class OfflinePipeline:
     recommend: bool = True      # False: test-then-learn only (evaluation), no output lists,
                                 # every test of a batch in one vectorised pass (ModelStep.process_many)
     test_every_event: bool = True   # False: test only what the fusion measures, as the job does
-    window_features: bool = True    # False: skip them (the ranker does not read them; evaluation)
+    window_features: bool = True    # False: skip them (the ranker's request context then has zeros there)
 
     def __post_init__(self) -> None:
         self.cleaning = CleaningStage(guard=self.guard)
@@ -87,7 +87,7 @@ class OfflinePipeline:
             if watermark is not None and len(self._ready) < self.step.ranker.until_boundary:
                 return []
             ready, self._ready = self._ready, []
-            results = self.step.process_many([e for e, _ in ready], self.users)
+            results = self.step.process_many([e for e, _ in ready], self.users, [w for _, w in ready])
             return [ModelInput(e, w, r) for (e, w), r in zip(ready, results, strict=True)]
         results = [self.step.process(e, self.users.setdefault(e.user_id, UserState()), w, recommend=self.recommend)
                    for e, w in zip(released, windows, strict=True)]

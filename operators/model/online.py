@@ -39,7 +39,7 @@ import torch
 from operators.model.candidates import Candidates, Slots, ranks_of_targets, segment_max, top_k_per_segment
 from operators.model.components import Cooccurrence, Embeddings, ItemRegression, Trending, dense_pairs
 from operators.model.progress import LearnedEvents
-from operators.model.ranker import FEATURES, GENERATOR_OF, SESSION_DEPTH, LearnedRanker, ranker_features
+from operators.model.ranker import CONTEXT, FEATURES, GENERATOR_OF, LearnedRanker, ranker_features
 from operators.records import Event, Recommendation, SourcePosition
 
 EVENT_WEIGHTS = {"view": 1.0, "click": 2.0, "add_to_cart": 3.0, "purchase": 5.0}
@@ -85,12 +85,12 @@ class OnlineConfig:
 
 @dataclass(frozen=True, slots=True)
 class Interaction:
-    """An event, the user's recent items before it (most recent last) and how many events
-    into their session the user was before it (0: none, or not known)."""
+    """An event, the user's recent items before it (most recent last) and the situation of
+    the request it answers (ranker.CONTEXT, as of the user's previous event; empty: unknown)."""
 
     event: Event
     history: Sequence[str]
-    session: int = 0
+    context: tuple[float, ...] = ()
 
 
 @dataclass
@@ -222,7 +222,7 @@ class OnlineRanker:
         contexts = [contexts[n] for n in keep]
         targets = np.array([self.index[examples[n].event.item_id] for n in keep], dtype=np.int64)
         scored = self.candidates(contexts, [h for h, _ in contexts],
-                                 sessions=np.array([examples[n].session for n in keep]))
+                                 situations=[examples[n].context for n in keep])
         rows = _rows_of(scored.cand, targets)
         found = rows >= 0
         if not found.any():
@@ -256,15 +256,15 @@ class OnlineRanker:
     # -- scoring ----------------------------------------------------------------------------
     def candidates(self, contexts: Sequence[tuple[np.ndarray, np.ndarray]], excluded: Sequence[np.ndarray],
                    everything: np.ndarray | None = None, sources: bool = False,
-                   sessions: np.ndarray | None = None) -> Scored:
+                   situations: Sequence[tuple[float, ...]] | None = None) -> Scored:
         """The candidates of a batch of requests (each: its history context and the indices of
         the items it may not get), their raw scores (rows x components), the scores scaled per
         request, and the learned ranker's features. Generators: the neighbours of the recent
         items, the regression's best over its head, the trending top-N. The embedding's scores
         (the costly column) are left at 0 unless the current blend weighs it or ``everything``
         (per request) asks for all components. With ``sources``, each row knows the recent item
-        whose co-occurrence weighs most in its evidence (explanations). ``sessions``: per
-        request, how many events into their session the user is (0: not known)."""
+        whose co-occurrence weighs most in its evidence (explanations). ``situations``: per
+        request, its ranker.CONTEXT (empty or None: zeros)."""
         c, n = self.config, len(self.item_ids)
         k = c.knn_history
         short = [(h[:k], r[:k]) for h, r in contexts]
@@ -290,14 +290,13 @@ class OnlineRanker:
         by_regression = np.zeros(len(cand), dtype=bool)
         by_regression[inside] = raw[inside, 1] >= floor[cand.request[inside]]
         history = np.log1p([h.size for h, _ in contexts]) / np.log1p(c.history)
-        depth = (np.minimum(np.log1p(sessions) / np.log1p(SESSION_DEPTH), 1.0) if sessions is not None
-                 else np.zeros(len(contexts)))
+        situation = _situations(situations, len(contexts))
         last = self._last_item_evidence(owner, hist, cand)
         popularity = np.log1p(self.counts[cand.item]) / np.log1p(max(float(self.counts.max()), 1.0))
         related = np.where(cand.source >= 0, hist[np.maximum(cand.source, 0)], -1) if hist.size else cand.source
         return Scored(cand, raw, norm, ranker_features(norm, last, cand.cooc > 0, by_regression,
                                                        self._trending_mask[cand.item], popularity,
-                                                       history[cand.request], depth[cand.request]), related)
+                                                       history[cand.request], situation[cand.request]), related)
 
     def _last_item_evidence(self, owner: np.ndarray, hist: np.ndarray, cand: Candidates) -> np.ndarray:
         """Per candidate row, its co-occurrence with the request's most recent item alone
@@ -333,20 +332,20 @@ class OnlineRanker:
         return weighted, weighted.sum(axis=1) + tie
 
     def observe(self, history: Sequence[str], exclude: set[str], item_id: str, k: int = 10,
-                fusion_only: bool = False, session: int = 0) -> tuple[int | None, np.ndarray | None]:
+                fusion_only: bool = False, context: tuple[float, ...] = ()) -> tuple[int | None, np.ndarray | None]:
         """Test before learn: where does ``item_id`` stand in the top-k the ranker would give
         now (its 0-based position, or -1 if absent), and the fusion's measurement of the event
         when it is one the fusion measures (every ``fusion_every``-th observed event whose item
         is known; ``learn`` takes it with the event). The rank is None when the question does
         not apply (no history) or, with ``fusion_only``, when the event is not measured (the
-        job's way to save the work). ``session``: events into the user's session (Interaction)."""
-        return self.observe_many([(history, self._indices(exclude), item_id)], k, fusion_only, [session])[0]
+        job's way to save the work). ``context``: the request's situation (ranker.CONTEXT)."""
+        return self.observe_many([(history, self._indices(exclude), item_id)], k, fusion_only, [context])[0]
 
     def observe_many(self, requests: Sequence[tuple[Sequence[str], np.ndarray, str]], k: int = 10,
-                     fusion_only: bool = False, sessions: Sequence[int] | None = None,
+                     fusion_only: bool = False, situations: Sequence[tuple[float, ...]] | None = None,
                      ) -> list[tuple[int | None, np.ndarray | None]]:
         """``observe`` for a list of (history, excluded item indices, item) of one batch (and
-        each one's session depth): the same questions asked of the same (unchanging) model, on
+        each one's situation): the same questions asked of the same (unchanging) model, on
         the candidates of all of them at once."""
         out: list[tuple[int | None, np.ndarray | None]] = [(None, None)] * len(requests)
         asked, targets, measured = [], [], []
@@ -368,7 +367,7 @@ class OnlineRanker:
             return out
         contexts = [self._context(requests[n][0], self.config.history) for n in asked]
         scored = self.candidates(contexts, [requests[n][1] for n in asked], np.array(measured),
-                                 sessions=None if sessions is None else np.array([sessions[n] for n in asked]))
+                                 situations=None if situations is None else [situations[n] for n in asked])
         t = np.array(targets, dtype=np.int64)
         if self.config.mmr_lambda < 1.0:
             total = self._fuse(scored)[1]
@@ -403,22 +402,22 @@ class OnlineRanker:
         return chosen.index(target) if target in chosen else -1
 
     def recommend(self, history: Sequence[str], k: int, exclude: set[str] | None = None,
-                  session: int = 0) -> list[Recommendation]:
+                  context: tuple[float, ...] = ()) -> list[Recommendation]:
         """Top-k items not in ``exclude`` (default: ``history``), best first, each with the
         component that contributed most and, where it applies, the recent item it relates to.
-        ``session``: how many events into their session the user is, the last one included."""
+        ``context``: the request's situation (ranker.CONTEXT) as of the user's latest event."""
         return self.recommend_many([(history, self._indices(set(history) if exclude is None else exclude))], k,
-                                   [session])[0]
+                                   [context])[0]
 
     def recommend_many(self, requests: Sequence[tuple[Sequence[str], np.ndarray]], k: int,
-                       sessions: Sequence[int] | None = None) -> list[list[Recommendation]]:
+                       situations: Sequence[tuple[float, ...]] | None = None) -> list[list[Recommendation]]:
         """``recommend`` for a list of (history, excluded item indices) of one batch, on the
         candidates of all of them at once."""
         if k <= 0 or not self.item_ids or not requests:
             return [[] for _ in requests]
         contexts = [self._context(h, self.config.history) for h, _ in requests]
         scored = self.candidates(contexts, [x for _, x in requests], sources=True,
-                                 sessions=None if sessions is None else np.array(sessions))
+                                 situations=situations)
         weighted, total = self._fuse(scored)
         if self.config.mmr_lambda < 1.0:
             rows = np.full((len(requests), k), -1, dtype=np.int64)
@@ -533,7 +532,7 @@ class OnlineRanker:
             "progress": self.progress.to_state(), "learned_events": self.learned_events,
             "observed": self.observed,
             "pending": [[e.event_id, e.user_id, e.item_id, e.event_type, e.value, e.ts, e.position.partition,
-                         e.position.offset, list(it.history), None if hits is None else hits.tolist(), it.session]
+                         e.position.offset, list(it.history), None if hits is None else hits.tolist(), list(it.context)]
                         for it, hits in self.pending for e in (it.event,)],
         }
         buf = io.BytesIO()
@@ -543,7 +542,7 @@ class OnlineRanker:
     @classmethod
     def restore(cls, data: bytes, config: OnlineConfig | None = None) -> OnlineRanker:
         state = torch.load(io.BytesIO(data), weights_only=True)
-        if state.get("format") != 7:     # 6: no session features; 5: no learned ranker; 4: dense co-occurrence
+        if state.get("format") != 7:     # 6: no request context; 5: no learned ranker; 4: dense co-occurrence
             raise ValueError(f"not an OnlineRanker snapshot (format {state.get('format')!r})")
         r = cls(config or OnlineConfig(**state["config"]))
         r.item_ids = list(state["item_ids"])
@@ -576,8 +575,8 @@ class OnlineRanker:
         r.learned_events = int(state["learned_events"])
         r.observed = int(state["observed"])
         r.pending = [(Interaction(Event(eid, user, item, kind, value, int(ts), SourcePosition(int(part), int(off))),
-                                  tuple(history), int(session)), None if hits is None else np.array(hits, dtype=bool))
-                     for eid, user, item, kind, value, ts, part, off, history, hits, session in state["pending"]]
+                                  tuple(history), tuple(context)), None if hits is None else np.array(hits, dtype=bool))
+                     for eid, user, item, kind, value, ts, part, off, history, hits, context in state["pending"]]
         return r
 
 
@@ -594,6 +593,15 @@ class Scored:
 
 # Which component each learned-ranker feature speaks for (explanations): features x components.
 _GENERATOR_MATRIX = np.array([[1.0 if GENERATOR_OF[f] == c else 0.0 for c in COMPONENTS] for f in FEATURES])
+
+
+def _situations(situations: Sequence[tuple[float, ...]] | None, requests: int) -> np.ndarray:
+    """Requests x CONTEXT (an unknown situation: zeros)."""
+    out = np.zeros((requests, len(CONTEXT)))
+    for r, s in enumerate(situations or ()):
+        if s:
+            out[r] = s
+    return out
 
 
 def _rows_of(cand: Candidates, targets: np.ndarray) -> np.ndarray:

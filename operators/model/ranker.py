@@ -5,9 +5,10 @@ over the candidates, one Adam step per learning batch).
 Features of a candidate (``FEATURES``): the generators' scores, scaled per request as the
 fusion scales them; whether each generator proposed it; its popularity; and the same scores
 crossed with the request's context (how long the user's history is), so that how much each
-generator counts can depend on who is asking, and with how deep into a session they are
-(the events of their current session so far: a user mid-session follows their last items,
-one just back follows what is trending). The scorer is linear in these features, so each feature's
+generator counts can depend on who is asking, and with the request's situation
+(``CONTEXT``: what the session and the window features say about the user and their last
+item when the list is served; a user mid-session follows their last items, one just back
+follows what is trending). The scorer is linear in these features, so each feature's
 contribution to a score (weight x value) is exact and names the reason of a recommendation.
 
 Training is deterministic by events: the examples of a batch are the batch's own events
@@ -25,32 +26,59 @@ bit. The model and Adam's moments are part of the snapshot.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 
-FEATURES = (
+from operators.features.windows import WindowFeatures
+
+FEATURES: tuple[str, ...] = (
     "co_occurrence", "regression", "trending",                        # scaled scores
     "co_occurrence last item",                                        # with the most recent item alone
     "by_co_occurrence", "by_regression", "by_trending",               # proposed by
     "popularity",                                                     # log count / log max count
     "co_occurrence x history", "regression x history", "trending x history",   # x log history length
-    "co_occurrence x session", "co_occurrence last item x session",            # x log session depth
-    "regression x session", "trending x session",
 )
-SESSION_DEPTH = 64      # events into a session at which the session-depth feature reaches 1
+# The request's situation when its list is served (``request_context``), each log-squashed to
+# [0, 1): the events of the user's current session so far; the user's events in the short and
+# long windows; the user's last item's events in the short window and its trending score; the
+# items active in the short window. Each is crossed with the generators' scores (``CROSSED``).
+CONTEXT = ("session", "user short", "user long", "last item short", "last item trending", "active items")
+CROSSED = ("co_occurrence", "co_occurrence last item", "regression", "trending")
+FEATURES = (*FEATURES, *(f"{g} x {c}" for c in CONTEXT for g in CROSSED))
 GENERATOR_OF = {f: f.split(" ")[0].removeprefix("by_").replace("popularity", "trending") for f in FEATURES}
+
+
+def request_context(session_events: int, window: WindowFeatures | None) -> tuple[float, ...]:
+    """A request's ``CONTEXT`` from the user's session depth and the window features of their
+    last event (zeros where there are none).
+
+    >>> request_context(0, None)
+    (0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+    >>> round(request_context(1, None)[0], 4)      # log1p(1) / (1 + log1p(1))
+    0.4094
+    """
+    raw = [session_events, 0.0, 0.0, 0.0, 0.0, 0.0]
+    if window is not None:
+        raw[1:] = [window.count("user", "short"), window.count("user", "long"), window.count("item", "short"),
+                   window.item_trending, window.active_items]
+    logs = [math.log1p(max(float(v), 0.0)) for v in raw]
+    return tuple(v / (1.0 + v) for v in logs)
 
 
 def ranker_features(norm: np.ndarray, last: np.ndarray, by_cooc: np.ndarray, by_regression: np.ndarray,
                     by_trending: np.ndarray, popularity: np.ndarray, history: np.ndarray,
-                    session: np.ndarray) -> np.ndarray:
+                    context: np.ndarray) -> np.ndarray:
     """The ``FEATURES`` of candidate rows: ``norm`` is rows x (co-occurrence, regression,
-    embedding, trending) scaled per request; the rest are per row (``history`` and
-    ``session``: the request's log history length and log session depth, each in 0..1)."""
+    embedding, trending) scaled per request; the rest are per row (``history``: the request's
+    log history length in 0..1; ``context``: rows x ``CONTEXT``)."""
     scores = norm[:, [0, 1, 3]]
+    crossed = np.column_stack([norm[:, 0], last, norm[:, 1], norm[:, 3]])          # CROSSED
     return np.column_stack([scores, last, by_cooc, by_regression, by_trending, popularity,
-                            scores * history[:, None], norm[:, 0] * session, last * session,
-                            norm[:, 1] * session, norm[:, 3] * session]).astype(np.float64)
+                            scores * history[:, None],
+                            (context[:, :, None] * crossed[:, None, :]).reshape(len(norm), len(CONTEXT) * len(CROSSED)),
+                            ]).astype(np.float64)
 
 
 class LearnedRanker:

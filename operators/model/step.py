@@ -31,6 +31,7 @@ from operators.features.user import SessionFeatures
 from operators.features.windows import WindowFeatures
 from operators.model.history import UserState
 from operators.model.online import Interaction, OnlineRanker
+from operators.model.ranker import request_context
 from operators.model.updates import ModelUpdate
 from operators.records import Event, Recommendation
 
@@ -63,7 +64,7 @@ class ModelStep:
         which replayed events it already holds (progress.py)."""
         ranker = self.ranker
         ranker.progress.advance(watermark)
-        before = user.activity.session_events        # the session depth when the event's list was served
+        before = user.context                # the situation when the list this event answers was served
         session = user.activity.observe(event.item_id, event.event_type, event.ts, self.features.session_gap_ms,
                                         self.features.sequence_length)
         history = user.history
@@ -71,13 +72,13 @@ class ModelStep:
         observed = ranker.observed
         if not ranker.progress.contains(event):
             rank, hits = ranker.observe(history.recent, history.seen, event.item_id, self.k,
-                                        fusion_only=not self.test_every_event, session=before)
+                                        fusion_only=not self.test_every_event, context=before)
         context = tuple(history.recent)
         history.apply(event, ranker.config.history)
         # The top-k before the event is taken: when it completes a batch, the batch is learned
         # after, so every event's answers come from the model as of the start of its batch.
-        recs = (ranker.recommend(history.recent, self.k, exclude=history.seen, session=session.session_events)
-                if recommend else [])
+        user.context = request_context(session.session_events, window)
+        recs = ranker.recommend(history.recent, self.k, exclude=history.seen, context=user.context) if recommend else []
         learned = ranker.learn([Interaction(event, context, before)], [hits]) > 0
         if learned:
             update = ModelUpdate(self.lineage, ranker.learned_events, event, context, ranker.progress.watermark,
@@ -85,24 +86,29 @@ class ModelStep:
                                  before)
         return StepResult(recs, learned, session, rank, update, hits)
 
-    def process_many(self, events: Sequence[Event], users: dict[str, UserState]) -> list[StepResult]:
-        """Test and take ``events`` in order, with every test of a batch asked in one
-        vectorised pass (``OnlineRanker.observe_many``); no recommendation lists (evaluation).
+    def process_many(self, events: Sequence[Event], users: dict[str, UserState],
+                     windows: Sequence[WindowFeatures | None] | None = None) -> list[StepResult]:
+        """Test and take ``events`` in order (with their window features, if any), with every
+        test of a batch asked in one vectorised pass (``OnlineRanker.observe_many``); no
+        recommendation lists (evaluation).
         Offline input only (no positions, no watermark): every event is new to the model."""
         ranker = self.ranker
         out: list[StepResult] = []
         start = 0
         while start < len(events):
+            first = start
             chunk = events[start: start + ranker.until_boundary]
             start += len(chunk)
-            sessions, requests, contexts, depths = [], [], [], []
+            sessions, requests, contexts, situations = [], [], [], []
             index = ranker.index             # the catalogue does not change within a batch
             excluded: dict[str, list[np.ndarray]] = {}     # per user: indices of the known items seen
-            for event in chunk:
+            for n, event in enumerate(chunk):
                 user = users.setdefault(event.user_id, UserState())
-                depths.append(user.activity.session_events)
+                situations.append(user.context)
                 sessions.append(user.activity.observe(event.item_id, event.event_type, event.ts,
                                                       self.features.session_gap_ms, self.features.sequence_length))
+                user.context = request_context(sessions[-1].session_events,
+                                               None if windows is None else windows[first + n])
                 history = user.history
                 context = tuple(history.recent)
                 seen = excluded.get(event.user_id)
@@ -114,8 +120,8 @@ class ModelStep:
                 history.apply(event, ranker.config.history)
                 if event.item_id in index:
                     seen.append(np.array([index[event.item_id]]))
-            tested = ranker.observe_many(requests, self.k, sessions=depths)
-            ranker.learn([Interaction(e, c, d) for e, c, d in zip(chunk, contexts, depths, strict=True)],
+            tested = ranker.observe_many(requests, self.k, situations=situations)
+            ranker.learn([Interaction(e, c, s) for e, c, s in zip(chunk, contexts, situations, strict=True)],
                          [h for _, h in tested])
             out += [StepResult([], True, s, rank, None, hits) for s, (rank, hits) in zip(sessions, tested, strict=True)]
         return out

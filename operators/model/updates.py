@@ -10,16 +10,18 @@ applies the committed updates after it: the ranker then stands exactly where the
 does, and the replayed source continues from there (DESIGN.md §4).
 
 An update carries what shaped learning (it is logged when the ranker takes the event into its
-pending batch, see online.py): the event, the user's recent items and session depth before
-it, the model's input watermark, and the fusion's measurement of the "test" half (a row of hits), so
-``apply`` reproduces ``ModelStep`` bit for bit without recomputing any score.
+pending batch, see online.py): the event, the user's recent items before it and the situation
+its list was served in, the model's input watermark, and the fusion's measurement of the
+"test" half (a row of hits), so ``apply`` reproduces ``ModelStep`` bit for bit without
+recomputing any score.
 
 Updates belong to a *lineage*: the chain of states that started from one empty model, one
 rollback or one change of parallelism. ``seq`` is the ranker's ``learned_events`` after the
 update, so a snapshot at ``learned_events = n`` continues with the update ``seq = n + 1``.
 
 >>> from operators.records import Event, SourcePosition
->>> u = ModelUpdate("L1", 3, Event("e", "u", "i", "click", None, 9, SourcePosition(0, 4)), ("a",), 5, True, None, 2)
+>>> e = Event("e", "u", "i", "click", None, 9, SourcePosition(0, 4))
+>>> u = ModelUpdate("L1", 3, e, ("a",), 5, True, None, (0.5, 0.25))
 >>> ModelUpdate.from_json(u.to_json()) == u
 True
 """
@@ -48,7 +50,7 @@ class ModelUpdate:
     watermark: int | None             # the model's input watermark when it learned the event
     observed: bool                    # the "test" half counted the event (ranker.observed += 1)
     hits: tuple[bool, ...] | None     # the fusion's measurement, when this event was measured
-    session: int = 0                  # the user's session depth before the event (Interaction)
+    context: tuple[float, ...] = ()   # the situation of the request the event answers (Interaction)
 
     def to_json(self) -> str:
         e = self.event
@@ -58,7 +60,7 @@ class ModelUpdate:
                       e.position.partition, e.position.offset],
             "history": list(self.history), "observed": self.observed,
             "hits": None if self.hits is None else "".join("1" if h else "0" for h in self.hits),
-            "session": self.session,
+            "context": list(self.context),
         }, separators=(",", ":"))
 
     @classmethod
@@ -68,7 +70,7 @@ class ModelUpdate:
         return cls(d["lineage"], int(d["seq"]), Event(eid, user, item, kind, value, int(ts),
                                                       SourcePosition(int(partition), int(offset))),
                    tuple(d["history"]), d["watermark"], bool(d["observed"]),
-                   None if d["hits"] is None else tuple(c == "1" for c in d["hits"]), int(d.get("session", 0)))
+                   None if d["hits"] is None else tuple(c == "1" for c in d["hits"]), tuple(d.get("context", ())))
 
 
 def apply(ranker: OnlineRanker, update: ModelUpdate) -> None:
@@ -77,7 +79,7 @@ def apply(ranker: OnlineRanker, update: ModelUpdate) -> None:
     if update.observed:
         ranker.observed += 1
     hits = None if update.hits is None else np.array(update.hits, dtype=bool)
-    ranker.learn([Interaction(update.event, update.history, update.session)], [hits])
+    ranker.learn([Interaction(update.event, update.history, update.context)], [hits])
 
 
 def replay(ranker: OnlineRanker, updates: Iterable[ModelUpdate], lineage: str) -> int:

@@ -152,7 +152,7 @@ def test_the_learned_ranker_finds_the_feature_that_predicts_the_next_item() -> N
     ranker = LearnedRanker(seed=3, lr=0.05)
     x, starts, targets = batch(200)
     before = (np.argmax(ranker.score(x).reshape(200, 30), axis=1) + starts[:-1] == targets).mean()
-    for _ in range(600):
+    for _ in range(1_000):
         ranker.learn(*batch(16))
     after = (np.argmax(ranker.score(x).reshape(200, 30), axis=1) + starts[:-1] == targets).mean()
     assert before < 0.1 and after > 0.8          # chance is 1 in 30
@@ -163,7 +163,7 @@ def test_the_learned_ranker_finds_the_feature_that_predicts_the_next_item() -> N
 def test_the_learned_ranker_uses_session_depth_to_choose_between_signals() -> None:
     # Users just back (session depth 0) take the most trending candidate; users deep in a
     # session take the one closest to their last item. Only the session crosses can tell.
-    from operators.model.ranker import FEATURES, LearnedRanker, ranker_features
+    from operators.model.ranker import CONTEXT, FEATURES, LearnedRanker, ranker_features
 
     rnd = np.random.default_rng(8)
 
@@ -171,8 +171,10 @@ def test_the_learned_ranker_uses_session_depth_to_choose_between_signals() -> No
         rows = requests * 20
         norm, last = rnd.random((rows, 4)), rnd.random(rows)
         depth = np.repeat(rnd.integers(0, 2, requests).astype(float), 20)
+        context = np.zeros((rows, len(CONTEXT)))
+        context[:, CONTEXT.index("session")] = depth
         x = ranker_features(norm, last, np.ones(rows), np.zeros(rows), np.ones(rows), np.zeros(rows),
-                            np.full(rows, 0.5), depth)
+                            np.full(rows, 0.5), context)
         signal = np.where(depth > 0, last, norm[:, 3]).reshape(requests, 20)
         starts = np.arange(0, rows + 1, 20)
         return x, starts, starts[:-1] + np.argmax(signal, axis=1)

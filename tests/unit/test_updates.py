@@ -6,8 +6,10 @@ import numpy as np
 import pytest
 
 from jobs.sample import generate
+from operators.features.windows import WindowFeatureBuilder, WindowFeatures
 from operators.model import OnlineConfig, OnlineRanker
 from operators.model.history import UserState
+from operators.model.ranker import CONTEXT
 from operators.model.step import ModelStep
 from operators.model.updates import ModelUpdate, replay
 from operators.records import Event, SourcePosition
@@ -15,9 +17,17 @@ from operators.records import Event, SourcePosition
 SMALL = OnlineConfig(batch_size=16, refit_every=300, fusion_every=2)
 
 
+_WINDOWS: dict[Event, WindowFeatures] = {}     # each streamed event's window features, from its whole stream
+
+
 def stream(n: int = 1_500) -> list[Event]:
-    return [Event(f"e{k}", f"u{u}", f"i{i}", "rating", float(r), ts * 1000, SourcePosition(0, k))
-            for k, (u, i, r, ts) in enumerate(generate(n, users=60, items=120, seed=4))]
+    events = [Event(f"e{k}", f"u{u}", f"i{i}", "rating", float(r), ts * 1000, SourcePosition(0, k))
+              for k, (u, i, r, ts) in enumerate(generate(n, users=60, items=120, seed=4))]
+    builder = WindowFeatureBuilder()
+    for e in events:
+        builder.add(e)
+    _WINDOWS.update((e, builder.features(e)) for e in events)
+    return events
 
 
 def run(events: list[Event], ranker: OnlineRanker, users: dict[str, UserState] | None = None,
@@ -26,7 +36,7 @@ def run(events: list[Event], ranker: OnlineRanker, users: dict[str, UserState] |
     users = {} if users is None else users
     updates = []
     for e in events:
-        result = step.process(e, users.setdefault(e.user_id, UserState()), None, watermark=e.ts - 5_000)
+        result = step.process(e, users.setdefault(e.user_id, UserState()), _WINDOWS[e], watermark=e.ts - 5_000)
         if result.update is not None:
             updates.append(result.update)
     return updates, users
@@ -52,7 +62,9 @@ def test_snapshot_plus_logged_updates_equals_the_uninterrupted_model() -> None:
     updates, _ = run(events, whole)
     assert len(updates) == len(events) and [u.seq for u in updates] == list(range(1, len(events) + 1))
     assert any(u.hits is not None for u in updates) and any(u.observed for u in updates)
-    assert len({u.session for u in updates}) > 3          # the session depths the ranker learns with
+    # The situations the ranker learns with: session depth and the window features both vary.
+    for part in ("session", "user long", "last item short"):
+        assert len({u.context[CONTEXT.index(part)] for u in updates if u.context}) > 3
 
     cut = 700            # a snapshot at event 700; the log covers everything after it
     early = OnlineRanker(SMALL)
