@@ -2,6 +2,7 @@
 
     python -m jobs.evaluate --input PATH --format {movielens-100k,movielens-csv,jsonl}
                             [--limit N] [--baselines] [--plot FILE.png] [--item-metadata PATH]
+                            [--without window,session,history,last_item,proposed,popularity]
 
 The log is replayed in timestamp order (ties in line order) through the job's own cleaning,
 feature and model code without Flink (jobs/offline.py). For each event whose user has an
@@ -12,7 +13,8 @@ run. Progress goes to stderr; the last line of stdout is a JSON summary with ``e
 ``evaluated``, ``recall_at_10``, ``ndcg_at_10`` and ``events_per_sec`` (the pipeline's own
 time, baselines excluded), the model's memory per part (``model_bytes``) and its snapshot's
 size, raw and as stored in Cassandra (``snapshot_bytes``). Exit 2 with one line for a bad
-argument or an unreadable input.
+argument or an unreadable input. ``--without`` hides groups of the learned ranker's features
+(ablation; ``ranker.FEATURE_GROUPS``): the README's feature ablation table comes from it.
 """
 
 from __future__ import annotations
@@ -32,7 +34,8 @@ from jobs.offline import OfflinePipeline
 from jobs.replay import read_events
 from operators.model.baselines import ItemKNN, Popularity
 from operators.model.metadata import load_titles
-from operators.model.online import COMPONENTS
+from operators.model.online import COMPONENTS, OnlineConfig
+from operators.model.ranker import FEATURE_GROUPS
 from operators.model.snapshot_store import compress
 
 K = 10
@@ -63,9 +66,10 @@ class Curve:
 
 
 def evaluate(path: Path, fmt: str, limit: int | None, baselines: bool, window: int = 5_000,
-             item_metadata: str | None = None) -> tuple[dict[str, Any], dict[str, Curve]]:
+             item_metadata: str | None = None, model: OnlineConfig | None = None,
+             ) -> tuple[dict[str, Any], dict[str, Curve]]:
     events = read_events(path, fmt, limit)
-    pipeline = OfflinePipeline(recommend=False)
+    pipeline = OfflinePipeline(recommend=False, model=model or OnlineConfig())
     if item_metadata:
         pipeline.step.ranker.titles = load_titles(item_metadata)
     curves = {"fusion": Curve(window)}
@@ -141,7 +145,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--plot", type=Path, default=None)
     parser.add_argument("--item-metadata", default=None, help="titles for reasons: u.item, movies.csv, JSON lines")
     parser.add_argument("--window", type=int, default=5_000, help="moving-window length, in evaluated events")
+    parser.add_argument("--without", default="", metavar="GROUPS",
+                        help=f"ablation: feature groups the learned ranker does not see, comma-separated "
+                             f"({', '.join(FEATURE_GROUPS)})")
     args = parser.parse_args(argv)
+    without = tuple(g for g in args.without.split(",") if g)
+    if set(without) - set(FEATURE_GROUPS):
+        print(f"evaluate: unknown --without groups {sorted(set(without) - set(FEATURE_GROUPS))}", file=sys.stderr)
+        return 2
     if not args.input.is_file():
         print(f"evaluate: cannot read {args.input}", file=sys.stderr)
         return 2
@@ -150,7 +161,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         summary, curves = evaluate(args.input, args.format, args.limit, args.baselines, args.window,
-                                   args.item_metadata)
+                                   args.item_metadata, OnlineConfig(ranker_without=without))
+        summary["ranker_without"] = list(without)
     except (OSError, UnicodeDecodeError, ValueError) as exc:
         print(f"evaluate: cannot read {args.input}: {exc}", file=sys.stderr)
         return 2

@@ -59,3 +59,4 @@ class Recommendation:
     reason: str                         # the component that contributed most
     related_item: str | None = None     # the user's recent item it relates to, where one does
     related_title: str | None = None    # that item's title, when item metadata is loaded
+    features: tuple[str, ...] = ()      # the learned ranker's features that added most to the score (when it leads)

@@ -46,4 +46,6 @@ def recommendation_json(r: Recommendation) -> dict[str, Any]:
         out["related_item"] = r.related_item
         if r.related_title is not None:
             out["related_title"] = r.related_title
+    if r.features:
+        out["features"] = list(r.features)
     return out

@@ -39,7 +39,7 @@ import torch
 from operators.model.candidates import Candidates, Slots, ranks_of_targets, segment_max, top_k_per_segment
 from operators.model.components import Cooccurrence, Embeddings, ItemRegression, Trending, dense_pairs
 from operators.model.progress import LearnedEvents
-from operators.model.ranker import CONTEXT, FEATURES, GENERATOR_OF, LearnedRanker, ranker_features
+from operators.model.ranker import CONTEXT, FEATURE_GROUPS, FEATURES, GENERATOR_OF, LearnedRanker, ranker_features
 from operators.records import Event, Recommendation, SourcePosition
 
 EVENT_WEIGHTS = {"view": 1.0, "click": 2.0, "add_to_cart": 3.0, "purchase": 5.0}
@@ -76,6 +76,7 @@ class OnlineConfig:
     trending_candidates: int = 100        # the trending top-N every request gets as candidates
     ranker_rate: float = 0.02             # Adam step size of the learned ranker
     ranker_every: int = 2                 # every n-th taken event is a training example of the learned ranker
+    ranker_without: tuple[str, ...] = ()  # ranker.FEATURE_GROUPS it does not see (ablations; kept at 0)
 
     def event_weight(self, event: Event) -> float:
         if event.event_type == "rating":     # 1..5 stars -> 0.5..1.5: every rating is a signal
@@ -149,6 +150,11 @@ class OnlineRanker:
         self.trending = Trending(c.trending_half_life_ms)
         self.fusion = AdaptiveFusion(c.fusion_rate)
         self.learned = LearnedRanker(c.seed, c.ranker_rate, c.ranker_every)
+        unknown = set(c.ranker_without) - set(FEATURE_GROUPS)
+        if unknown:
+            raise ValueError(f"unknown ranker feature groups {sorted(unknown)}; known: {sorted(FEATURE_GROUPS)}")
+        self._hidden = np.array([FEATURES.index(f) for g in c.ranker_without for f in FEATURE_GROUPS[g]],
+                                dtype=np.int64)
         self.progress = LearnedEvents()
         self.learned_events = 0           # events taken: learned, or pending in the current batch
         self.pending: list[tuple[Interaction, np.ndarray | None]] = []
@@ -294,9 +300,10 @@ class OnlineRanker:
         last = self._last_item_evidence(owner, hist, cand)
         popularity = np.log1p(self.counts[cand.item]) / np.log1p(max(float(self.counts.max()), 1.0))
         related = np.where(cand.source >= 0, hist[np.maximum(cand.source, 0)], -1) if hist.size else cand.source
-        return Scored(cand, raw, norm, ranker_features(norm, last, cand.cooc > 0, by_regression,
-                                                       self._trending_mask[cand.item], popularity,
-                                                       history[cand.request], situation[cand.request]), related)
+        features = ranker_features(norm, last, cand.cooc > 0, by_regression, self._trending_mask[cand.item],
+                                   popularity, history[cand.request], situation[cand.request])
+        features[:, self._hidden] = 0.0
+        return Scored(cand, raw, norm, features, related)
 
     def _last_item_evidence(self, owner: np.ndarray, hist: np.ndarray, cand: Candidates) -> np.ndarray:
         """Per candidate row, its co-occurrence with the request's most recent item alone
@@ -469,20 +476,35 @@ class OnlineRanker:
             mine = (top == c) & valid
             if mine.any() and width:
                 related[mine] = _strongest_many(pairs, hist, rho, chosen, mine)
+        named = self._strongest_features(scored.features[safe.ravel()]).reshape(events, k, -1).tolist()
         ids, titles = self.item_ids, self.titles
         scores = np.round(total[safe], 6).tolist()
         out_lists = []
         for e in range(events):
             recs = []
-            for j, score, ok, c, r in zip(chosen[e].tolist(), scores[e], valid[e].tolist(), top[e].tolist(),
-                                          related[e].tolist(), strict=True):
+            for j, score, ok, c, r, f in zip(chosen[e].tolist(), scores[e], valid[e].tolist(), top[e].tolist(),
+                                             related[e].tolist(), named[e], strict=True):
                 if not ok:
                     break
                 related_id = ids[r] if r >= 0 else None
                 recs.append(Recommendation(ids[j], score, COMPONENTS[c], related_id,
-                                           titles.get(related_id) if related_id is not None else None))
+                                           titles.get(related_id) if related_id is not None else None,
+                                           tuple(FEATURES[x] for x in f if x >= 0)))
             out_lists.append(recs)
         return out_lists
+
+    def _strongest_features(self, features: np.ndarray, count: int = 2) -> np.ndarray:
+        """Per row, the learned ranker's ``count`` features that added most to its score
+        (largest positive weight x value first, ties to the earlier feature; -1 pads), or all
+        -1 when the ranker does not order the lists."""
+        out = np.full((len(features), count), -1, dtype=np.int64)
+        if not self.fusion.learned or not len(features):
+            return out
+        parts = self.learned.contributions(features)
+        order = np.argsort(-parts, axis=1, kind="stable")[:, :count]
+        positive = np.take_along_axis(parts, order, axis=1) > 0
+        out[positive] = order[positive]
+        return out
 
     def _indices(self, items: set[str] | Sequence[str]) -> np.ndarray:
         index = self.index

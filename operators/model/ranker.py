@@ -41,27 +41,37 @@ FEATURES: tuple[str, ...] = (
     "co_occurrence x history", "regression x history", "trending x history",   # x log history length
 )
 # The request's situation when its list is served (``request_context``), each log-squashed to
-# [0, 1): the events of the user's current session so far; the user's events in the short and
+# [0, 1): the events of the user's current session so far; the seconds between the user's last
+# two events (0 for a first event); the user's events in the short and
 # long windows; the user's last item's events in the short window and its trending score; the
 # items active in the short window. Each is crossed with the generators' scores (``CROSSED``).
-CONTEXT = ("session", "user short", "user long", "last item short", "last item trending", "active items")
+CONTEXT = ("session", "gap", "user short", "user long", "last item short", "last item trending", "active items")
 CROSSED = ("co_occurrence", "co_occurrence last item", "regression", "trending")
 FEATURES = (*FEATURES, *(f"{g} x {c}" for c in CONTEXT for g in CROSSED))
 GENERATOR_OF = {f: f.split(" ")[0].removeprefix("by_").replace("popularity", "trending") for f in FEATURES}
+# Groups of features that an ablation (OnlineConfig.ranker_without, jobs.evaluate --without) hides.
+FEATURE_GROUPS: dict[str, tuple[str, ...]] = {
+    "window": tuple(f for f in FEATURES if f.split(" x ")[-1] in CONTEXT[2:]),
+    "session": tuple(f for f in FEATURES if f.split(" x ")[-1] in ("session", "gap")),
+    "history": tuple(f for f in FEATURES if f.endswith(" x history")),
+    "last_item": tuple(f for f in FEATURES if f.startswith("co_occurrence last item")),
+    "proposed": tuple(f for f in FEATURES if f.startswith("by_")),
+    "popularity": ("popularity",),
+}
 
 
-def request_context(session_events: int, window: WindowFeatures | None) -> tuple[float, ...]:
-    """A request's ``CONTEXT`` from the user's session depth and the window features of their
-    last event (zeros where there are none).
+def request_context(session_events: int, gap_ms: int | None, window: WindowFeatures | None) -> tuple[float, ...]:
+    """A request's ``CONTEXT`` from the user's session depth, the gap before their last event
+    and the window features of that event (zeros where there are none).
 
-    >>> request_context(0, None)
-    (0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
-    >>> round(request_context(1, None)[0], 4)      # log1p(1) / (1 + log1p(1))
+    >>> request_context(0, None, None)
+    (0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+    >>> round(request_context(1, None, None)[0], 4)      # log1p(1) / (1 + log1p(1))
     0.4094
     """
-    raw = [session_events, 0.0, 0.0, 0.0, 0.0, 0.0]
+    raw = [session_events, (gap_ms or 0) / 1000, 0.0, 0.0, 0.0, 0.0, 0.0]
     if window is not None:
-        raw[1:] = [window.count("user", "short"), window.count("user", "long"), window.count("item", "short"),
+        raw[2:] = [window.count("user", "short"), window.count("user", "long"), window.count("item", "short"),
                    window.item_trending, window.active_items]
     logs = [math.log1p(max(float(v), 0.0)) for v in raw]
     return tuple(v / (1.0 + v) for v in logs)

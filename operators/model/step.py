@@ -77,7 +77,7 @@ class ModelStep:
         history.apply(event, ranker.config.history)
         # The top-k before the event is taken: when it completes a batch, the batch is learned
         # after, so every event's answers come from the model as of the start of its batch.
-        user.context = request_context(session.session_events, window)
+        user.context = request_context(session.session_events, session.gap_ms, window)
         recs = ranker.recommend(history.recent, self.k, exclude=history.seen, context=user.context) if recommend else []
         learned = ranker.learn([Interaction(event, context, before)], [hits]) > 0
         if learned:
@@ -107,7 +107,7 @@ class ModelStep:
                 situations.append(user.context)
                 sessions.append(user.activity.observe(event.item_id, event.event_type, event.ts,
                                                       self.features.session_gap_ms, self.features.sequence_length))
-                user.context = request_context(sessions[-1].session_events,
+                user.context = request_context(sessions[-1].session_events, sessions[-1].gap_ms,
                                                None if windows is None else windows[first + n])
                 history = user.history
                 context = tuple(history.recent)

@@ -190,30 +190,70 @@ def test_the_learned_ranker_uses_session_depth_to_choose_between_signals() -> No
 
 
 def test_when_the_learned_ranker_leads_it_orders_the_lists_and_names_the_reasons() -> None:
-    from operators.model.ranker import GENERATOR_OF
+    from operators.model.ranker import FEATURES, GENERATOR_OF
 
     ranker = OnlineRanker(OnlineConfig(learn_every=32, batch_size=32, refit_every=500))
     rnd = random.Random(6)
     history: dict[str, list[str]] = {}
     for n in range(3_000):
         user = f"u{rnd.randrange(100)}"
-        item = f"i{(int(user[1:]) % 5) * 10 + rnd.randrange(10)}"
+        item = f"i{(int(user[1:]) % 5) * 100 + rnd.randrange(40)}"   # clusters of 40: some unseen
         h = history.setdefault(user, [])
         ranker.learn([Interaction(Event(f"e{n}", user, item, "click", None, n), tuple(h))])
         h.append(item)
     ranker.fusion.blend_hits[-1] = ranker.fusion.blend_hits.max() + 0.1     # as if it had measured best
     assert ranker.fusion.learned
-    h = history["u7"]
-    recs = ranker.recommend(h, 5)
-    idx, rho = ranker._context(h, ranker.config.history)
-    scored = ranker.candidates([(idx, rho)], [ranker._indices(h)])
-    scores = ranker.learned.score(scored.features)
-    parts = ranker.learned.contributions(scored.features)
-    best = np.argsort(-scores, kind="stable")[:5]
-    assert [r.item_id for r in recs] == [ranker.item_ids[int(scored.cand.item[b])] for b in best]
-    for rec, row in zip(recs, best, strict=True):
-        by_generator: dict[str, float] = {}
-        for f, part in zip(GENERATOR_OF, parts[row], strict=True):
-            by_generator[GENERATOR_OF[f]] = by_generator.get(GENERATOR_OF[f], 0.0) + part
-        strongest = max(by_generator, key=lambda g: by_generator[g])
-        assert rec.reason == (strongest if by_generator[strongest] > 0 else "trending")
+    named = 0
+    for user in sorted(history)[:20]:
+        h = history[user]
+        recs = ranker.recommend(h, 5)
+        idx, rho = ranker._context(h, ranker.config.history)
+        scored = ranker.candidates([(idx, rho)], [ranker._indices(h)])
+        scores = ranker.learned.score(scored.features)
+        parts = ranker.learned.contributions(scored.features)
+        best = np.argsort(-scores, kind="stable")[:5]
+        assert [r.item_id for r in recs] == [ranker.item_ids[int(scored.cand.item[b])] for b in best]
+        for rec, row in zip(recs, best, strict=True):
+            by_generator: dict[str, float] = {}
+            for f, part in zip(GENERATOR_OF, parts[row], strict=True):
+                by_generator[GENERATOR_OF[f]] = by_generator.get(GENERATOR_OF[f], 0.0) + part
+            strongest = max(by_generator, key=lambda g: by_generator[g])
+            assert rec.reason == (strongest if by_generator[strongest] > 0 else "trending")
+            added = sorted((-p, n) for n, p in enumerate(parts[row]) if p > 0)[:2]
+            assert rec.features == tuple(FEATURES[n] for _, n in added)
+            named += len(rec.features) == 2
+    assert named >= 20
+
+
+def test_an_ablation_hides_its_feature_groups_from_the_ranker() -> None:
+    from operators.model.ranker import FEATURE_GROUPS, FEATURES
+
+    def trained(without: tuple[str, ...]) -> OnlineRanker:
+        ranker = OnlineRanker(OnlineConfig(learn_every=32, batch_size=32, refit_every=500, ranker_without=without))
+        rnd = random.Random(6)
+        history: dict[str, list[str]] = {}
+        for n in range(1_500):
+            user = f"u{rnd.randrange(50)}"
+            h = history.setdefault(user, [])
+            context = (0.5,) * 7          # a situation: every context feature is non-zero
+            ranker.learn([Interaction(Event(f"e{n}", user, f"i{rnd.randrange(60)}", "click", None, n), tuple(h),
+                                      context)])
+            h.append(f"i{rnd.randrange(60)}")
+        return ranker
+
+    hidden = trained(("window", "last_item"))
+    columns = [FEATURES.index(f) for g in ("window", "last_item") for f in FEATURE_GROUPS[g]]
+    idx, rho = hidden._context(["i1", "i2", "i3"], 30)
+    scored = hidden.candidates([(idx, rho)], [idx], situations=[(0.5,) * 7])
+    assert len(scored.cand) and not scored.features[:, columns].any()
+    init = OnlineRanker(OnlineConfig(ranker_without=("window", "last_item"))).learned.weights
+    assert hidden.learned.steps > 0
+    assert (hidden.learned.weights[columns] == init[columns]).all()          # never moved: no gradient
+    seen = trained(())
+    assert (seen.learned.weights[columns] != init[columns]).any()
+    try:
+        OnlineRanker(OnlineConfig(ranker_without=("windows",)))
+    except ValueError as exc:
+        assert "unknown ranker feature groups ['windows']" in str(exc)
+    else:
+        raise AssertionError("an unknown group must be refused")
