@@ -55,6 +55,7 @@ def plot(results: list[dict[str, Any]], out: Path) -> None:
     for ax, (label, values) in zip(axes, panels, strict=True):
         ax.plot(items, values, marker="o")
         ax.set_xscale("log")
+        ax.set_ylim(bottom=0)
         ax.set_xlabel("catalogue (items requested)")
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)
