@@ -187,9 +187,7 @@ def segment_max(values: np.ndarray, starts: np.ndarray, empty: float = 0.0) -> n
     """
     out = np.full((starts.size - 1, *values.shape[1:]), empty, dtype=np.float64)
     full = starts[1:] > starts[:-1]
-    if full.all():
-        out[:] = np.maximum.reduceat(values, starts[:-1], axis=0)
-    elif full.any():
+    if full.any():
         out[full] = np.maximum.reduceat(values, starts[:-1][full], axis=0)
     return out
 

@@ -50,7 +50,7 @@ class UserState:
     activity: UserActivity = field(default_factory=UserActivity)
     # The situation of the user's next request (ranker.CONTEXT as of their latest event; a
     # plain default, so state pickled before it existed restores with it empty).
-    context: tuple[float, ...] = ()
+    situation: tuple[float, ...] = ()
 
     def snapshot(self) -> bytes:
         return pickle.dumps(self, protocol=pickle.HIGHEST_PROTOCOL)

@@ -91,7 +91,7 @@ class Interaction:
 
     event: Event
     history: Sequence[str]
-    context: tuple[float, ...] = ()
+    situation: tuple[float, ...] = ()
 
 
 @dataclass
@@ -228,7 +228,7 @@ class OnlineRanker:
         contexts = [contexts[n] for n in keep]
         targets = np.array([self.index[examples[n].event.item_id] for n in keep], dtype=np.int64)
         scored = self.candidates(contexts, [h for h, _ in contexts],
-                                 situations=[examples[n].context for n in keep])
+                                 situations=[examples[n].situation for n in keep])
         rows = _rows_of(scored.cand, targets)
         found = rows >= 0
         if not found.any():
@@ -339,14 +339,14 @@ class OnlineRanker:
         return weighted, weighted.sum(axis=1) + tie
 
     def observe(self, history: Sequence[str], exclude: set[str], item_id: str, k: int = 10,
-                fusion_only: bool = False, context: tuple[float, ...] = ()) -> tuple[int | None, np.ndarray | None]:
+                fusion_only: bool = False, situation: tuple[float, ...] = ()) -> tuple[int | None, np.ndarray | None]:
         """Test before learn: where does ``item_id`` stand in the top-k the ranker would give
         now (its 0-based position, or -1 if absent), and the fusion's measurement of the event
         when it is one the fusion measures (every ``fusion_every``-th observed event whose item
         is known; ``learn`` takes it with the event). The rank is None when the question does
         not apply (no history) or, with ``fusion_only``, when the event is not measured (the
-        job's way to save the work). ``context``: the request's situation (ranker.CONTEXT)."""
-        return self.observe_many([(history, self._indices(exclude), item_id)], k, fusion_only, [context])[0]
+        job's way to save the work). ``situation``: the request's ranker.CONTEXT."""
+        return self.observe_many([(history, self._indices(exclude), item_id)], k, fusion_only, [situation])[0]
 
     def observe_many(self, requests: Sequence[tuple[Sequence[str], np.ndarray, str]], k: int = 10,
                      fusion_only: bool = False, situations: Sequence[tuple[float, ...]] | None = None,
@@ -409,12 +409,12 @@ class OnlineRanker:
         return chosen.index(target) if target in chosen else -1
 
     def recommend(self, history: Sequence[str], k: int, exclude: set[str] | None = None,
-                  context: tuple[float, ...] = ()) -> list[Recommendation]:
+                  situation: tuple[float, ...] = ()) -> list[Recommendation]:
         """Top-k items not in ``exclude`` (default: ``history``), best first, each with the
         component that contributed most and, where it applies, the recent item it relates to.
-        ``context``: the request's situation (ranker.CONTEXT) as of the user's latest event."""
+        ``situation``: the request's ranker.CONTEXT as of the user's latest event."""
         return self.recommend_many([(history, self._indices(set(history) if exclude is None else exclude))], k,
-                                   [context])[0]
+                                   [situation])[0]
 
     def recommend_many(self, requests: Sequence[tuple[Sequence[str], np.ndarray]], k: int,
                        situations: Sequence[tuple[float, ...]] | None = None) -> list[list[Recommendation]]:
@@ -554,7 +554,8 @@ class OnlineRanker:
             "progress": self.progress.to_state(), "learned_events": self.learned_events,
             "observed": self.observed,
             "pending": [[e.event_id, e.user_id, e.item_id, e.event_type, e.value, e.ts, e.position.partition,
-                         e.position.offset, list(it.history), None if hits is None else hits.tolist(), list(it.context)]
+                         e.position.offset, list(it.history), None if hits is None else hits.tolist(),
+                         list(it.situation)]
                         for it, hits in self.pending for e in (it.event,)],
         }
         buf = io.BytesIO()
@@ -597,8 +598,9 @@ class OnlineRanker:
         r.learned_events = int(state["learned_events"])
         r.observed = int(state["observed"])
         r.pending = [(Interaction(Event(eid, user, item, kind, value, int(ts), SourcePosition(int(part), int(off))),
-                                  tuple(history), tuple(context)), None if hits is None else np.array(hits, dtype=bool))
-                     for eid, user, item, kind, value, ts, part, off, history, hits, context in state["pending"]]
+                                  tuple(history), tuple(situation)),
+                      None if hits is None else np.array(hits, dtype=bool))
+                     for eid, user, item, kind, value, ts, part, off, history, hits, situation in state["pending"]]
         return r
 
 

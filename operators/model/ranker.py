@@ -33,7 +33,7 @@ import torch
 
 from operators.features.windows import WindowFeatures
 
-FEATURES: tuple[str, ...] = (
+_OWN = (
     "co_occurrence", "regression", "trending",                        # scaled scores
     "co_occurrence last item",                                        # with the most recent item alone
     "by_co_occurrence", "by_regression", "by_trending",               # proposed by
@@ -47,7 +47,7 @@ FEATURES: tuple[str, ...] = (
 # items active in the short window. Each is crossed with the generators' scores (``CROSSED``).
 CONTEXT = ("session", "gap", "user short", "user long", "last item short", "last item trending", "active items")
 CROSSED = ("co_occurrence", "co_occurrence last item", "regression", "trending")
-FEATURES = (*FEATURES, *(f"{g} x {c}" for c in CONTEXT for g in CROSSED))
+FEATURES = (*_OWN, *(f"{g} x {c}" for c in CONTEXT for g in CROSSED))
 GENERATOR_OF = {f: f.split(" ")[0].removeprefix("by_").replace("popularity", "trending") for f in FEATURES}
 # Groups of features that an ablation (OnlineConfig.ranker_without, jobs.evaluate --without) hides.
 FEATURE_GROUPS: dict[str, tuple[str, ...]] = {

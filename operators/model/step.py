@@ -64,7 +64,7 @@ class ModelStep:
         which replayed events it already holds (progress.py)."""
         ranker = self.ranker
         ranker.progress.advance(watermark)
-        before = user.context                # the situation when the list this event answers was served
+        before = user.situation              # the situation when the list this event answers was served
         session = user.activity.observe(event.item_id, event.event_type, event.ts, self.features.session_gap_ms,
                                         self.features.sequence_length)
         history = user.history
@@ -72,13 +72,14 @@ class ModelStep:
         observed = ranker.observed
         if not ranker.progress.contains(event):
             rank, hits = ranker.observe(history.recent, history.seen, event.item_id, self.k,
-                                        fusion_only=not self.test_every_event, context=before)
+                                        fusion_only=not self.test_every_event, situation=before)
         context = tuple(history.recent)
         history.apply(event, ranker.config.history)
         # The top-k before the event is taken: when it completes a batch, the batch is learned
         # after, so every event's answers come from the model as of the start of its batch.
-        user.context = request_context(session.session_events, session.gap_ms, window)
-        recs = ranker.recommend(history.recent, self.k, exclude=history.seen, context=user.context) if recommend else []
+        user.situation = request_context(session.session_events, session.gap_ms, window)
+        recs = (ranker.recommend(history.recent, self.k, exclude=history.seen, situation=user.situation)
+                if recommend else [])
         learned = ranker.learn([Interaction(event, context, before)], [hits]) > 0
         if learned:
             update = ModelUpdate(self.lineage, ranker.learned_events, event, context, ranker.progress.watermark,
@@ -104,11 +105,11 @@ class ModelStep:
             excluded: dict[str, list[np.ndarray]] = {}     # per user: indices of the known items seen
             for n, event in enumerate(chunk):
                 user = users.setdefault(event.user_id, UserState())
-                situations.append(user.context)
+                situations.append(user.situation)
                 sessions.append(user.activity.observe(event.item_id, event.event_type, event.ts,
                                                       self.features.session_gap_ms, self.features.sequence_length))
-                user.context = request_context(sessions[-1].session_events, sessions[-1].gap_ms,
-                                               None if windows is None else windows[first + n])
+                user.situation = request_context(sessions[-1].session_events, sessions[-1].gap_ms,
+                                                 None if windows is None else windows[first + n])
                 history = user.history
                 context = tuple(history.recent)
                 seen = excluded.get(event.user_id)

@@ -50,7 +50,7 @@ class ModelUpdate:
     watermark: int | None             # the model's input watermark when it learned the event
     observed: bool                    # the "test" half counted the event (ranker.observed += 1)
     hits: tuple[bool, ...] | None     # the fusion's measurement, when this event was measured
-    context: tuple[float, ...] = ()   # the situation of the request the event answers (Interaction)
+    situation: tuple[float, ...] = ()  # ranker.CONTEXT of the request the event answers (Interaction)
 
     def to_json(self) -> str:
         e = self.event
@@ -60,7 +60,7 @@ class ModelUpdate:
                       e.position.partition, e.position.offset],
             "history": list(self.history), "observed": self.observed,
             "hits": None if self.hits is None else "".join("1" if h else "0" for h in self.hits),
-            "context": list(self.context),
+            "situation": list(self.situation),
         }, separators=(",", ":"))
 
     @classmethod
@@ -70,7 +70,7 @@ class ModelUpdate:
         return cls(d["lineage"], int(d["seq"]), Event(eid, user, item, kind, value, int(ts),
                                                       SourcePosition(int(partition), int(offset))),
                    tuple(d["history"]), d["watermark"], bool(d["observed"]),
-                   None if d["hits"] is None else tuple(c == "1" for c in d["hits"]), tuple(d.get("context", ())))
+                   None if d["hits"] is None else tuple(c == "1" for c in d["hits"]), tuple(d.get("situation", ())))
 
 
 def apply(ranker: OnlineRanker, update: ModelUpdate) -> None:
@@ -79,7 +79,7 @@ def apply(ranker: OnlineRanker, update: ModelUpdate) -> None:
     if update.observed:
         ranker.observed += 1
     hits = None if update.hits is None else np.array(update.hits, dtype=bool)
-    ranker.learn([Interaction(update.event, update.history, update.context)], [hits])
+    ranker.learn([Interaction(update.event, update.history, update.situation)], [hits])
 
 
 def replay(ranker: OnlineRanker, updates: Iterable[ModelUpdate], lineage: str) -> int:

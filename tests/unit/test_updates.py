@@ -64,7 +64,7 @@ def test_snapshot_plus_logged_updates_equals_the_uninterrupted_model() -> None:
     assert any(u.hits is not None for u in updates) and any(u.observed for u in updates)
     # The situations the ranker learns with: session depth and the window features both vary.
     for part in ("session", "user long", "last item short"):
-        assert len({u.context[CONTEXT.index(part)] for u in updates if u.context}) > 3
+        assert len({u.situation[CONTEXT.index(part)] for u in updates if u.situation}) > 3
 
     cut = 700            # a snapshot at event 700; the log covers everything after it
     early = OnlineRanker(SMALL)
