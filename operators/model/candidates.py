@@ -93,7 +93,7 @@ class Candidates:
             if best is not None and ok.sum() > best:
                 proposed = np.zeros(distinct.size, dtype=bool)
                 proposed[group[evidence.size: evidence.size + shared.size + own[r].size]] = True
-                ok &= proposed | _best_of(np.where(ok, total, -np.inf), distinct, best)
+                ok &= proposed | best_of(np.where(ok, total, -np.inf), distinct, best)
             parts.append((distinct[ok], total[ok], first[ok], source[ok]))
         sizes = np.array([p[0].size for p in parts], dtype=np.int64)
         joined = [np.concatenate([p[j] for p in parts]) if parts else np.zeros(0) for j in range(4)]
@@ -148,11 +148,26 @@ class Slots:
         is_first = first == position
         return items[is_first], (np.cumsum(is_first) - 1)[first]
 
+    def marked(self, items: np.ndarray, starts: np.ndarray, chosen: Sequence[np.ndarray]) -> np.ndarray:
+        """Per row of segment r (``starts``), whether its item is in ``chosen[r]``.
 
-def _best_of(values: np.ndarray, items: np.ndarray, n: int) -> np.ndarray:
+        >>> Slots().marked(np.array([4, 5, 4]), np.array([0, 2, 3]), [np.array([5]), np.array([4])]).tolist()
+        [False, True, True]
+        """
+        out = np.zeros(items.size, dtype=bool)
+        for r, picked in enumerate(chosen):
+            if picked.size:
+                self.first[picked] = 0
+                lo, hi = starts[r], starts[r + 1]
+                out[lo:hi] = self.first[items[lo:hi]] == 0
+                self.first[picked] = self.UNSET
+        return out
+
+
+def best_of(values: np.ndarray, items: np.ndarray, n: int) -> np.ndarray:
     """The mask of the ``n`` largest ``values`` (ties: the lower item), without sorting them all.
 
-    >>> _best_of(np.array([1.0, 3.0, 2.0, 3.0, 2.0]), np.array([9, 8, 7, 6, 5]), 3).tolist()
+    >>> best_of(np.array([1.0, 3.0, 2.0, 3.0, 2.0]), np.array([9, 8, 7, 6, 5]), 3).tolist()
     [False, True, False, True, True]
     """
     if values.size <= n:

@@ -255,6 +255,16 @@ class Embeddings:
         self.bias = torch.zeros(64)
         self.pending: list[tuple[list[int], list[float], int]] = []
         self.batches = 0
+        self._views: tuple[tuple[torch.Tensor, ...], tuple[np.ndarray, ...]] | None = None
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``inp``, ``out`` and ``bias`` as numpy views (kept while the tensors are the same
+        objects: a view costs ~20 us to make, and the job's path asks for them per request)."""
+        tensors = (self.inp, self.out, self.bias)
+        if self._views is None or any(a is not b for a, b in zip(self._views[0], tensors, strict=True)):
+            self._views = (tensors, tuple(t.numpy() for t in tensors))
+        inp, out, bias = self._views[1]
+        return inp, out, bias
 
     def ensure(self, n: int) -> None:
         if n <= self.inp.shape[0]:
@@ -307,24 +317,34 @@ class Embeddings:
                 t -= self.lr * t.grad   # type: ignore[operator]
         self.inp, self.out, self.bias = inp.detach(), out.detach(), bias.detach()
 
-    def score_rows(self, contexts: list[tuple[np.ndarray, np.ndarray]], request: np.ndarray, item: np.ndarray,
-                   n: int) -> np.ndarray:
-        """``user . out[item] + bias[item]`` for (request, item) rows, the user being the
-        recency-weighted mean of the request's recent items (no history: 0)."""
-        if not item.size or n == 0:
+    def users(self, contexts: list[tuple[np.ndarray, np.ndarray]], n: int) -> np.ndarray:
+        """Per context, its user vector: the recency-weighted mean of the input embeddings of
+        its recent items (contexts x dim; no history: zeros)."""
+        self.ensure(max(n, 1))
+        return _bag(self.arrays()[0], [(h, r / r.sum() if h.size else r) for h, r in contexts],
+                    self.inp.shape[0], self.dim)
+
+    def score_rows(self, users: np.ndarray, request: np.ndarray, item: np.ndarray) -> np.ndarray:
+        """``user . out[item] + bias[item]`` for (request, item) rows, ``users`` being the
+        requests' vectors (a request without history scores 0)."""
+        if not item.size:
             return np.zeros(item.size)
-        self.ensure(n)
-        users = _bag(self.inp.numpy(), [(h, r / r.sum() if h.size else r) for h, r in contexts],
-                     self.inp.shape[0], self.dim)
-        out = np.einsum("rd,rd->r", users[request], self.out.numpy()[item]) + self.bias.numpy()[item]
-        empty = np.array([not h.size for h, _ in contexts])
-        out[empty[request]] = 0.0
+        _, vectors, bias = self.arrays()
+        out = np.einsum("rd,rd->r", users[request], vectors[item]) + bias[item]
+        out[~users.any(axis=1)[request]] = 0.0
         return out
+
+    def vectors(self, n: int) -> np.ndarray:
+        """The first ``n`` items' output embeddings with their bias as one more column (n x (dim + 1))."""
+        self.ensure(n)
+        _, out, bias = self.arrays()
+        return np.hstack([out[:n], bias[:n, None]])
 
     def pair_values(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
         """``inp[row] . out[col]``: how much a recent item speaks for an item (explanations)."""
         rows, cols = np.broadcast_arrays(rows, cols)
-        return np.einsum("...d,...d->...", self.inp.numpy()[rows], self.out.numpy()[cols])
+        inp, out, _ = self.arrays()
+        return np.einsum("...d,...d->...", inp[rows], out[cols])
 
 
 class Trending:

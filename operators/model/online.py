@@ -36,6 +36,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import torch
 
+from operators.model.ann import EmbeddingIndex
 from operators.model.candidates import Candidates, Slots, ranks_of_targets, segment_max, top_k_per_segment
 from operators.model.components import Cooccurrence, Embeddings, ItemRegression, Trending, dense_pairs
 from operators.model.progress import LearnedEvents
@@ -62,7 +63,7 @@ class OnlineConfig:
     neighbours: int = 256                 # co-occurring items kept per item
     neighbour_half_life_events: int = 50_000   # co-occurrence counters halve every this many events (0: never)
     dim: int = 32
-    learning_rate: float = 0.05
+    learning_rate: float = 1.0            # the embeddings' SGD step (0.05: their top-10 hit rate 8 %; 1.0: 13 %)
     negatives: int = 8
     batch_size: int = 256                 # events per embedding update (one torch step)
     learn_every: int = 256                # events per learning batch (the model changes only between them)
@@ -74,6 +75,9 @@ class OnlineConfig:
     cooc_candidates: int = 200            # candidates co-occurrence proposes per request (its largest sums of evidence)
     regression_candidates: int = 100      # candidates the regression proposes per request (its best over the head)
     trending_candidates: int = 100        # the trending top-N every request gets as candidates
+    embedding_candidates: int = 50        # candidates the embeddings' nearest-neighbour search proposes per request
+    index_probes: int = 8                 # clusters of the embedding index a search scores (of ~sqrt(items))
+    index_every: int = 20_000             # learned events between rebuilds of the embedding index
     ranker_rate: float = 0.02             # Adam step size of the learned ranker
     ranker_every: int = 2                 # every n-th taken event is a training example of the learned ranker
     ranker_without: tuple[str, ...] = ()  # ranker.FEATURE_GROUPS it does not see (ablations; kept at 0)
@@ -147,6 +151,7 @@ class OnlineRanker:
         self.cooc = Cooccurrence(c.neighbours, c.knn_alpha, c.knn_beta, c.neighbour_half_life_events)
         self.regression = ItemRegression(c.max_dense_items, c.regression_l2, c.refit_every)
         self.embedding = Embeddings(c.dim, c.learning_rate, c.negatives, c.batch_size, c.seed)
+        self.nearest = EmbeddingIndex(c.index_probes, c.index_every, c.seed)
         self.trending = Trending(c.trending_half_life_ms)
         self.fusion = AdaptiveFusion(c.fusion_rate)
         self.learned = LearnedRanker(c.seed, c.ranker_rate, c.ranker_every)
@@ -213,6 +218,8 @@ class OnlineRanker:
             if measured is not None:
                 self.fusion.apply(measured)
         self.regression.boundary(len(self.item_ids), self.learned_events - len(batch), self.learned_events)
+        if self.nearest.due(len(self.item_ids), self.learned_events):
+            self.nearest.build(self.embedding.vectors(len(self.item_ids)), self.learned_events)
         self._trending = None
 
     def _train_learned(self, batch: list[tuple[Interaction, np.ndarray | None]], first: int) -> None:
@@ -261,14 +268,12 @@ class OnlineRanker:
 
     # -- scoring ----------------------------------------------------------------------------
     def candidates(self, contexts: Sequence[tuple[np.ndarray, np.ndarray]], excluded: Sequence[np.ndarray],
-                   everything: np.ndarray | None = None, sources: bool = False,
-                   situations: Sequence[tuple[float, ...]] | None = None) -> Scored:
+                   sources: bool = False, situations: Sequence[tuple[float, ...]] | None = None) -> Scored:
         """The candidates of a batch of requests (each: its history context and the indices of
         the items it may not get), their raw scores (rows x components), the scores scaled per
         request, and the learned ranker's features. Generators: the neighbours of the recent
-        items, the regression's best over its head, the trending top-N. The embedding's scores
-        (the costly column) are left at 0 unless the current blend weighs it or ``everything``
-        (per request) asks for all components. With ``sources``, each row knows the recent item
+        items, the regression's best over its head, the embeddings' nearest neighbours of the
+        user (ann.py), the trending top-N. With ``sources``, each row knows the recent item
         whose co-occurrence weighs most in its evidence (explanations). ``situations``: per
         request, its ranker.CONTEXT (empty or None: zeros)."""
         c, n = self.config, len(self.item_ids)
@@ -279,17 +284,17 @@ class OnlineRanker:
         ids, values = self.cooc.neighbours_of(rows)
         head = self.regression.head_scores(list(contexts), n)                   # requests x head
         proposed, floor = _best_per_row(head, c.regression_candidates)
+        users = self.embedding.users(short, n)
+        found = self.nearest.search(users, *self.embedding.arrays()[1:], c.embedding_candidates)
         trend = self._trending_top()
-        cand = Candidates.gather(self._slots, owner, at, rho, ids, values, trend, proposed, excluded, n, sources,
+        own = [np.concatenate([p, f]) for p, f in zip(proposed, found, strict=True)]
+        cand = Candidates.gather(self._slots, owner, at, rho, ids, values, trend, own, excluded, n, sources,
                                  c.cooc_candidates)
         raw = np.zeros((len(cand), len(COMPONENTS)))
         raw[:, 0] = cand.cooc / np.maximum(self.counts[cand.item], 1.0) ** self.cooc.beta
         inside = cand.item < head.shape[1]
         raw[inside, 1] = head[cand.request[inside], cand.item[inside]]
-        embed = np.ones(len(cand), dtype=bool) if self.fusion.weights[2] > 0 else (
-            everything[cand.request] if everything is not None else np.zeros(len(cand), dtype=bool))
-        if embed.any():
-            raw[embed, 2] = self.embedding.score_rows(short, cand.request[embed], cand.item[embed], n)
+        raw[:, 2] = self.embedding.score_rows(users, cand.request, cand.item)
         raw[:, 3] = self.trending.values_of(cand.item)
         scale = np.maximum(segment_max(np.abs(raw), cand.starts), 1e-12)
         norm = raw / scale[cand.request]
@@ -300,8 +305,10 @@ class OnlineRanker:
         last = self._last_item_evidence(owner, hist, cand)
         popularity = np.log1p(self.counts[cand.item]) / np.log1p(max(float(self.counts.max()), 1.0))
         related = np.where(cand.source >= 0, hist[np.maximum(cand.source, 0)], -1) if hist.size else cand.source
-        features = ranker_features(norm, last, cand.cooc > 0, by_regression, self._trending_mask[cand.item],
-                                   popularity, history[cand.request], situation[cand.request])
+        by_embedding = self._slots.marked(cand.item, cand.starts, found)
+        features = ranker_features(norm, last, cand.cooc > 0, by_regression, by_embedding,
+                                   self._trending_mask[cand.item], popularity, history[cand.request],
+                                   situation[cand.request])
         features[:, self._hidden] = 0.0
         return Scored(cand, raw, norm, features, related)
 
@@ -373,7 +380,7 @@ class OnlineRanker:
         if not asked:
             return out
         contexts = [self._context(requests[n][0], self.config.history) for n in asked]
-        scored = self.candidates(contexts, [requests[n][1] for n in asked], np.array(measured),
+        scored = self.candidates(contexts, [requests[n][1] for n in asked],
                                  situations=None if situations is None else [situations[n] for n in asked])
         t = np.array(targets, dtype=np.int64)
         if self.config.mmr_lambda < 1.0:
@@ -516,6 +523,7 @@ class OnlineRanker:
         return {"items": len(self.item_ids), "neighbours": nb.nbytes,
                 "regression": reg.gram.nbytes + reg.weights.nbytes,
                 "embedding": sum(t.element_size() * t.nelement() for t in (emb.inp, emb.out, emb.bias)),
+                "embedding_index": self.nearest.centroids.nbytes + self.nearest.assign.nbytes,
                 "trending_and_counts": self.trending.values.nbytes + self.counts.nbytes}
 
     def fusion_report(self) -> dict[str, object]:
@@ -533,7 +541,7 @@ class OnlineRanker:
         e = self.embedding
         solving = self.regression.solved() if self.regression.solving is not None else None
         state = {
-            "format": 7, "config": asdict(self.config), "item_ids": self.item_ids,
+            "format": 8, "config": asdict(self.config), "item_ids": self.item_ids,
             "counts": torch.from_numpy(self.counts[:n].copy()),
             "neighbour_ids": torch.from_numpy(self.cooc.neighbours.ids[:n].copy()),
             "neighbour_counts": torch.from_numpy(self.cooc.neighbours.counts[:n].copy()),
@@ -547,6 +555,8 @@ class OnlineRanker:
             "regression_install_at": self.regression.install_at,
             "emb_in": e.inp.clone(), "emb_out": e.out.clone(), "emb_bias": e.bias.clone(),
             "emb_pending": [[ctx, ws, i] for ctx, ws, i in e.pending], "emb_batches": e.batches,
+            "index_centroids": torch.from_numpy(self.nearest.centroids.copy()),
+            "index_assign": torch.from_numpy(self.nearest.assign.copy()), "index_built_at": self.nearest.built_at,
             "trending": torch.from_numpy(self.trending.values.copy()), "trending_clock": self.trending.clock,
             "blend_hits": torch.from_numpy(self.fusion.blend_hits.copy()),
             "component_hits": torch.from_numpy(self.fusion.component_hits.copy()),
@@ -565,7 +575,7 @@ class OnlineRanker:
     @classmethod
     def restore(cls, data: bytes, config: OnlineConfig | None = None) -> OnlineRanker:
         state = torch.load(io.BytesIO(data), weights_only=True)
-        if state.get("format") != 7:     # 6: no request context; 5: no learned ranker; 4: dense co-occurrence
+        if state.get("format") != 8:     # 7: no embedding index; 6: no request context; 5: no learned ranker; ...
             raise ValueError(f"not an OnlineRanker snapshot (format {state.get('format')!r})")
         r = cls(config or OnlineConfig(**state["config"]))
         r.item_ids = list(state["item_ids"])
@@ -589,6 +599,7 @@ class OnlineRanker:
         e.inp, e.out, e.bias = state["emb_in"].clone(), state["emb_out"].clone(), state["emb_bias"].clone()
         e.pending = [(list(ctx), list(ws), int(i)) for ctx, ws, i in state["emb_pending"]]
         e.batches = int(state["emb_batches"])
+        r.nearest.load(state["index_centroids"].numpy(), state["index_assign"].numpy(), int(state["index_built_at"]))
         r.trending.values = state["trending"].numpy().copy()
         r.trending.clock = state["trending_clock"]
         r.fusion.blend_hits = state["blend_hits"].numpy().copy()

@@ -34,11 +34,11 @@ import torch
 from operators.features.windows import WindowFeatures
 
 _OWN = (
-    "co_occurrence", "regression", "trending",                        # scaled scores
+    "co_occurrence", "regression", "embedding", "trending",           # scaled scores
     "co_occurrence last item",                                        # with the most recent item alone
-    "by_co_occurrence", "by_regression", "by_trending",               # proposed by
+    "by_co_occurrence", "by_regression", "by_embedding", "by_trending",   # proposed by
     "popularity",                                                     # log count / log max count
-    "co_occurrence x history", "regression x history", "trending x history",   # x log history length
+    "co_occurrence x history", "regression x history", "embedding x history", "trending x history",
 )
 # The request's situation when its list is served (``request_context``), each log-squashed to
 # [0, 1): the events of the user's current session so far; the seconds between the user's last
@@ -78,14 +78,14 @@ def request_context(session_events: int, gap_ms: int | None, window: WindowFeatu
 
 
 def ranker_features(norm: np.ndarray, last: np.ndarray, by_cooc: np.ndarray, by_regression: np.ndarray,
-                    by_trending: np.ndarray, popularity: np.ndarray, history: np.ndarray,
+                    by_embedding: np.ndarray, by_trending: np.ndarray, popularity: np.ndarray, history: np.ndarray,
                     context: np.ndarray) -> np.ndarray:
     """The ``FEATURES`` of candidate rows: ``norm`` is rows x (co-occurrence, regression,
     embedding, trending) scaled per request; the rest are per row (``history``: the request's
     log history length in 0..1; ``context``: rows x ``CONTEXT``)."""
-    scores = norm[:, [0, 1, 3]]
+    scores = norm
     crossed = np.column_stack([norm[:, 0], last, norm[:, 1], norm[:, 3]])          # CROSSED
-    return np.column_stack([scores, last, by_cooc, by_regression, by_trending, popularity,
+    return np.column_stack([scores, last, by_cooc, by_regression, by_embedding, by_trending, popularity,
                             scores * history[:, None],
                             (context[:, :, None] * crossed[:, None, :]).reshape(len(norm), len(CONTEXT) * len(CROSSED)),
                             ]).astype(np.float64)

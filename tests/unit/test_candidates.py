@@ -116,7 +116,8 @@ def test_gather_keeps_the_best_co_occurrence_and_every_other_proposal() -> None:
 
 def test_candidates_per_request_are_bounded_whatever_the_catalogue() -> None:
     config = OnlineConfig(neighbours=16, knn_history=5, history=5, cooc_candidates=30, regression_candidates=10,
-                          trending_candidates=10, learn_every=64, batch_size=64, refit_every=1_000)
+                          trending_candidates=10, embedding_candidates=10, learn_every=64, batch_size=64,
+                          refit_every=1_000)
     ranker = OnlineRanker(config)
     rnd = random.Random(3)
     history: dict[str, list[str]] = {}
@@ -130,7 +131,8 @@ def test_candidates_per_request_are_bounded_whatever_the_catalogue() -> None:
     scored = ranker.candidates(contexts, [ranker._indices(h) for h in history.values()])
     cand, raw = scored.cand, scored.raw
     per_request = np.diff(cand.starts)
-    bound = config.cooc_candidates + config.regression_candidates + config.trending_candidates
+    bound = (config.cooc_candidates + config.regression_candidates + config.trending_candidates
+             + config.embedding_candidates)
     assert per_request.max() <= bound < len(ranker.item_ids) / 10
     assert raw.shape == (len(cand), 4) and np.isfinite(raw).all() and np.isfinite(scored.features).all()
 
@@ -173,8 +175,8 @@ def test_the_learned_ranker_uses_session_depth_to_choose_between_signals() -> No
         depth = np.repeat(rnd.integers(0, 2, requests).astype(float), 20)
         context = np.zeros((rows, len(CONTEXT)))
         context[:, CONTEXT.index("session")] = depth
-        x = ranker_features(norm, last, np.ones(rows), np.zeros(rows), np.ones(rows), np.zeros(rows),
-                            np.full(rows, 0.5), context)
+        x = ranker_features(norm, last, np.ones(rows), np.zeros(rows), np.zeros(rows), np.ones(rows),
+                            np.zeros(rows), np.full(rows, 0.5), context)
         signal = np.where(depth > 0, last, norm[:, 3]).reshape(requests, 20)
         starts = np.arange(0, rows + 1, 20)
         return x, starts, starts[:-1] + np.argmax(signal, axis=1)
