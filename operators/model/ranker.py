@@ -38,6 +38,7 @@ _OWN = (
     "co_occurrence last item",                                        # with the most recent item alone
     "by_co_occurrence", "by_regression", "by_embedding", "by_trending",   # proposed by
     "popularity",                                                     # log count / log max count
+    # the scaled scores x log history length
     "co_occurrence x history", "regression x history", "embedding x history", "trending x history",
 )
 # The request's situation when its list is served (``request_context``), each log-squashed to
@@ -83,10 +84,9 @@ def ranker_features(norm: np.ndarray, last: np.ndarray, by_cooc: np.ndarray, by_
     """The ``FEATURES`` of candidate rows: ``norm`` is rows x (co-occurrence, regression,
     embedding, trending) scaled per request; the rest are per row (``history``: the request's
     log history length in 0..1; ``context``: rows x ``CONTEXT``)."""
-    scores = norm
     crossed = np.column_stack([norm[:, 0], last, norm[:, 1], norm[:, 3]])          # CROSSED
-    return np.column_stack([scores, last, by_cooc, by_regression, by_embedding, by_trending, popularity,
-                            scores * history[:, None],
+    return np.column_stack([norm, last, by_cooc, by_regression, by_embedding, by_trending, popularity,
+                            norm * history[:, None],
                             (context[:, :, None] * crossed[:, None, :]).reshape(len(norm), len(CONTEXT) * len(CROSSED)),
                             ]).astype(np.float64)
 
