@@ -21,20 +21,26 @@ def clustered(items: int, dim: int, seed: int) -> np.ndarray:
 
 def test_the_index_finds_most_of_the_exact_top_items_scoring_a_fraction_of_the_catalogue() -> None:
     vectors = clustered(20_000, 16, seed=1)
-    index = EmbeddingIndex(probes=8)
-    index.build(vectors, learned_events=0)
-    assert index.clusters == 141 and index.items == 20_000
     rng = np.random.default_rng(2)
     users = vectors[rng.integers(0, 20_000, 50), :-1] + rng.normal(0.0, 0.2, (50, 16)).astype(np.float32)
-    found = index.search(users, vectors[:, :-1], vectors[:, -1], 50)
-    overlap = []
-    for u, got in zip(users, found, strict=True):
-        exact = np.argsort(-(vectors[:, :-1] @ u + vectors[:, -1]), kind="stable")[:50]
-        overlap.append(len(set(got.tolist()) & set(exact.tolist())) / 50)
-        assert got.size == 50 and np.unique(got).size == 50
-    assert np.mean(overlap) >= 0.9, np.mean(overlap)
-    # what a search scores: the members of 8 of 141 clusters, about 6 % of the catalogue
-    assert np.bincount(index.assign).max() < 20_000 * 0.05
+    exact = [set(np.argsort(-(vectors[:, :-1] @ u + vectors[:, -1]), kind="stable")[:50].tolist()) for u in users]
+
+    def overlap(probes: int) -> tuple[float, EmbeddingIndex]:
+        index = EmbeddingIndex(probes=probes)
+        index.build(vectors, learned_events=0)
+        found = index.search(users, vectors[:, :-1], vectors[:, -1], 50)
+        assert all(got.size == 50 and np.unique(got).size == 50 for got in found)
+        shares = [len(set(got.tolist()) & want) / 50 for got, want in zip(found, exact, strict=True)]
+        return float(np.mean(shares)), index
+
+    eight, index = overlap(8)
+    assert index.clusters == 141 and index.items == 20_000
+    assert eight >= 0.99, eight                   # README: at least 99 % with 8 probes (99.8 % measured)
+    two, _ = overlap(2)
+    assert 0.8 <= two <= 0.95, two                # README: 2 probes miss more (87 % measured): the probes matter
+    # what a search scores: the members of 8 of 141 clusters, 6 % of the catalogue on average and
+    # under 15 % even for the 8 largest
+    assert np.sort(np.bincount(index.assign))[-8:].sum() < 20_000 * 0.15
 
 
 def test_a_build_is_deterministic_and_due_on_growth_or_after_every_events() -> None:
