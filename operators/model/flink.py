@@ -1,4 +1,5 @@
-"""Flink adapter of the model stage.
+"""Flink adapter of the model stage: moves records, keeps the users' keyed state, and calls
+the model's lifecycle (lifecycle.py: restore, replay, snapshot cadence, lineage).
 
 Two-tier state (DESIGN.md §4): each user's history, sequence and session are Flink keyed state
 (checkpointed, rescalable, expired after ``user_state_ttl_ms`` idle); the shared ranker lives in
@@ -6,24 +7,19 @@ this operator's memory. Three things keep the ranker exact across failures:
 
 - every event the ranker takes (learned at its batch's boundary, online.py) goes to the update
   log (``UPDATE_TAG`` -> an exactly-once Kafka sink, updates.py), committed with each checkpoint;
-- every ``snapshot_every_events`` learned events (and on close) the operator cuts a snapshot
-  and a background thread writes it to Cassandra, retrying with back-off (writer.py): a slow
-  or absent Cassandra never stalls recommendations;
-- on open it loads the newest complete snapshot for its subtask (snapshot_store.candidates),
-  applies the committed updates after it, and from then on skips replayed events the ranker
+- every ``snapshot_every_events`` learned events (and on close) a snapshot is cut and a
+  background thread writes it to Cassandra, retrying with back-off (writer.py): a slow or
+  absent Cassandra never stalls recommendations;
+- on open the lifecycle loads the newest complete snapshot for this subtask, applies the
+  committed updates after it, and from then on the step skips replayed events the ranker
   already holds (progress.py), while the user's keyed state, which Flink restored together
   with the source offsets, takes every event it is given.
-
-A start without a usable snapshot, or under another parallelism than the newest snapshots
-were written with, begins a new lineage and writes its first snapshot before processing.
 """
 
 from __future__ import annotations
 
 import json
-import logging
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -33,21 +29,16 @@ from pyflink.datastream.state import ValueStateDescriptor
 
 from operators.features.spec import FeatureConfig
 from operators.model.history import UserState
+from operators.model.lifecycle import ModelLifecycle, Placement
 from operators.model.metadata import load_titles, recommendation_json
-from operators.model.online import OnlineConfig, OnlineRanker
-from operators.model.progress import LearnedEvents
-from operators.model.snapshot_store import DEFAULT_REPLICATION, SnapshotInfo, SnapshotStore
+from operators.model.online import OnlineConfig
+from operators.model.snapshot_store import DEFAULT_REPLICATION, SnapshotStore
 from operators.model.step import ModelStep
 from operators.model.update_log import ensure_log_topic, read_updates
-from operators.model.updates import replay
-from operators.model.writer import PendingSnapshot, SnapshotWriter
 from operators.rows import KEYED_JSON_ROW, USER_EVENT_NUMBER, row_to_event, row_to_window_features, watermark_or_none
 from operators.state_ttl import idle_state_ttl
 
-log = logging.getLogger(__name__)
-
 UPDATE_TAG = OutputTag("model-updates", KEYED_JSON_ROW)
-CLOCK_SKEW_MS = 60_000     # read the update log from this long before a snapshot was cut
 
 
 @dataclass(frozen=True)
@@ -93,100 +84,28 @@ class RecommendFunction(KeyedProcessFunction):
         descriptor = ValueStateDescriptor("user", Types.PICKLED_BYTE_ARRAY())
         descriptor.enable_time_to_live(idle_state_ttl(s.user_state_ttl_ms))
         self.user_state = runtime_context.get_state(descriptor)
-        self.shard, self.shards = subtask_of(runtime_context)
-        self.last_cut_ms = 0
+        self.shard, shards = subtask_of(runtime_context)
         # Starting without the newest snapshot and log would later overwrite them with a model
         # that forgot everything, so an unreachable Cassandra or Kafka fails the task here and
         # Flink retries it (with its restart strategy's back-off).
-        self.store = SnapshotStore.connect(s.cassandra_hosts, s.cassandra_port, s.keyspace, s.model_name,
-                                           replication=s.cassandra_replication)
+        store = SnapshotStore.connect(s.cassandra_hosts, s.cassandra_port, s.keyspace, s.model_name,
+                                      replication=s.cassandra_replication)
         ensure_log_topic(s.bootstrap_servers, s.update_topic)
-        self.ranker, self.lineage, info = self._restore()
-        self.snapshot_version = info.version if info is not None else 0
+        self.lifecycle = ModelLifecycle(
+            store, lambda lineage, since_ms: read_updates(s.bootstrap_servers, s.update_topic, lineage, since_ms),
+            Placement(s.model_name, s.source_topic, self.shard, shards), s.ranker,
+            s.snapshot_every_events, s.snapshot_retain, s.close_timeout_s)
+        self.ranker = self.lifecycle.open()
         if s.item_metadata:
             self.ranker.titles = load_titles(s.item_metadata)
         # The job tests only the events that feed the fusion; jobs.evaluate tests every one.
-        self.step = ModelStep(self.ranker, s.k, s.features, test_every_event=False, lineage=self.lineage)
-        self.writer = SnapshotWriter(self._write, name=f"{s.model_name}/{self.shard}", on_saved=self._saved)
-        self.cut_events = self.ranker.learned_events
-        if info is None or info.lineage != self.lineage:
-            # A new lineage (first start, rollback copy, changed parallelism) starts its own
-            # series before processing, so that a restart finds and continues it.
-            self._saved(self._write(self._cut()))
-        elif self.replayed:
-            self.writer.submit(self._cut())      # spares the next start this replay
-        self.next_snapshot_at = self.cut_events + s.snapshot_every_events
+        self.step = ModelStep(self.ranker, s.k, s.features, test_every_event=False, lineage=self.lifecycle.lineage)
 
         metrics = runtime_context.get_metrics_group().add_group("model")
         self.learned = metrics.counter("learned")
         self.skipped = metrics.counter("skipped_already_in_snapshot")
-        metrics.gauge("snapshot_version", lambda: self.snapshot_version)
-        metrics.gauge("snapshot_failures", lambda: self.writer.failures)
-        metrics.gauge("snapshot_pending", lambda: self.writer.pending)
-        metrics.gauge("snapshots_written", lambda: self.writer.written)
-        metrics.gauge("snapshot_last_write_ms", lambda: self.writer.last_write_ms)
-        metrics.gauge("snapshot_last_cut_ms", lambda: self.last_cut_ms)
-        metrics.gauge("updates_replayed_at_start", lambda: self.replayed)
-
-    def _restore(self) -> tuple[OnlineRanker, str, SnapshotInfo | None]:
-        """The ranker to start from, its lineage, and the snapshot it came from."""
-        s = self.settings
-        self.replayed = 0
-        chosen = self.store.load_for(self.shard, self.shards)
-        if chosen is None:
-            log.info("model %s/%d: no snapshot; starting empty", s.model_name, self.shard)
-            return OnlineRanker(s.ranker), uuid.uuid4().hex, None
-        info, blob, continues = chosen
-        try:
-            ranker = OnlineRanker.restore(blob, s.ranker)
-        except (ValueError, KeyError) as exc:
-            # A snapshot of an older model format (an upgrade): it stays in Cassandra as
-            # history, and the new model starts empty under the next version number.
-            log.warning("model %s: snapshot v%d is not usable by this model (%s); starting empty",
-                        s.model_name, info.version, exc)
-            return OnlineRanker(s.ranker), uuid.uuid4().hex, None
-        if info.lineage:
-            started = time.monotonic()
-            self.replayed = replay(ranker, read_updates(s.bootstrap_servers, s.update_topic, info.lineage,
-                                                        since_ms=info.created_ms - CLOCK_SKEW_MS), info.lineage)
-            log.info("model %s/%d: restored snapshot v%d (%d events) + %d logged updates in %.1f s",
-                     s.model_name, self.shard, info.version, info.learned_events, self.replayed,
-                     time.monotonic() - started)
-        if info.source != s.source_topic:
-            # Offsets of another topic say nothing about this one: learn everything here.
-            log.warning("model %s: snapshot v%d was taken on topic %r, not %r; its positions are ignored",
-                        s.model_name, info.version, info.source, s.source_topic)
-            ranker.progress = LearnedEvents()
-        if continues:
-            return ranker, info.lineage, info
-        log.info("model %s/%d: starting a new lineage from snapshot v%d (written by subtask %d of %d)",
-                 s.model_name, self.shard, info.version, info.shard, info.shards)
-        return ranker, uuid.uuid4().hex, info
-
-    def _cut(self) -> PendingSnapshot:
-        """Serialise the ranker on the event path (the writer thread compresses and writes it)."""
-        started = time.monotonic()
-        self.cut_events = self.ranker.learned_events
-        pending = PendingSnapshot(self.ranker.snapshot(), dict(self.ranker.positions), self.ranker.learned_events,
-                                  self.lineage)
-        self.last_cut_ms = round((time.monotonic() - started) * 1000)
-        return pending
-
-    def _write(self, pending: PendingSnapshot) -> SnapshotInfo:
-        """Runs on the writer thread (and once in open): save, then prune old versions."""
-        s = self.settings
-        info = self.store.save(pending.blob, pending.positions, pending.learned_events, s.source_topic,
-                               pending.lineage, self.shard, self.shards, created_ms=pending.cut_ms)
-        try:
-            self.store.prune(s.snapshot_retain, self.shard, self.shards)
-        except Exception:  # noqa: BLE001 - a failed clean-up is retried after the next snapshot
-            log.warning("model %s: pruning old snapshots failed", s.model_name, exc_info=True)
-        return info
-
-    def _saved(self, info: SnapshotInfo) -> None:
-        self.snapshot_version = info.version
-        log.info("model %s/%d: wrote snapshot v%d (%d events, %d bytes, positions %s)", self.settings.model_name,
-                 self.shard, info.version, info.learned_events, info.size, info.positions)
+        for name, gauge in self.lifecycle.metrics().items():
+            metrics.gauge(name, gauge)
 
     def process_element(self, value: Row, ctx: KeyedProcessFunction.Context) -> Iterator[tuple[OutputTag, Row] | Row]:
         s = self.settings
@@ -201,7 +120,7 @@ class RecommendFunction(KeyedProcessFunction):
             "user_id": event.user_id,
             "items": [recommendation_json(r) for r in result.recommendations],
             "model_version": self.ranker.learned_events,
-            "snapshot_version": self.snapshot_version,
+            "snapshot_version": self.lifecycle.snapshot_version,
             "model_shard": self.shard,
             "variant": s.model_name,
             "event_id": event.event_id,
@@ -213,16 +132,11 @@ class RecommendFunction(KeyedProcessFunction):
                                   "user_event_number": value[USER_EVENT_NUMBER]}
         yield Row(event.user_id, json.dumps(record))
         if result.update is not None:
-            yield UPDATE_TAG, Row(self.lineage, result.update.to_json())
-        if self.ranker.learned_events >= self.next_snapshot_at:
-            self.writer.submit(self._cut())
-            self.next_snapshot_at = self.cut_events + s.snapshot_every_events
+            yield UPDATE_TAG, Row(self.lifecycle.lineage, result.update.to_json())
+        self.lifecycle.learned()
 
     def close(self) -> None:
-        writer = getattr(self, "writer", None)
-        if writer is not None:
-            if self.ranker.learned_events > self.cut_events:
-                writer.submit(self._cut())
-            writer.close(self.settings.close_timeout_s)
-        if getattr(self, "store", None) is not None:
-            self.store.close()
+        lifecycle = getattr(self, "lifecycle", None)
+        if lifecycle is not None:
+            lifecycle.close()
+            lifecycle.store.close()

@@ -28,10 +28,12 @@ therefore reproduces the model bit for bit; the pending batch is part of the sna
 
 from __future__ import annotations
 
+import hashlib
 import io
 import itertools
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -537,6 +539,18 @@ class OnlineRanker:
 
     # -- state ------------------------------------------------------------------------------
     def snapshot(self) -> bytes:
+        buf = io.BytesIO()
+        torch.save(self._state(), buf)
+        return buf.getvalue()
+
+    def digest(self) -> str:
+        """A hash of the model state: equal for equal models, however they got there (the
+        snapshot's bytes are not: pickle's layout follows which objects are shared)."""
+        h = hashlib.sha256()
+        _hash_into(h, self._state())
+        return h.hexdigest()
+
+    def _state(self) -> dict[str, Any]:
         n = len(self.item_ids)
         e = self.embedding
         solving = self.regression.solved() if self.regression.solving is not None else None
@@ -568,9 +582,7 @@ class OnlineRanker:
                          list(it.situation)]
                         for it, hits in self.pending for e in (it.event,)],
         }
-        buf = io.BytesIO()
-        torch.save(state, buf)
-        return buf.getvalue()
+        return state
 
     @classmethod
     def restore(cls, data: bytes, config: OnlineConfig | None = None) -> OnlineRanker:
@@ -613,6 +625,27 @@ class OnlineRanker:
                       None if hits is None else np.array(hits, dtype=bool))
                      for eid, user, item, kind, value, ts, part, off, history, hits, situation in state["pending"]]
         return r
+
+
+def _hash_into(h: Any, value: object) -> None:
+    """Feed ``value`` (a snapshot state: tensors, arrays, containers, scalars) to ``h`` in a
+    canonical form: type tags, shapes and raw bytes, dict keys in order."""
+    if isinstance(value, torch.Tensor):
+        value = value.detach().contiguous().numpy()
+    if isinstance(value, np.ndarray):
+        h.update(f"a{value.dtype.str}{value.shape}".encode())
+        h.update(np.ascontiguousarray(value).tobytes())
+    elif isinstance(value, dict):
+        h.update(f"d{len(value)}".encode())
+        for key in sorted(value, key=repr):
+            _hash_into(h, key)
+            _hash_into(h, value[key])
+    elif isinstance(value, list | tuple):
+        h.update(f"l{len(value)}".encode())
+        for item in value:
+            _hash_into(h, item)
+    else:
+        h.update(f"s{type(value).__name__}:{value!r};".encode())
 
 
 @dataclass(frozen=True)

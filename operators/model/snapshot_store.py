@@ -15,6 +15,15 @@ Each manifest records the Kafka positions (partition -> highest offset) the snap
 the number of learned events, the lineage its update log continues (updates.py) and which
 model subtask wrote it (``shard`` of ``shards``). ``prune`` keeps the newest N complete
 versions of one writer and deletes older ones, manifest first, with their chunks.
+
+The policy (``SnapshotStore``: numbering, chunking, what counts as complete, pruning) is pure;
+the three tables are injected (``SnapshotTables``): ``CassandraTables`` in the job and tools,
+``MemoryTables`` in unit tests, which can stop a write after any of its steps.
+
+>>> store = SnapshotStore(MemoryTables(), chunk_bytes=4)
+>>> info = store.save(b"model bytes", {0: 41}, 42, "clicks", "L")
+>>> info.version, info.chunks > 1, store.read(info), store.load_for(0, 1)[2]
+(1, True, b'model bytes', True)
 """
 
 from __future__ import annotations
@@ -27,7 +36,7 @@ import time
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 log = logging.getLogger(__name__)
 
@@ -60,19 +69,47 @@ class SnapshotInfo:
     compression: str = ""     # how the chunks are encoded: "zlib", or "" (raw)
 
 
-class SnapshotStore:
-    """Reads and writes snapshots of one model name in one keyspace."""
+class SnapshotTables(Protocol):
+    """The three tables of one model name, one operation per CQL statement the store issues."""
 
-    def __init__(self, session: Any, keyspace: str, model: str = "default",
-                 chunk_bytes: int = 512 * 1024) -> None:
+    def reserved(self) -> builtins.list[tuple[int, int, int]]:
+        """(version, shard, shards) of every reservation, newest first."""
+
+    def reserve(self, version: int, shard: int, shards: int, created_ms: int) -> bool:
+        """Claim ``version`` unless someone has (a lightweight transaction); True if claimed."""
+
+    def put_chunk(self, version: int, chunk: int, data: bytes) -> None: ...
+
+    def chunks(self, version: int) -> dict[int, bytes]: ...
+
+    def chunk_numbers(self, version: int) -> builtins.list[int]: ...
+
+    def put_manifest(self, info: SnapshotInfo) -> None: ...
+
+    def manifests(self, limit: int) -> builtins.list[SnapshotInfo]:
+        """Newest first."""
+
+    def delete_version(self, version: int) -> None:
+        """Manifest, then chunks, then reservation: a reader never sees a manifest without chunks."""
+
+    def close(self) -> None: ...
+
+
+class CassandraTables:
+    """``SnapshotTables`` in a Cassandra keyspace."""
+
+    _COLUMNS = ("version, created_ms, size, chunks, sha256, positions, learned_events, source, lineage, shard, shards,"
+                " compression")
+
+    def __init__(self, session: Any, keyspace: str, model: str = "default") -> None:
         if not _NAME.match(keyspace):
             raise ValueError(f"keyspace {keyspace!r} must match {_NAME.pattern}")
-        self.session, self.keyspace, self.model, self.chunk_bytes = session, keyspace, model, chunk_bytes
+        self.session, self.keyspace, self.model = session, keyspace, model
+        self._insert_chunk: Any = None
 
     @classmethod
-    def connect(cls, hosts: list[str], port: int, keyspace: str, model: str = "default",
-                replication: str = DEFAULT_REPLICATION, connect_timeout: float = 10.0,
-                create_schema: bool = True) -> SnapshotStore:
+    def connect(cls, hosts: builtins.list[str], port: int, keyspace: str, model: str = "default",
+                connect_timeout: float = 10.0) -> CassandraTables:
         # imported late: only the job and tools need the driver
         from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile
         from cassandra.policies import DCAwareRoundRobinPolicy, ExponentialReconnectionPolicy
@@ -82,11 +119,7 @@ class SnapshotStore:
         cluster = Cluster(hosts, port=port, connect_timeout=connect_timeout, protocol_version=5,
                           execution_profiles={EXEC_PROFILE_DEFAULT: profile},
                           reconnection_policy=ExponentialReconnectionPolicy(1.0, 10.0))
-        session = cluster.connect()
-        store = cls(session, keyspace, model)
-        if create_schema:
-            store.ensure_schema(replication)
-        return store
+        return cls(cluster.connect(), keyspace, model)
 
     def close(self) -> None:
         self.session.cluster.shutdown()
@@ -121,11 +154,41 @@ class SnapshotStore:
                 log.warning("snapshot store %s: adding column %s to snapshot_manifests", ks, column)
                 self.session.execute(f"ALTER TABLE {ks}.snapshot_manifests ADD {column} {kind}")
 
-    _COLUMNS = ("version, created_ms, size, chunks, sha256, positions, learned_events, source, lineage, shard, shards,"
-                " compression")
+    def reserved(self) -> builtins.list[tuple[int, int, int]]:
+        return [(r.version, r.shard, r.shards) for r in self.session.execute(
+            f"SELECT version, shard, shards FROM {self.keyspace}.snapshot_versions WHERE model = %s", (self.model,))]
 
-    def list(self, limit: int = 100) -> list[SnapshotInfo]:
-        """Manifests, newest first (complete or not: ``read`` tells)."""
+    def reserve(self, version: int, shard: int, shards: int, created_ms: int) -> bool:
+        applied = self.session.execute(
+            f"INSERT INTO {self.keyspace}.snapshot_versions (model, version, shard, shards, created_ms)"
+            " VALUES (%s, %s, %s, %s, %s) IF NOT EXISTS", (self.model, version, shard, shards, created_ms)).one()
+        return applied is None or bool(applied[0])
+
+    def put_chunk(self, version: int, chunk: int, data: bytes) -> None:
+        if self._insert_chunk is None:
+            self._insert_chunk = self.session.prepare(
+                f"INSERT INTO {self.keyspace}.snapshot_chunks (model, version, chunk, data) VALUES (?, ?, ?, ?)")
+        self.session.execute(self._insert_chunk, (self.model, version, chunk, data))
+
+    def chunks(self, version: int) -> dict[int, bytes]:
+        return {r.chunk: bytes(r.data or b"") for r in self.session.execute(
+            f"SELECT chunk, data FROM {self.keyspace}.snapshot_chunks WHERE model = %s AND version = %s",
+            (self.model, version))}
+
+    def chunk_numbers(self, version: int) -> builtins.list[int]:
+        return [r.chunk for r in self.session.execute(
+            f"SELECT chunk FROM {self.keyspace}.snapshot_chunks WHERE model = %s AND version = %s",
+            (self.model, version))]
+
+    def put_manifest(self, info: SnapshotInfo) -> None:
+        self.session.execute(
+            f"INSERT INTO {self.keyspace}.snapshot_manifests ({self._COLUMNS.replace('version', 'model, version', 1)})"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            (self.model, info.version, info.created_ms, info.size, info.chunks, info.sha256,
+             info.positions, info.learned_events, info.source, info.lineage, info.shard, info.shards,
+             info.compression))
+
+    def manifests(self, limit: int) -> builtins.list[SnapshotInfo]:
         rows = self.session.execute(
             f"SELECT {self._COLUMNS} FROM {self.keyspace}.snapshot_manifests WHERE model = %s LIMIT %s",
             (self.model, limit))
@@ -134,20 +197,119 @@ class SnapshotStore:
                              r.shard if r.shard is not None else 0, r.shards if r.shards is not None else 1,
                              r.compression or "") for r in rows]
 
+    def delete_version(self, version: int) -> None:
+        for table in ("snapshot_manifests", "snapshot_chunks", "snapshot_versions"):
+            self.session.execute(f"DELETE FROM {self.keyspace}.{table} WHERE model = %s AND version = %s",
+                                 (self.model, version))
+
+
+class MemoryTables:
+    """``SnapshotTables`` in memory, for tests: ``fail_after`` (count down, one per write or
+    delete) makes a write raise ``StoreDown``, as a writer that dies or loses Cassandra half-way."""
+
+    class StoreDown(ConnectionError):
+        pass
+
+    def __init__(self) -> None:
+        self.versions: dict[int, tuple[int, int]] = {}
+        self.chunk_rows: dict[int, dict[int, bytes]] = {}
+        self.manifest_rows: dict[int, SnapshotInfo] = {}
+        self.fail_after: int | None = None
+        self.writes = 0          # writes and deletes done
+
+    def _write(self) -> None:
+        if self.fail_after is not None:
+            if self.fail_after <= 0:
+                raise MemoryTables.StoreDown(f"the store went away after write {self.writes}")
+            self.fail_after -= 1
+        self.writes += 1
+
+    def reserved(self) -> builtins.list[tuple[int, int, int]]:
+        return [(v, *self.versions[v]) for v in sorted(self.versions, reverse=True)]
+
+    def reserve(self, version: int, shard: int, shards: int, created_ms: int) -> bool:
+        self._write()
+        if version in self.versions:
+            return False
+        self.versions[version] = (shard, shards)
+        return True
+
+    def put_chunk(self, version: int, chunk: int, data: bytes) -> None:
+        self._write()
+        self.chunk_rows.setdefault(version, {})[chunk] = data
+
+    def chunks(self, version: int) -> dict[int, bytes]:
+        return dict(self.chunk_rows.get(version, {}))
+
+    def chunk_numbers(self, version: int) -> builtins.list[int]:
+        return sorted(self.chunk_rows.get(version, {}))
+
+    def put_manifest(self, info: SnapshotInfo) -> None:
+        self._write()
+        self.manifest_rows[info.version] = info
+
+    def manifests(self, limit: int) -> builtins.list[SnapshotInfo]:
+        return [self.manifest_rows[v] for v in sorted(self.manifest_rows, reverse=True)[:limit]]
+
+    def delete_version(self, version: int) -> None:
+        self._write()
+        self.manifest_rows.pop(version, None)
+        self._write()
+        self.chunk_rows.pop(version, None)
+        self._write()
+        self.versions.pop(version, None)
+
+    def close(self) -> None:
+        pass
+
+
+class SnapshotStore:
+    """Reads and writes snapshots of one model name, in the tables given."""
+
+    def __init__(self, tables: SnapshotTables, chunk_bytes: int = 512 * 1024) -> None:
+        self.tables, self.chunk_bytes = tables, chunk_bytes
+
+    @classmethod
+    def connect(cls, hosts: builtins.list[str], port: int, keyspace: str, model: str = "default",
+                replication: str = DEFAULT_REPLICATION, connect_timeout: float = 10.0,
+                create_schema: bool = True) -> SnapshotStore:
+        tables = CassandraTables.connect(hosts, port, keyspace, model, connect_timeout)
+        if create_schema:
+            tables.ensure_schema(replication)
+        return cls(tables)
+
+    @property
+    def cassandra(self) -> CassandraTables:
+        """The Cassandra tables behind this store (tools and integration tests reach CQL here)."""
+        if not isinstance(self.tables, CassandraTables):
+            raise TypeError(f"this store keeps its snapshots in {type(self.tables).__name__}, not Cassandra")
+        return self.tables
+
+    @property
+    def keyspace(self) -> str:
+        return self.cassandra.keyspace
+
+    @property
+    def session(self) -> Any:
+        return self.cassandra.session
+
+    def ensure_schema(self, replication: str = DEFAULT_REPLICATION) -> None:
+        self.cassandra.ensure_schema(replication)
+
+    def close(self) -> None:
+        self.tables.close()
+
+    def list(self, limit: int = 100) -> builtins.list[SnapshotInfo]:
+        """Manifests, newest first (complete or not: ``read`` tells)."""
+        return self.tables.manifests(limit)
+
     def _reserve(self, shard: int, shards: int) -> int:
         """The next free version number, claimed with a lightweight transaction."""
-        newest = [r.version for r in self.session.execute(
-            f"SELECT version FROM {self.keyspace}.snapshot_versions WHERE model = %s LIMIT 1", (self.model,))]
-        listed = self.list(limit=1)
-        version = max([0, *newest, *(i.version for i in listed)]) + 1
-        while True:
-            applied = self.session.execute(
-                f"INSERT INTO {self.keyspace}.snapshot_versions (model, version, shard, shards, created_ms)"
-                " VALUES (%s, %s, %s, %s, %s) IF NOT EXISTS",
-                (self.model, version, shard, shards, int(time.time() * 1000))).one()
-            if applied is None or applied[0]:
-                return version
+        newest = [v for v, _, _ in self.tables.reserved()[:1]]
+        version = max([0, *newest, *(i.version for i in self.list(limit=1))]) + 1
+        while not self.tables.reserve(version, shard, shards, int(time.time() * 1000)):
             version += 1
+        return version
 
     def save(self, blob: bytes, positions: dict[int, int], learned_events: int, source: str = "",
              lineage: str = "", shard: int = 0, shards: int = 1, created_ms: int | None = None) -> SnapshotInfo:
@@ -155,19 +317,12 @@ class SnapshotStore:
         version = self._reserve(shard, shards)
         stored = compress(blob)
         chunks = [stored[i:i + self.chunk_bytes] for i in range(0, len(stored), self.chunk_bytes)] or [b""]
-        insert = self.session.prepare(
-            f"INSERT INTO {self.keyspace}.snapshot_chunks (model, version, chunk, data) VALUES (?, ?, ?, ?)")
         for n, chunk in enumerate(chunks):
-            self.session.execute(insert, (self.model, version, n, chunk))
+            self.tables.put_chunk(version, n, chunk)
         info = SnapshotInfo(version, created_ms or int(time.time() * 1000), len(blob), len(chunks),
                             hashlib.sha256(blob).hexdigest(), dict(positions), learned_events, source,
                             lineage, shard, shards, "zlib")
-        self.session.execute(
-            f"INSERT INTO {self.keyspace}.snapshot_manifests ({self._COLUMNS.replace('version', 'model, version', 1)})"
-            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-            (self.model, version, info.created_ms, info.size, info.chunks, info.sha256,
-             info.positions, info.learned_events, info.source, info.lineage, info.shard, info.shards,
-             info.compression))
+        self.tables.put_manifest(info)
         return info
 
     def prune(self, keep: int, shard: int = 0, shards: int = 1) -> builtins.list[int]:
@@ -181,34 +336,22 @@ class SnapshotStore:
         if len(complete) < keep:
             return []
         oldest_kept = complete[-1]
-        reserved = {r.version for r in self.session.execute(
-            f"SELECT version, shard, shards FROM {self.keyspace}.snapshot_versions WHERE model = %s",
-            (self.model,)) if (r.shard, r.shards) == (shard, shards)}
+        reserved = {v for v, *writer in self.tables.reserved() if tuple(writer) == (shard, shards)}
         doomed = sorted({i.version for i in mine if i.version < oldest_kept}
                         | {v for v in reserved if v < oldest_kept})
         self.delete(doomed)
         return doomed
 
     def delete(self, versions: Sequence[int]) -> None:
-        ks = self.keyspace
-        for version in versions:   # manifest first: a reader never sees a manifest without chunks
-            self.session.execute(f"DELETE FROM {ks}.snapshot_manifests WHERE model = %s AND version = %s",
-                                 (self.model, version))
-            self.session.execute(f"DELETE FROM {ks}.snapshot_chunks WHERE model = %s AND version = %s",
-                                 (self.model, version))
-            self.session.execute(f"DELETE FROM {ks}.snapshot_versions WHERE model = %s AND version = %s",
-                                 (self.model, version))
+        for version in versions:
+            self.tables.delete_version(version)
 
     def read(self, info: SnapshotInfo, quiet: bool = False) -> bytes | None:
         """The blob of one version, or None when its chunks are missing or corrupt."""
-        rows = self.session.execute(
-            f"SELECT chunk, data FROM {self.keyspace}.snapshot_chunks WHERE model = %s AND version = %s",
-            (self.model, info.version))
-        parts = {r.chunk: bytes(r.data or b"") for r in rows}
-        if sorted(parts) != list(range(info.chunks)):
+        parts = self.tables.chunks(info.version)
+        if sorted(parts) != builtins.list(range(info.chunks)):
             if not quiet:
-                log.warning("snapshot %s v%d: %d of %d chunks present; ignored",
-                            self.model, info.version, len(parts), info.chunks)
+                log.warning("snapshot v%d: %d of %d chunks present; ignored", info.version, len(parts), info.chunks)
             return None
         blob = b"".join(parts[i] for i in range(info.chunks))
         if info.compression == "zlib":
@@ -218,15 +361,12 @@ class SnapshotStore:
                 blob = b""          # fails the checksum below
         if hashlib.sha256(blob).hexdigest() != info.sha256:
             if not quiet:
-                log.warning("snapshot %s v%d: checksum mismatch; ignored", self.model, info.version)
+                log.warning("snapshot v%d: checksum mismatch; ignored", info.version)
             return None
         return blob
 
     def _chunks_present(self, info: SnapshotInfo) -> bool:
-        rows = self.session.execute(
-            f"SELECT chunk FROM {self.keyspace}.snapshot_chunks WHERE model = %s AND version = %s",
-            (self.model, info.version))
-        return sorted(r.chunk for r in rows) == list(range(info.chunks))
+        return sorted(self.tables.chunk_numbers(info.version)) == builtins.list(range(info.chunks))
 
     def load_for(self, shard: int, shards: int) -> tuple[SnapshotInfo, bytes, bool] | None:
         """The complete snapshot model subtask ``shard`` of ``shards`` starts from, and whether it

@@ -1,0 +1,208 @@
+"""How a model subtask starts, keeps its snapshots and stops: restore, replay, snapshot
+cadence and lineage, with the snapshot store and the update-log reader injected.
+
+The Flink operator (flink.py) only moves records and calls this; unit tests run it on
+``MemoryTables`` and a list as the log, and stop it at any step of a snapshot write.
+
+- ``open`` loads the newest complete snapshot this subtask may start from
+  (snapshot_store.candidates), applies the logged updates of its lineage after it
+  (updates.replay), and, when it starts a new lineage (first start, rollback copy, changed
+  parallelism, unreadable older format), writes that lineage's first snapshot before any
+  event, so that a restart finds and continues it;
+- ``learned`` is called after each event: every ``snapshot_every_events`` learned events it
+  cuts a snapshot (serialises the ranker, on the caller's thread) and hands it to the writer,
+  which writes it off the event path and retries (writer.py);
+- ``close`` cuts what was learned since the last cut and gives the writer a bounded time.
+
+>>> from operators.model.snapshot_store import MemoryTables, SnapshotStore
+>>> store = SnapshotStore(MemoryTables())
+>>> life = ModelLifecycle(store, read_log=lambda lineage, since_ms: [], placement=Placement("m", "clicks"))
+>>> life.open().learned_events, [i.version for i in store.list()]      # a new lineage: snapshot first
+(0, [1])
+>>> life.close()
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from operators.model.online import OnlineConfig, OnlineRanker
+from operators.model.progress import LearnedEvents
+from operators.model.snapshot_store import SnapshotInfo, SnapshotStore
+from operators.model.updates import ModelUpdate, replay
+from operators.model.writer import PendingSnapshot, SnapshotWriter
+
+log = logging.getLogger(__name__)
+
+CLOCK_SKEW_MS = 60_000     # read the update log from this long before a snapshot was cut
+
+# The committed updates of a lineage, in log order, appended at or after ``since_ms`` (None: all).
+ReadLog = Callable[[str, "int | None"], Iterable[ModelUpdate]]
+
+
+class Writer(Protocol):
+    """What the lifecycle needs of a snapshot writer (writer.SnapshotWriter)."""
+
+    written: int
+    failures: int
+    last_write_ms: int
+
+    @property
+    def pending(self) -> int: ...
+
+    def submit(self, snapshot: PendingSnapshot) -> None: ...
+
+    def close(self, timeout: float) -> bool: ...
+
+
+WriterFactory = Callable[[Callable[[PendingSnapshot], SnapshotInfo], str, Callable[[SnapshotInfo], None]], Writer]
+
+
+def background_writer(save: Callable[[PendingSnapshot], SnapshotInfo], name: str,
+                      on_saved: Callable[[SnapshotInfo], None]) -> Writer:
+    return SnapshotWriter(save, name=name, on_saved=on_saved)
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Which model, read from which topic, and which of the operator's subtasks this is."""
+
+    model_name: str
+    source_topic: str
+    shard: int = 0
+    shards: int = 1
+
+
+class ModelLifecycle:
+    """Restore, replay, snapshot cadence and lineage of one model subtask."""
+
+    def __init__(self, store: SnapshotStore, read_log: ReadLog, placement: Placement,
+                 config: OnlineConfig | None = None, snapshot_every_events: int = 5_000, retain: int = 5,
+                 close_timeout_s: float = 30.0, writer: WriterFactory = background_writer,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.store, self.read_log, self.placement = store, read_log, placement
+        self.config = config or OnlineConfig()
+        self.snapshot_every_events, self.retain, self.close_timeout_s = snapshot_every_events, retain, close_timeout_s
+        self._writer_factory, self._clock = writer, clock
+        self.ranker = OnlineRanker(self.config)
+        self.lineage = ""
+        self.restored_from: SnapshotInfo | None = None
+        self.snapshot_version = 0
+        self.replayed = 0           # logged updates applied at start
+        self.last_cut_ms = 0        # how long the newest cut took on the event path
+        self.cut_events = 0
+        self.next_snapshot_at = 0
+        self.writer: Writer | None = None
+
+    @property
+    def name(self) -> str:
+        return f"{self.placement.model_name}/{self.placement.shard}"
+
+    # -- start --------------------------------------------------------------------------------
+    def open(self) -> OnlineRanker:
+        """Restore the ranker this subtask continues from, start the writer, and make sure the
+        lineage it continues has a snapshot. Returns the ranker (which events then update)."""
+        self.ranker, self.lineage, info = self._restore()
+        self.restored_from = info
+        self.snapshot_version = info.version if info is not None else 0
+        self.writer = self._writer_factory(self._write, self.name, self._saved)
+        self.cut_events = self.ranker.learned_events
+        if info is None or info.lineage != self.lineage:
+            # Written before any event (not by the writer thread): a failure here fails the
+            # start, and Flink retries it, rather than run a lineage no restart could find.
+            self._saved(self._write(self._cut()))
+        elif self.replayed:
+            self.writer.submit(self._cut())      # spares the next start this replay
+        self.next_snapshot_at = self.cut_events + self.snapshot_every_events
+        return self.ranker
+
+    def _restore(self) -> tuple[OnlineRanker, str, SnapshotInfo | None]:
+        """The ranker to start from, its lineage, and the snapshot it came from."""
+        p = self.placement
+        self.replayed = 0
+        chosen = self.store.load_for(p.shard, p.shards)
+        if chosen is None:
+            log.info("model %s: no snapshot; starting empty", self.name)
+            return OnlineRanker(self.config), uuid.uuid4().hex, None
+        info, blob, continues = chosen
+        try:
+            ranker = OnlineRanker.restore(blob, self.config)
+        except (ValueError, KeyError) as exc:
+            # A snapshot of an older model format (an upgrade): it stays in the store as
+            # history, and the new model starts empty under the next version number.
+            log.warning("model %s: snapshot v%d is not usable by this model (%s); starting empty",
+                        self.name, info.version, exc)
+            return OnlineRanker(self.config), uuid.uuid4().hex, None
+        if info.lineage:
+            started = time.monotonic()
+            self.replayed = replay(ranker, self.read_log(info.lineage, info.created_ms - CLOCK_SKEW_MS), info.lineage)
+            log.info("model %s: restored snapshot v%d (%d events) + %d logged updates in %.1f s",
+                     self.name, info.version, info.learned_events, self.replayed, time.monotonic() - started)
+        if info.source != p.source_topic:
+            # Offsets of another topic say nothing about this one: learn everything here.
+            log.warning("model %s: snapshot v%d was taken on topic %r, not %r; its positions are ignored",
+                        self.name, info.version, info.source, p.source_topic)
+            ranker.progress = LearnedEvents()
+        if continues:
+            return ranker, info.lineage, info
+        log.info("model %s: starting a new lineage from snapshot v%d (written by subtask %d of %d)",
+                 self.name, info.version, info.shard, info.shards)
+        return ranker, uuid.uuid4().hex, info
+
+    # -- while running ------------------------------------------------------------------------
+    def learned(self) -> None:
+        """After an event: cut a snapshot when ``snapshot_every_events`` more have been learned."""
+        if self.ranker.learned_events >= self.next_snapshot_at and self.writer is not None:
+            self.writer.submit(self._cut())
+            self.next_snapshot_at = self.cut_events + self.snapshot_every_events
+
+    def _cut(self) -> PendingSnapshot:
+        """Serialise the ranker on the event path (the writer compresses and writes it)."""
+        started = time.monotonic()
+        self.cut_events = self.ranker.learned_events
+        pending = PendingSnapshot(self.ranker.snapshot(), dict(self.ranker.positions), self.ranker.learned_events,
+                                  self.lineage, int(self._clock() * 1000))
+        self.last_cut_ms = round((time.monotonic() - started) * 1000)
+        return pending
+
+    def _write(self, pending: PendingSnapshot) -> SnapshotInfo:
+        """Runs on the writer (and once in open): save, then prune old versions."""
+        p = self.placement
+        info = self.store.save(pending.blob, pending.positions, pending.learned_events, p.source_topic,
+                               pending.lineage, p.shard, p.shards, created_ms=pending.cut_ms)
+        try:
+            self.store.prune(self.retain, p.shard, p.shards)
+        except Exception:  # noqa: BLE001 - a failed clean-up is retried after the next snapshot
+            log.warning("model %s: pruning old snapshots failed", self.name, exc_info=True)
+        return info
+
+    def _saved(self, info: SnapshotInfo) -> None:
+        self.snapshot_version = info.version
+        log.info("model %s: wrote snapshot v%d (%d events, %d bytes, positions %s)", self.name,
+                 info.version, info.learned_events, info.size, info.positions)
+
+    def metrics(self) -> dict[str, Callable[[], Any]]:
+        """Gauges for the operator's metric group."""
+        return {"snapshot_version": lambda: self.snapshot_version,
+                "snapshot_failures": lambda: self.writer.failures if self.writer else 0,
+                "snapshot_pending": lambda: self.writer.pending if self.writer else 0,
+                "snapshots_written": lambda: self.writer.written if self.writer else 0,
+                "snapshot_last_write_ms": lambda: self.writer.last_write_ms if self.writer else 0,
+                "snapshot_last_cut_ms": lambda: self.last_cut_ms,
+                "updates_replayed_at_start": lambda: self.replayed}
+
+    # -- stop ---------------------------------------------------------------------------------
+    def close(self) -> None:
+        """Cut what was learned since the last cut and let the writer try it for a bounded time
+        (what it cannot write, the update log holds)."""
+        if self.writer is None:
+            return
+        if self.ranker.learned_events > self.cut_events:
+            self.writer.submit(self._cut())
+        self.writer.close(self.close_timeout_s)
+        self.writer = None
