@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
                   file=sys.stderr)
             return 2
         copy = store.save(blob, info.positions, info.learned_events, info.source, lineage="",
-                          shard=info.shard, shards=info.shards)
+                          shard=info.shard, shards=info.shards, digest=info.digest)
         print(json.dumps({"rolled_back_to": info.version, **_describe(copy)}))
         print(f"models: version {copy.version} is a copy of {info.version}; the job loads it at its next start",
               file=sys.stderr)

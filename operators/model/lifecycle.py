@@ -31,7 +31,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from operators.model.online import OnlineConfig, OnlineRanker
+from operators.model.online import ModelState, OnlineConfig, OnlineRanker
 from operators.model.progress import LearnedEvents
 from operators.model.snapshot_store import SnapshotInfo, SnapshotStore
 from operators.model.updates import ModelUpdate, replay
@@ -93,6 +93,7 @@ class ModelLifecycle:
         self.lineage = ""
         self.restored_from: SnapshotInfo | None = None
         self.snapshot_version = 0
+        self.snapshot_digest = ""
         self.replayed = 0           # logged updates applied at start
         self.last_cut_ms = 0        # how long the newest cut took on the event path
         self.cut_events = 0
@@ -110,6 +111,7 @@ class ModelLifecycle:
         self.ranker, self.lineage, info = self._restore()
         self.restored_from = info
         self.snapshot_version = info.version if info is not None else 0
+        self.snapshot_digest = info.digest if info is not None else ""
         self.writer = self._writer_factory(self._write, self.name, self._saved)
         self.cut_events = self.ranker.learned_events
         if info is None or info.lineage != self.lineage:
@@ -138,6 +140,10 @@ class ModelLifecycle:
             log.warning("model %s: snapshot v%d is not usable by this model (%s); starting empty",
                         self.name, info.version, exc)
             return OnlineRanker(self.config), uuid.uuid4().hex, None
+        if info.digest and ranker.digest() != info.digest:
+            raise RuntimeError(f"model {self.name}: snapshot v{info.version} restores to a model other than the one "
+                               "written (digest mismatch): a restore that is not exact would spread to every later "
+                               "snapshot; this is a bug to report, with the snapshot (python -m jobs.models show)")
         if info.lineage:
             started = time.monotonic()
             self.replayed = replay(ranker, self.read_log(info.lineage, info.created_ms - CLOCK_SKEW_MS), info.lineage)
@@ -162,10 +168,11 @@ class ModelLifecycle:
             self.next_snapshot_at = self.cut_events + self.snapshot_every_events
 
     def _cut(self) -> PendingSnapshot:
-        """Serialise the ranker on the event path (the writer compresses and writes it)."""
+        """Copy the ranker's state on the event path (the writer serialises, hashes, compresses
+        and writes it)."""
         started = time.monotonic()
         self.cut_events = self.ranker.learned_events
-        pending = PendingSnapshot(self.ranker.snapshot(), dict(self.ranker.positions), self.ranker.learned_events,
+        pending = PendingSnapshot(self.ranker.cut(), dict(self.ranker.positions), self.ranker.learned_events,
                                   self.lineage, int(self._clock() * 1000))
         self.last_cut_ms = round((time.monotonic() - started) * 1000)
         return pending
@@ -173,8 +180,10 @@ class ModelLifecycle:
     def _write(self, pending: PendingSnapshot) -> SnapshotInfo:
         """Runs on the writer (and once in open): save, then prune old versions."""
         p = self.placement
-        info = self.store.save(pending.blob, pending.positions, pending.learned_events, p.source_topic,
-                               pending.lineage, p.shard, p.shards, created_ms=pending.cut_ms)
+        state = pending.blob
+        blob, digest = (state.blob(), state.digest()) if isinstance(state, ModelState) else (state, "")
+        info = self.store.save(blob, pending.positions, pending.learned_events, p.source_topic,
+                               pending.lineage, p.shard, p.shards, created_ms=pending.cut_ms, digest=digest)
         try:
             self.store.prune(self.retain, p.shard, p.shards)
         except Exception:  # noqa: BLE001 - a failed clean-up is retried after the next snapshot
@@ -182,7 +191,7 @@ class ModelLifecycle:
         return info
 
     def _saved(self, info: SnapshotInfo) -> None:
-        self.snapshot_version = info.version
+        self.snapshot_version, self.snapshot_digest = info.version, info.digest
         log.info("model %s: wrote snapshot v%d (%d events, %d bytes, positions %s)", self.name,
                  info.version, info.learned_events, info.size, info.positions)
 
@@ -194,7 +203,9 @@ class ModelLifecycle:
                 "snapshots_written": lambda: self.writer.written if self.writer else 0,
                 "snapshot_last_write_ms": lambda: self.writer.last_write_ms if self.writer else 0,
                 "snapshot_last_cut_ms": lambda: self.last_cut_ms,
-                "updates_replayed_at_start": lambda: self.replayed}
+                "updates_replayed_at_start": lambda: self.replayed,
+                # the newest written snapshot's digest, its first 48 bits (gauges are numbers)
+                "snapshot_digest": lambda: int(self.snapshot_digest[:12] or "0", 16)}
 
     # -- stop ---------------------------------------------------------------------------------
     def close(self) -> None:

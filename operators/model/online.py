@@ -539,23 +539,22 @@ class OnlineRanker:
 
     # -- state ------------------------------------------------------------------------------
     def snapshot(self) -> bytes:
-        buf = io.BytesIO()
-        torch.save(self._state(), buf)
-        return buf.getvalue()
+        return self.cut().blob()
 
     def digest(self) -> str:
-        """A hash of the model state: equal for equal models, however they got there (the
-        snapshot's bytes are not: pickle's layout follows which objects are shared)."""
-        h = hashlib.sha256()
-        _hash_into(h, self._state())
-        return h.hexdigest()
+        """A hash of the model state (ModelState.digest)."""
+        return self.cut().digest()
+
+    def cut(self) -> ModelState:
+        """A copy of the state, taken between events; serialise or hash it on any thread."""
+        return ModelState(self._state())
 
     def _state(self) -> dict[str, Any]:
         n = len(self.item_ids)
         e = self.embedding
         solving = self.regression.solved() if self.regression.solving is not None else None
         state = {
-            "format": 8, "config": asdict(self.config), "item_ids": self.item_ids,
+            "format": 8, "config": asdict(self.config), "item_ids": list(self.item_ids),
             "counts": torch.from_numpy(self.counts[:n].copy()),
             "neighbour_ids": torch.from_numpy(self.cooc.neighbours.ids[:n].copy()),
             "neighbour_counts": torch.from_numpy(self.cooc.neighbours.counts[:n].copy()),
@@ -627,6 +626,36 @@ class OnlineRanker:
         return r
 
 
+@dataclass(frozen=True)
+class ModelState:
+    """A ranker's state as copies (arrays, tensors, plain containers): what a snapshot holds.
+
+    ``blob`` is the snapshot (torch.save; ``OnlineRanker.restore`` reads it). ``digest`` hashes
+    the state canonically, so that equal models have equal digests however they got there: a
+    blob's bytes are not canonical (pickle's layout follows which objects happen to be shared).
+    """
+
+    values: dict[str, Any]
+
+    def blob(self) -> bytes:
+        buf = io.BytesIO()
+        torch.save(self.values, buf)
+        return buf.getvalue()
+
+    def digest(self) -> str:
+        h = hashlib.sha256()
+        _hash_into(h, self.values)
+        return h.hexdigest()
+
+
+_SCALARS = (str, int, float, bool, type(None))
+
+
+def _plain(value: object) -> bool:
+    return isinstance(value, _SCALARS) or (isinstance(value, list | tuple)
+                                           and all(isinstance(item, _SCALARS) for item in value))
+
+
 def _hash_into(h: Any, value: object) -> None:
     """Feed ``value`` (a snapshot state: tensors, arrays, containers, scalars) to ``h`` in a
     canonical form: type tags, shapes and raw bytes, dict keys in order."""
@@ -634,13 +663,16 @@ def _hash_into(h: Any, value: object) -> None:
         value = value.detach().contiguous().numpy()
     if isinstance(value, np.ndarray):
         h.update(f"a{value.dtype.str}{value.shape}".encode())
-        h.update(np.ascontiguousarray(value).tobytes())
+        h.update(np.ascontiguousarray(value).data)
     elif isinstance(value, dict):
         h.update(f"d{len(value)}".encode())
         for key in sorted(value, key=repr):
             _hash_into(h, key)
             _hash_into(h, value[key])
     elif isinstance(value, list | tuple):
+        if all(_plain(item) for item in value):     # one repr: item ids, events, positions
+            h.update(f"l{[[*i] if isinstance(i, list | tuple) else i for i in value]!r};".encode())
+            return
         h.update(f"l{len(value)}".encode())
         for item in value:
             _hash_into(h, item)

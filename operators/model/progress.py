@@ -57,7 +57,7 @@ class LearnedEvents:
             self.above = {k: ts for k, ts in self.above.items() if ts > watermark}
 
     def to_state(self) -> dict[str, object]:
-        return {"watermark": self.watermark, "above": [[p, o, ts] for (p, o), ts in self.above.items()],
+        return {"watermark": self.watermark, "above": [[p, o, ts] for (p, o), ts in sorted(self.above.items())],
                 "offsets": dict(self.offsets)}
 
     @classmethod

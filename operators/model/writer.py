@@ -23,12 +23,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from operators.model.online import ModelState
+
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class PendingSnapshot:
-    blob: bytes
+    blob: bytes | ModelState          # a ModelState is serialised (and hashed) by the writer thread
     positions: dict[int, int]
     learned_events: int
     lineage: str

@@ -6,6 +6,7 @@ checkpoint, ends with the model an uninterrupted run has: nothing learned twice,
 from __future__ import annotations
 
 import copy
+import dataclasses
 from collections.abc import Callable, Iterable
 
 import pytest
@@ -210,3 +211,25 @@ def test_the_digest_tells_models_apart_and_survives_a_snapshot() -> None:
     job = Job(MemoryTables(), UpdateLog())
     job.run(EVENTS[:-1])                    # one event short
     assert job.ranker.digest() != REFERENCE.digest()
+
+
+def test_each_snapshot_names_the_digest_of_the_model_it_holds() -> None:
+    tables, log = MemoryTables(), UpdateLog()
+    job = Job(tables, log)
+    job.run(EVENTS[:CHECKPOINT_EVERY * 3])
+    job.lifecycle.close()
+    newest = SnapshotStore(tables).list()[0]
+    assert newest.learned_events == job.ranker.learned_events
+    assert newest.digest == job.ranker.digest()
+    assert job.lifecycle.metrics()["snapshot_digest"]() == int(newest.digest[:12], 16)
+
+
+def test_a_snapshot_that_restores_to_another_model_is_refused() -> None:
+    tables, log = MemoryTables(), UpdateLog()
+    job = Job(tables, log)
+    job.run(EVENTS[:CHECKPOINT_EVERY * 3])
+    job.lifecycle.close()
+    newest = SnapshotStore(tables).list()[0]
+    tables.manifest_rows[newest.version] = dataclasses.replace(newest, digest="0" * 64)
+    with pytest.raises(RuntimeError, match="digest mismatch"):
+        Job(tables, log)
