@@ -69,6 +69,9 @@ class JobConfig:
     checkpoint_interval_ms: int = 10_000
     snapshot_every_events: int = 5_000
     snapshot_retain: int = 5              # complete snapshots kept per model subtask
+    # The update-log topic must keep updates this long (update_log.MIN_RETENTION_MS): more than the
+    # longest time between snapshots plus the longest outage a restart should recover from.
+    update_log_min_retention_ms: int = 24 * 3_600_000
     parallelism: int = 1
     transactional_id_prefix: str = ""     # default: derived from the output topic
     connector_jar: str = ""               # default: the jar deploy/local/services fetched

@@ -99,6 +99,7 @@ def model_settings(config: JobConfig) -> ModelSettings:
         source_topic=config.input_topic, bootstrap_servers=config.bootstrap_servers,
         update_topic=config.update_log_topic, cassandra_replication=config.cassandra_replication,
         k=config.k, snapshot_every_events=config.snapshot_every_events, snapshot_retain=config.snapshot_retain,
+        update_log_min_retention_ms=config.update_log_min_retention_ms,
         user_state_ttl_ms=config.user_state_ttl_ms, emit_features=bool(config.emit_features),
         ranker=config.online_config(), item_metadata=config.item_metadata, features=config.feature_config())
 
@@ -247,7 +248,11 @@ def main(argv: list[str] | None = None) -> None:
     t_env.execute_sql(kafka_sink_ddl(config, "dlq_sink", config.dlq_topic, False, "dlq"))
     updates = ""
     if config.stages == "full":
-        ensure_log_topic(config.bootstrap_servers, config.update_log_topic)   # before the sink can auto-create it
+        try:     # before the sink can auto-create it
+            ensure_log_topic(config.bootstrap_servers, config.update_log_topic,
+                             min_retention_ms=config.update_log_min_retention_ms)
+        except RuntimeError as exc:
+            raise SystemExit(str(exc)) from None
         t_env.execute_sql(kafka_sink_ddl(config, "updates_sink", config.update_log_topic, True, "updates"))
         updates = "updates_sink"
 

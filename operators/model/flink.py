@@ -34,7 +34,7 @@ from operators.model.metadata import load_titles, recommendation_json
 from operators.model.online import OnlineConfig
 from operators.model.snapshot_store import DEFAULT_REPLICATION, SnapshotStore
 from operators.model.step import ModelStep
-from operators.model.update_log import ensure_log_topic, read_updates
+from operators.model.update_log import MIN_RETENTION_MS, ensure_log_topic, read_updates
 from operators.rows import KEYED_JSON_ROW, USER_EVENT_NUMBER, row_to_event, row_to_window_features, watermark_or_none
 from operators.state_ttl import idle_state_ttl
 
@@ -54,6 +54,7 @@ class ModelSettings:
     k: int = 10
     snapshot_every_events: int = 5_000
     snapshot_retain: int = 5                     # complete snapshots kept per model subtask
+    update_log_min_retention_ms: int = MIN_RETENTION_MS
     close_timeout_s: float = 30.0                # how long close() tries to write the last snapshot
     user_state_ttl_ms: int = 30 * 86_400_000     # a user idle this long (processing time) starts over
     emit_features: bool = False                  # add the event's features to each output record
@@ -90,7 +91,7 @@ class RecommendFunction(KeyedProcessFunction):
         # Flink retries it (with its restart strategy's back-off).
         store = SnapshotStore.connect(s.cassandra_hosts, s.cassandra_port, s.keyspace, s.model_name,
                                       replication=s.cassandra_replication)
-        ensure_log_topic(s.bootstrap_servers, s.update_topic)
+        ensure_log_topic(s.bootstrap_servers, s.update_topic, min_retention_ms=s.update_log_min_retention_ms)
         self.lifecycle = ModelLifecycle(
             store, lambda lineage, since_ms: read_updates(s.bootstrap_servers, s.update_topic, lineage, since_ms),
             Placement(s.model_name, s.source_topic, self.shard, shards), s.ranker,

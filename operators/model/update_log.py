@@ -6,6 +6,12 @@ transaction is open on the log: after a failure the restarted sink commits the l
 checkpoint's transaction and aborts the failed attempt's, and the reader must see the first
 and not wait forever for the second. Records are keyed by lineage; only the wanted lineage is
 parsed. The topic uses log-append time, so ``since_ms`` skips what precedes a snapshot.
+
+Retention may delete updates a restart still needs (a snapshot older than the topic's
+retention, with updates after it): the reader then fails with ``UpdateLogTruncated``, a clear
+error naming the way out, rather than rebuild a model that silently lacks events.
+``ensure_log_topic`` also refuses a topic that compacts (which keeps one update per lineage)
+or keeps updates for less than ``min_retention_ms``.
 """
 
 from __future__ import annotations
@@ -16,27 +22,84 @@ import uuid
 from collections.abc import Iterator
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
 
 from operators.model.updates import ModelUpdate
 
 log = logging.getLogger(__name__)
 
 TOPIC_CONFIG = {"message.timestamp.type": "LogAppendTime", "cleanup.policy": "delete"}
+MIN_RETENTION_MS = 24 * 3_600_000
 
 
-def ensure_log_topic(bootstrap: str, topic: str, timeout: float = 30.0) -> None:
-    """Create the update-log topic (one partition, log-append time) unless it exists."""
+class UpdateLogTruncated(RuntimeError):
+    """Updates a restart needs were deleted from the log (retention, or records deleted by hand)."""
+
+
+def ensure_log_topic(bootstrap: str, topic: str, timeout: float = 30.0,
+                     min_retention_ms: int = MIN_RETENTION_MS) -> None:
+    """Create the update-log topic (one partition, log-append time) unless it exists; check
+    that an existing one deletes by time only, and keeps updates at least ``min_retention_ms``."""
     admin = AdminClient({"bootstrap.servers": bootstrap})
-    if topic in admin.list_topics(timeout=timeout).topics:
-        return
-    future = admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=-1, config=TOPIC_CONFIG)],
-                                 request_timeout=timeout)[topic]
-    try:
-        future.result(timeout)
-    except Exception as exc:
-        if "TOPIC_ALREADY_EXISTS" not in str(exc):
-            raise RuntimeError(f"could not create the update-log topic {topic}: {exc}") from exc
+    if topic not in admin.list_topics(timeout=timeout).topics:
+        future = admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=-1, config=TOPIC_CONFIG)],
+                                     request_timeout=timeout)[topic]
+        try:
+            future.result(timeout)
+        except Exception as exc:
+            if "TOPIC_ALREADY_EXISTS" not in str(exc):
+                raise RuntimeError(f"could not create the update-log topic {topic}: {exc}") from exc
+    resource = ConfigResource(ConfigResource.Type.TOPIC, topic)
+    entries = admin.describe_configs([resource], request_timeout=timeout)[resource].result(timeout)
+    problem = log_topic_problem({name: entry.value for name, entry in entries.items()}, min_retention_ms)
+    if problem:
+        raise RuntimeError(f"update-log topic {topic}: {problem}")
+
+
+def log_topic_problem(config: dict[str, str | None], min_retention_ms: int) -> str:
+    """Why a topic with this configuration cannot hold the update log ("" if it can).
+
+    >>> log_topic_problem({"cleanup.policy": "delete", "retention.ms": "604800000"}, 86_400_000)
+    ''
+    >>> log_topic_problem({"cleanup.policy": "compact"}, 86_400_000)[:40]
+    'cleanup.policy=compact keeps one update '
+    >>> log_topic_problem({"cleanup.policy": "delete", "retention.ms": "3600000"}, 86_400_000)[:45]
+    'retention.ms=3600000 (1.0 h) is shorter than '
+    """
+    policy = config.get("cleanup.policy") or "delete"
+    if "compact" in policy:
+        return (f"cleanup.policy={policy} keeps one update per lineage, the model needs all of them; "
+                "set cleanup.policy=delete")
+    retention = int(config.get("retention.ms") or -1)
+    if 0 <= retention < min_retention_ms:
+        return (f"retention.ms={retention} ({retention / 3_600_000:.1f} h) is shorter than the "
+                f"{min_retention_ms / 3_600_000:.1f} h the job needs: a restart replays every update after the "
+                "newest snapshot, so the topic must keep more than the longest time between snapshots plus the "
+                "longest outage to recover from (raise retention.ms, or lower --snapshot-every-events and "
+                "--update-log-min-retention-ms together)")
+    return ""
+
+
+def truncated_after(first_retained: int, first_since: int, end: int) -> bool:
+    """Whether records appended at or after a time may have been deleted from a partition,
+    from its first retained offset, the first offset at or after that time (-1: none), and its
+    end offset. Log-append time grows with offsets, so records deleted from before the first
+    retained one are at or after the time only if no retained record precedes it.
+
+    >>> truncated_after(0, 5, 9)        # nothing deleted
+    False
+    >>> truncated_after(3, 5, 9)        # deleted records are older than a retained older one
+    False
+    >>> truncated_after(5, 5, 9)        # the first retained record is already after the time
+    True
+    >>> truncated_after(9, -1, 9), truncated_after(4, -1, 9)   # all deleted / none since
+    (True, False)
+    """
+    if first_retained == 0:
+        return False
+    if first_since < 0:
+        return first_retained >= end
+    return first_since <= first_retained
 
 
 def _consumer(bootstrap: str, isolation: str) -> Consumer:
@@ -66,10 +129,17 @@ def read_updates(bootstrap: str, topic: str, lineage: str, since_ms: int | None 
         starts = [TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions]
         if since_ms is not None:
             found = committed.offsets_for_times([TopicPartition(topic, p, since_ms) for p in partitions], timeout=30)
-            # offset -1: nothing appended since then; start at the end (its EOF ends the read)
-            starts = [tp if tp.offset >= 0 else TopicPartition(
-                topic, tp.partition, committed.get_watermark_offsets(tp, timeout=10, cached=False)[1])
-                for tp in found]
+            starts = []
+            for tp in found:
+                low, high = committed.get_watermark_offsets(tp, timeout=10, cached=False)
+                if truncated_after(low, tp.offset, high):
+                    raise UpdateLogTruncated(
+                        f"update log {topic} partition {tp.partition}: updates appended after {since_ms} (epoch ms) "
+                        f"may have been deleted (the oldest kept is offset {low}), so the model cannot be rebuilt "
+                        "exactly from its snapshot. Keep the topic longer than the time between snapshots; to go on "
+                        "from the snapshot anyway, start a new lineage from it: python -m jobs.models rollback VERSION")
+                # offset -1: nothing appended since then; start at the end (its EOF ends the read)
+                starts.append(tp if tp.offset >= 0 else TopicPartition(topic, tp.partition, high))
         committed.assign(starts)
         remaining, key = set(partitions), lineage.encode()
         deadline = time.monotonic() + read_timeout_s

@@ -130,10 +130,11 @@ class Pipeline:
             except Exception:  # noqa: BLE001 - best-effort clean-up
                 pass
 
-    def send(self, records: Sequence[dict[str, Any] | bytes], heartbeat: bool = True) -> int:
+    def send(self, records: Sequence[dict[str, Any] | bytes], heartbeat: bool = True, flush_s: float = 30) -> int:
         """Produce ``records``; then, unless told not to, a heartbeat just far enough ahead of the
         newest ts for the watermark to pass every event sent (the job hands an event to the model
-        once the watermark has passed it). Returns how many messages went to the topic."""
+        once the watermark has passed it); waits up to ``flush_s`` for the broker to take them.
+        Returns how many messages went to the topic."""
         prod = producer(BOOTSTRAP)
         for r in records:
             if isinstance(r, bytes):
@@ -148,7 +149,7 @@ class Pipeline:
             clock = {"heartbeat_ts": max(stamps) + self.bound_ms + 1}
             for partition in range(self.partitions):
                 prod.produce(self.topics["input"], value=json.dumps(clock).encode(), partition=partition)
-        assert prod.flush(30) == 0
+        assert prod.flush(flush_s) == 0, f"the broker did not take the records within {flush_s:.0f} s"
         return len(records) + (self.partitions if heartbeat and stamps else 0)
 
     def input_timestamps(self) -> dict[str, int]:

@@ -6,9 +6,9 @@ import time
 import uuid
 
 import pytest
-from confluent_kafka import Producer
+from confluent_kafka import Producer, TopicPartition
 
-from operators.model.update_log import ensure_log_topic, read_updates
+from operators.model.update_log import UpdateLogTruncated, ensure_log_topic, read_updates
 from operators.model.updates import ModelUpdate
 from operators.records import Event, SourcePosition
 from tests.integration.harness import BOOTSTRAP
@@ -50,3 +50,47 @@ def test_reader_sees_committed_updates_of_its_lineage_only_and_ends() -> None:
     assert [u.seq for u in read_updates(BOOTSTRAP, topic, "L", settle_timeout_s=3)] == [1, 2, 3, 4]
     assert 3 <= time.monotonic() - started < 30
     tx.abort_transaction(30)
+
+
+def test_updates_deleted_after_a_snapshot_fail_the_read_with_a_clear_error() -> None:
+    from confluent_kafka.admin import AdminClient
+
+    topic = "log-" + uuid.uuid4().hex[:8]
+    ensure_log_topic(BOOTSTRAP, topic)
+    plain = Producer({"bootstrap.servers": BOOTSTRAP, "enable.idempotence": True})
+
+    def send(seqs: range) -> None:
+        for seq in seqs:
+            plain.produce(topic, key=b"L", value=update("L", seq).to_json().encode())
+        assert plain.flush(30) == 0
+
+    send(range(1, 4))                        # offsets 0-2: before the snapshot
+    time.sleep(0.05)
+    cut_ms = int(time.time() * 1000)         # the snapshot holds seq 1-3
+    time.sleep(0.05)
+    send(range(4, 7))                        # offsets 3-5: what a restart must replay
+
+    def delete_before(offset: int) -> None:  # what retention does, a segment at a time
+        admin = AdminClient({"bootstrap.servers": BOOTSTRAP})
+        for future in admin.delete_records([TopicPartition(topic, 0, offset)]).values():
+            future.result(30)
+
+    delete_before(2)                         # older updates only: the replay is whole
+    assert [u.seq for u in read_updates(BOOTSTRAP, topic, "L", since_ms=cut_ms)] == [4, 5, 6]
+    delete_before(4)                         # seq 4, needed after the snapshot, is gone
+    with pytest.raises(UpdateLogTruncated, match="may have been deleted.*jobs.models rollback"):
+        list(read_updates(BOOTSTRAP, topic, "L", since_ms=cut_ms))
+
+
+def test_a_log_topic_that_compacts_or_forgets_too_soon_is_refused() -> None:
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    admin = AdminClient({"bootstrap.servers": BOOTSTRAP})
+    compacted, short = ("log-" + uuid.uuid4().hex[:8] for _ in range(2))
+    for name, config in ((compacted, {"cleanup.policy": "compact"}), (short, {"retention.ms": "3600000"})):
+        admin.create_topics([NewTopic(name, num_partitions=1, replication_factor=1, config=config)])[name].result(30)
+    with pytest.raises(RuntimeError, match="cleanup.policy=compact"):
+        ensure_log_topic(BOOTSTRAP, compacted)
+    with pytest.raises(RuntimeError, match=r"retention.ms=3600000 \(1.0 h\)"):
+        ensure_log_topic(BOOTSTRAP, short)
+    ensure_log_topic(BOOTSTRAP, short, min_retention_ms=1_800_000)      # a job that snapshots often
