@@ -134,7 +134,7 @@ class RecommendFunction(KeyedProcessFunction):
         yield Row(event.user_id, json.dumps(record))
         if result.update is not None:
             yield UPDATE_TAG, Row(self.lifecycle.lineage, result.update.to_json())
-        self.lifecycle.learned()
+        self.lifecycle.after_event()
 
     def close(self) -> None:
         lifecycle = getattr(self, "lifecycle", None)

@@ -9,9 +9,9 @@ The Flink operator (flink.py) only moves records and calls this; unit tests run 
   (updates.replay), and, when it starts a new lineage (first start, rollback copy, changed
   parallelism, unreadable older format), writes that lineage's first snapshot before any
   event, so that a restart finds and continues it;
-- ``learned`` is called after each event: every ``snapshot_every_events`` learned events it
-  cuts a snapshot (serialises the ranker, on the caller's thread) and hands it to the writer,
-  which writes it off the event path and retries (writer.py);
+- ``after_event`` is called after each event: every ``snapshot_every_events`` learned events
+  it cuts a snapshot (copies the ranker's state, on the caller's thread) and hands it to the
+  writer, which serialises, hashes and writes it off the event path, and retries (writer.py);
 - ``close`` cuts what was learned since the last cut and gives the writer a bounded time.
 
 >>> from operators.model.snapshot_store import MemoryTables, SnapshotStore
@@ -161,7 +161,7 @@ class ModelLifecycle:
         return ranker, uuid.uuid4().hex, info
 
     # -- while running ------------------------------------------------------------------------
-    def learned(self) -> None:
+    def after_event(self) -> None:
         """After an event: cut a snapshot when ``snapshot_every_events`` more have been learned."""
         if self.ranker.learned_events >= self.next_snapshot_at and self.writer is not None:
             self.writer.submit(self._cut())

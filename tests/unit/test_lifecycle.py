@@ -78,7 +78,7 @@ class Job:
                                        watermark=e.ts - 5_000)
             if result.update is not None:
                 self.log.open.append(result.update)
-            self.lifecycle.learned()
+            self.lifecycle.after_event()
             self.position += 1
             if self.position % CHECKPOINT_EVERY == 0:
                 self.log.committed += self.log.open
