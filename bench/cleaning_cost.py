@@ -3,7 +3,7 @@
     python bench/cleaning_cost.py [--events 100000]
 
 Runs the job four times on the same input (the first N events of MovieLens 100K) with the
-pipeline cut at different points (``--stages``):
+pipeline cut at different points (bench/stages_job.py ``--stages``):
   passthrough  Kafka -> Kafka in the JVM only (the baseline, measured in the same run)
   validate     + the stateless Python validation operator
   clean        + watermarks and the per-user guard (dedupe, lateness, bot limit; keyed state)

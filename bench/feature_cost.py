@@ -3,7 +3,7 @@
     python bench/feature_cost.py [--events 30000]
 
 Runs the job on the same input (the first N events of MovieLens 100K) cut at different points
-(``--stages``), all in the same run:
+(bench/stages_job.py ``--stages``), all in the same run:
   clean            cleaning only (the baseline)
   features         + every window feature in Flink SQL (HOP windows, temporal joins, ordering)
   features-python  + only the item counts, in a Python operator keyed by item (the alternative)

@@ -77,7 +77,7 @@ def job(seconds: float, rate: float, active: int, turnover_per_s: float, ttl_ms:
             "--short-window-ms", "10000", "--short-slide-ms", "2000", "--long-window-ms", "60000",
             "--long-slide-ms", "10000", "--idle-state-ttl-ms", str(ttl_ms), "--dedupe-ttl-ms", str(ttl_ms),
             "--rate-window-ms", "10000"]
-    p = Pipeline(extra_args=args)
+    p = Pipeline(extra_args=args, entry="bench/stages_job.py")
     p.create_topics()
     curve: dict[str, list[float]] = {"t": [], "checkpoint_bytes": [], "distinct_users": []}
     people, rnd = Population(active, max(1, int(rate / turnover_per_s))), random.Random(3)

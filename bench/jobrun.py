@@ -75,7 +75,8 @@ def run_job(payloads: list[bytes], keys: list[bytes], job_args: list[str], label
     ``expected`` output records (default: one per input), cancel, clean up."""
     from tqdm import tqdm
 
-    p = Pipeline(snapshot_every=5000, extra_args=job_args)
+    p = Pipeline(snapshot_every=5000, extra_args=job_args,
+                 entry="bench/stages_job.py" if "--stages" in job_args else "jobs/recommend.py")
     p.create_topics()
     run = Run(expected=len(payloads) if expected is None else expected)
     try:
@@ -96,7 +97,7 @@ def run_job(payloads: list[bytes], keys: list[bytes], job_args: list[str], label
         out = TopicPartition(p.topics["output"], 0)
         start_offset = watcher.get_watermark_offsets(out, timeout=10)[1]
         submitted = time.monotonic()
-        submit = flink_cli("run", "-d", "-py", str(REPO / "jobs" / "recommend.py"), *p.job_args())
+        submit = flink_cli("run", "-d", "-py", str(REPO / p.entry), *p.job_args())
         p.jobs.append(submit.rsplit("JobID ", 1)[1].split()[0])
         with tqdm(total=run.expected, desc=label, unit="ev", file=sys.stderr) as bar:
             last_change = time.monotonic()
@@ -118,12 +119,13 @@ def run_job(payloads: list[bytes], keys: list[bytes], job_args: list[str], label
 
 def compare_stages(payloads: list[bytes], keys: list[bytes], variants: list[str], pairs: list[tuple[str, str]],
                    name: str, title: str) -> dict[str, object]:
-    """Run the job once per ``--stages`` variant on the same input; print and save a JSON
+    """Run the job once per ``--stages`` variant (bench/stages_job.py; ``full``: the job
+    itself) on the same input; print and save a JSON
     summary (events/s, µs per event, and for each (a, b) in ``pairs`` the µs per event b adds
     to a) and a bar chart, as bench/results/<name>.{json,png}."""
     results: dict[str, dict[str, float]] = {}
     for variant in variants:
-        run = run_job(payloads, keys, ["--stages", variant], variant)
+        run = run_job(payloads, keys, [] if variant == "full" else ["--stages", variant], variant)
         rate = run.events_per_sec
         results[variant] = {"events_per_sec": round(rate, 1), "us_per_event": round(1e6 / rate, 1),
                             "first_output_s": round(run.first_output_s or float("nan"), 1),

@@ -89,8 +89,6 @@ class JobConfig:
     bundle_size: int = 1000
     bundle_time_ms: int = 20
     job_name: str = "streamrec-recommend"
-    # full | features | features-python | clean | validate | passthrough (benchmarks only)
-    stages: str = "full"
 
     @property
     def update_log_topic(self) -> str:

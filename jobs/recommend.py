@@ -16,6 +16,7 @@ import os
 import shutil
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -25,7 +26,6 @@ if str(ROOT) not in sys.path:  # `flink run -py jobs/recommend.py` runs this fil
 from pyflink.common import Configuration, Types  # noqa: E402
 from pyflink.datastream import CheckpointingMode, DataStream, StreamExecutionEnvironment  # noqa: E402
 from pyflink.table import StatementSet, StreamTableEnvironment, Table  # noqa: E402
-from pyflink.table.expressions import col  # noqa: E402
 from pyflink.util.java_utils import add_jars_to_context_class_loader  # noqa: E402
 
 from jobs.config import JobConfig  # noqa: E402
@@ -37,8 +37,7 @@ from operators.cleaning.event_time import (  # noqa: E402
     watermark_sql,
 )
 from operators.cleaning.flink import DLQ_TAG, CleanFunction, guard_in_jvm, split_late  # noqa: E402
-from operators.features.flink import PythonItemCountsFunction, configure_sql, window_features  # noqa: E402
-from operators.features.spec import FEATURE_COLUMNS  # noqa: E402
+from operators.features.flink import configure_sql, window_features  # noqa: E402
 from operators.model.flink import UPDATE_TAG, ModelSettings, RecommendFunction  # noqa: E402
 from operators.model.update_log import ensure_log_topic  # noqa: E402
 from operators.rows import CLEAN_ROW, KEYED_JSON_ROW  # noqa: E402
@@ -104,64 +103,47 @@ def model_settings(config: JobConfig) -> ModelSettings:
         ranker=config.online_config(), item_metadata=config.item_metadata, features=config.feature_config())
 
 
+def validated(t_env: StreamTableEnvironment, source_table: str, config: JobConfig) -> DataStream:
+    """Stage 1a: every source record parsed and checked (stateless); rejects go to its DLQ_TAG
+    side output."""
+    raw = t_env.to_data_stream(t_env.from_path(source_table))
+    return raw.process(CleanFunction(config.input_topic, config.schema_limits()), output_type=CLEAN_ROW) \
+        .name("clean-validate").uid("clean-validate")
+
+
+def guarded(valid: DataStream, config: JobConfig) -> tuple[DataStream, DataStream]:
+    """Stage 1b: per user, drop duplicates and reject rate-limited events (in the JVM).
+    Returns the surviving events and every rejected record so far (validation's too)."""
+    events, rejected = guard_in_jvm(valid, config.input_topic, config.guard_config())
+    return events, valid.get_side_output(DLQ_TAG).union(rejected)
+
+
+def featured(t_env: StreamTableEnvironment, events: DataStream, dead_letters: DataStream,
+             config: JobConfig) -> tuple[Table, DataStream]:
+    """Stage 2: window features in Flink SQL (item, user and global counts as of each event's
+    time); each user's events come out in event-time order. Lateness is judged once, at its
+    entry: late events join the dead letters."""
+    on_time, late = split_late(t_env, events, "clean_events", config.input_topic, config.max_out_of_orderness_ms)
+    return window_features(t_env, on_time, config.feature_config()), dead_letters.union(late)
+
+
 def build_pipeline(t_env: StreamTableEnvironment, source_table: str, recs_sink: str, dlq_sink: str,
                    config: JobConfig, updates_sink: str = "") -> StatementSet:
     """Wire clean -> features -> model between a source table and the sink tables
     (recommendations, dead letters, and the model's update log unless ``updates_sink`` is "").
-
-    ``config.stages`` cuts the pipeline short for benchmarks (bench/cleaning_cost.py,
-    bench/feature_cost.py): ``passthrough`` copies the source to the output in the JVM only;
-    ``validate``, ``clean`` and ``features`` stop after that stage and write the surviving
-    events' ids.
-    """
+    Benchmarks that cut the pipeline short compose the same stages (bench/stages_job.py)."""
     statements = t_env.create_statement_set()
     configure_sql(t_env, config.feature_config())
-    if config.stages == "passthrough":
-        statements.add_insert_sql(f"INSERT INTO {recs_sink} SELECT CAST(`offset` AS STRING), "
-                                  f"CAST(payload AS STRING) FROM {source_table}")
-        return statements
-    raw = t_env.to_data_stream(t_env.from_path(source_table))
 
     # 1. cleaning: validate (stateless), then per user drop duplicates and reject late and
     #    rate-limited events; every rejected record goes to the dead-letter side outputs
-    valid = raw.process(CleanFunction(config.input_topic, config.schema_limits()), output_type=CLEAN_ROW) \
-        .name("clean-validate").uid("clean-validate")
+    events, dead_letters = guarded(validated(t_env, source_table, config), config)
 
-    def to_sinks(out: Table, dead: DataStream) -> StatementSet:
-        statements.add_insert(recs_sink, out)
-        statements.add_insert(dlq_sink, t_env.from_data_stream(dead))
-        return statements
-
-    def ids_of(survivors: DataStream) -> Table:   # what the cut-short benchmark variants write
-        return t_env.from_data_stream(survivors).select(col("user_id"), col("event_id"))
-
-    if config.stages == "validate":
-        return to_sinks(ids_of(valid), valid.get_side_output(DLQ_TAG))
-    events, rejected = guard_in_jvm(valid, config.input_topic, config.guard_config())
-    dead_letters = valid.get_side_output(DLQ_TAG).union(rejected)
-    if config.stages == "clean":
-        return to_sinks(ids_of(events), dead_letters)
-
-    if config.stages == "features-python":   # the benchmark's baseline for the SQL below
-        baseline = events.key_by(lambda r: r[2], key_type=Types.STRING()) \
-            .process(PythonItemCountsFunction(config.feature_config()), output_type=KEYED_JSON_ROW) \
-            .name("features-python-baseline").uid("features-python-baseline")
-        return to_sinks(t_env.from_data_stream(baseline), dead_letters)
-
-    # 2. window features in Flink SQL: item, user and global counts as of each event's time;
-    #    each user's events come out in event-time order. Lateness is judged once, at its entry.
-    on_time, late = split_late(t_env, events, "clean_events", config.input_topic, config.max_out_of_orderness_ms)
-    dead_letters = dead_letters.union(late)
-    enriched = window_features(t_env, on_time, config.feature_config())
-    if config.stages == "features":   # every feature, or the planner would prune the joins
-        t_env.create_temporary_view("enriched_events", enriched)
-        values = ", ".join(f"KEY '{c}' VALUE `{c}`" for c in ["event_id", "ts", *FEATURE_COLUMNS])
-        return to_sinks(t_env.sql_query(f"SELECT user_id, JSON_OBJECT({values}) FROM enriched_events"),
-                        dead_letters)
-    enriched_stream = t_env.to_data_stream(enriched)
+    # 2. window features in Flink SQL
+    enriched, dead_letters = featured(t_env, events, dead_letters, config)
 
     # 3. model: learn from the event, emit the user's top-k
-    recs = enriched_stream.key_by(lambda r: r[1], key_type=Types.STRING()) \
+    recs = t_env.to_data_stream(enriched).key_by(lambda r: r[1], key_type=Types.STRING()) \
         .process(RecommendFunction(model_settings(config)), output_type=KEYED_JSON_ROW) \
         .name("model-recommend").uid("model-recommend")
 
@@ -171,7 +153,9 @@ def build_pipeline(t_env: StreamTableEnvironment, source_table: str, recs_sink: 
         # imports torch (pybind11 takes the thread's first Python thread state, the other's).
         updates = recs.get_side_output(UPDATE_TAG).start_new_chain()
         statements.add_insert(updates_sink, t_env.from_data_stream(updates))
-    return to_sinks(t_env.from_data_stream(recs), dead_letters)
+    statements.add_insert(recs_sink, t_env.from_data_stream(recs))
+    statements.add_insert(dlq_sink, t_env.from_data_stream(dead_letters))
+    return statements
 
 
 def default_connector_jar() -> str:
@@ -229,7 +213,12 @@ def check_input_topic(config: JobConfig) -> None:
         raise SystemExit(str(exc)) from None
 
 
-def main(argv: list[str] | None = None) -> None:
+Build = Callable[[StreamTableEnvironment, str, str, str, JobConfig, str], StatementSet]
+
+
+def main(argv: list[str] | None = None, build: Build = build_pipeline, with_model: bool = True) -> None:
+    """Set up the environment, source and sinks, then run ``build`` between them
+    (bench/stages_job.py passes a pipeline cut short, without the model)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     config = JobConfig.from_args(sys.argv[1:] if argv is None else argv)
     check_input_topic(config)
@@ -247,7 +236,7 @@ def main(argv: list[str] | None = None) -> None:
     t_env.execute_sql(kafka_sink_ddl(config, "recommendations_sink", config.output_topic, True, "recs"))
     t_env.execute_sql(kafka_sink_ddl(config, "dlq_sink", config.dlq_topic, False, "dlq"))
     updates = ""
-    if config.stages == "full":
+    if with_model:
         try:     # before the sink can auto-create it
             ensure_log_topic(config.bootstrap_servers, config.update_log_topic,
                              min_retention_ms=config.update_log_min_retention_ms)
@@ -257,8 +246,7 @@ def main(argv: list[str] | None = None) -> None:
         updates = "updates_sink"
 
     # transforms, then run
-    build_pipeline(t_env, "interactions_source", "recommendations_sink", "dlq_sink", config, updates) \
-        .attach_as_datastream()
+    build(t_env, "interactions_source", "recommendations_sink", "dlq_sink", config, updates).attach_as_datastream()
     env.execute(config.job_name)
 
 

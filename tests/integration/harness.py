@@ -61,6 +61,7 @@ class Pipeline:
     partitions: int = 1                  # of the input topic
     extra_args: list[str] = field(default_factory=list)
     jobs: list[str] = field(default_factory=list)
+    entry: str = "jobs/recommend.py"     # the job's script (benchmarks: bench/stages_job.py)
 
     @property
     def topics(self) -> dict[str, str]:
@@ -81,7 +82,7 @@ class Pipeline:
 
     def submit(self, savepoint: str | None = None, group: str | None = None, parallelism: int = 1) -> str:
         extra = ["-s", savepoint] if savepoint else []
-        out = flink_cli("run", "-d", *extra, "-py", str(REPO / "jobs" / "recommend.py"), *self.job_args(group),
+        out = flink_cli("run", "-d", *extra, "-py", str(REPO / self.entry), *self.job_args(group),
                         "--parallelism", str(parallelism))
         match = re.search(r"JobID ([0-9a-f]{32})", out)
         assert match, out[-3000:]
