@@ -31,7 +31,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from operators.model.online import ModelState, OnlineConfig, OnlineRanker
+from operators.model.online import OnlineConfig, OnlineRanker
 from operators.model.progress import LearnedEvents
 from operators.model.snapshot_store import SnapshotInfo, SnapshotStore
 from operators.model.updates import ModelUpdate, replay
@@ -89,7 +89,7 @@ class ModelLifecycle:
         self.config = config or OnlineConfig()
         self.snapshot_every_events, self.retain, self.close_timeout_s = snapshot_every_events, retain, close_timeout_s
         self._writer_factory, self._clock = writer, clock
-        self.ranker = OnlineRanker(self.config)
+        self.ranker: OnlineRanker        # set by open
         self.lineage = ""
         self.restored_from: SnapshotInfo | None = None
         self.snapshot_version = 0
@@ -163,7 +163,7 @@ class ModelLifecycle:
     # -- while running ------------------------------------------------------------------------
     def after_event(self) -> None:
         """After an event: cut a snapshot when ``snapshot_every_events`` more have been learned."""
-        if self.ranker.learned_events >= self.next_snapshot_at and self.writer is not None:
+        if self.writer is not None and self.ranker.learned_events >= self.next_snapshot_at:
             self.writer.submit(self._cut())
             self.next_snapshot_at = self.cut_events + self.snapshot_every_events
 
@@ -180,10 +180,9 @@ class ModelLifecycle:
     def _write(self, pending: PendingSnapshot) -> SnapshotInfo:
         """Runs on the writer (and once in open): save, then prune old versions."""
         p = self.placement
-        state = pending.blob
-        blob, digest = (state.blob(), state.digest()) if isinstance(state, ModelState) else (state, "")
-        info = self.store.save(blob, pending.positions, pending.learned_events, p.source_topic,
-                               pending.lineage, p.shard, p.shards, created_ms=pending.cut_ms, digest=digest)
+        info = self.store.save(pending.state.blob(), pending.positions, pending.learned_events, p.source_topic,
+                               pending.lineage, p.shard, p.shards, created_ms=pending.cut_ms,
+                               digest=pending.state.digest())
         try:
             self.store.prune(self.retain, p.shard, p.shards)
         except Exception:  # noqa: BLE001 - a failed clean-up is retried after the next snapshot

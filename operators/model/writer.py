@@ -1,15 +1,15 @@
 """Snapshot writes off the per-event path: one background thread, at most one snapshot waiting.
 
-The model operator cuts a snapshot (serialises the ranker) between two events and hands it
-here; ``submit`` never blocks. The thread writes it to Cassandra; when that fails it retries
+The model operator cuts a snapshot (copies the ranker's state) between two events and hands it
+here; ``submit`` never blocks. The thread serialises it and writes it to Cassandra; when that fails it retries
 with exponential back-off. A newer snapshot replaces a waiting older one (it contains
-everything the older one does), so memory stays bounded at two blobs however long Cassandra
+everything the older one does), so memory stays bounded at two copies however long Cassandra
 is away, and the job keeps recommending meanwhile: the update log (updates.py), not the
 snapshot, is what keeps a failure from losing learned events.
 
 >>> saved = []
 >>> w = SnapshotWriter(lambda s: saved.append(s.learned_events) or s.learned_events, name="doc")
->>> w.submit(PendingSnapshot(b"x", {}, 5, "L"))
+>>> w.submit(PendingSnapshot(ModelState({}), {}, 5, "L"))
 >>> w.close(timeout=5), saved, w.written, w.failures
 (True, [5], 1, 0)
 """
@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class PendingSnapshot:
-    blob: bytes | ModelState          # a ModelState is serialised (and hashed) by the writer thread
+    state: ModelState                 # serialised and hashed by the writer thread
     positions: dict[int, int]
     learned_events: int
     lineage: str

@@ -128,6 +128,19 @@ def crash_and_resume(fail_after: int) -> tuple[Job, MemoryTables]:
     return resumed, tables
 
 
+def stopped_after(checkpoints: int) -> Job:
+    """A job stopped cleanly (its closing snapshot written) after ``checkpoints`` checkpoints."""
+    job = Job(MemoryTables(), UpdateLog())
+    job.run(EVENTS[:CHECKPOINT_EVERY * checkpoints])
+    job.lifecycle.close()
+    return job
+
+
+def lifecycle_after(job: Job, placement: Placement) -> ModelLifecycle:
+    """A lifecycle on ``job``'s store and log, started as ``placement``."""
+    return ModelLifecycle(SnapshotStore(job.tables), job.log.read, placement, SMALL, writer=InlineWriter)
+
+
 def test_the_reference_run_writes_several_snapshots_and_prunes() -> None:
     assert len(WRITES_AT_SNAPSHOT_END) >= 4             # the lineage's first, then at least 3 by cadence
     assert REFERENCE.learned_events == len(EVENTS)
@@ -167,12 +180,9 @@ def test_the_update_log_alone_carries_the_model_while_the_store_is_down() -> Non
 
 
 def test_a_clean_restart_continues_the_lineage_from_the_closing_snapshot() -> None:
-    tables, log = MemoryTables(), UpdateLog()
-    job = Job(tables, log)
-    job.run(EVENTS[:CHECKPOINT_EVERY * 5])
-    job.lifecycle.close()                   # a stop with savepoint: the last cut is written
+    job = stopped_after(5)                  # a stop with savepoint: the last cut is written
     position, users = job.checkpoint
-    again = Job(tables, log, position, users)
+    again = Job(job.tables, job.log, position, users)
     assert again.lifecycle.lineage == job.lifecycle.lineage
     assert again.lifecycle.replayed == 0
     assert again.ranker.digest() == job.ranker.digest()
@@ -181,26 +191,18 @@ def test_a_clean_restart_continues_the_lineage_from_the_closing_snapshot() -> No
 
 
 def test_a_snapshot_of_another_parallelism_starts_a_new_lineage_from_it() -> None:
-    tables, log = MemoryTables(), UpdateLog()
-    job = Job(tables, log)
-    job.run(EVENTS[:CHECKPOINT_EVERY * 4])
-    job.lifecycle.close()
-    rescaled = ModelLifecycle(SnapshotStore(tables), log.read, Placement("m", "clicks", shard=1, shards=2), SMALL,
-                              writer=InlineWriter)
+    job = stopped_after(4)
+    rescaled = lifecycle_after(job, Placement("m", "clicks", shard=1, shards=2))
     ranker = rescaled.open()
     assert rescaled.lineage != job.lifecycle.lineage
     assert ranker.digest() == job.ranker.digest()
-    newest = SnapshotStore(tables).list()[0]
+    newest = SnapshotStore(job.tables).list()[0]
     assert (newest.lineage, newest.shard, newest.shards) == (rescaled.lineage, 1, 2)   # its series starts at once
 
 
 def test_a_snapshot_from_another_topic_keeps_the_model_but_not_its_positions() -> None:
-    tables, log = MemoryTables(), UpdateLog()
-    job = Job(tables, log)
-    job.run(EVENTS[:CHECKPOINT_EVERY * 2])
-    job.lifecycle.close()
-    moved = ModelLifecycle(SnapshotStore(tables), log.read, Placement("m", "other-topic"), SMALL, writer=InlineWriter)
-    ranker = moved.open()
+    job = stopped_after(2)
+    ranker = lifecycle_after(job, Placement("m", "other-topic")).open()
     assert ranker.learned_events == job.ranker.learned_events
     assert ranker.positions == {} and job.ranker.positions != {}
 
@@ -214,22 +216,16 @@ def test_the_digest_tells_models_apart_and_survives_a_snapshot() -> None:
 
 
 def test_each_snapshot_names_the_digest_of_the_model_it_holds() -> None:
-    tables, log = MemoryTables(), UpdateLog()
-    job = Job(tables, log)
-    job.run(EVENTS[:CHECKPOINT_EVERY * 3])
-    job.lifecycle.close()
-    newest = SnapshotStore(tables).list()[0]
+    job = stopped_after(3)
+    newest = SnapshotStore(job.tables).list()[0]
     assert newest.learned_events == job.ranker.learned_events
     assert newest.digest == job.ranker.digest()
     assert job.lifecycle.metrics()["snapshot_digest"]() == int(newest.digest[:12], 16)
 
 
 def test_a_snapshot_that_restores_to_another_model_is_refused() -> None:
-    tables, log = MemoryTables(), UpdateLog()
-    job = Job(tables, log)
-    job.run(EVENTS[:CHECKPOINT_EVERY * 3])
-    job.lifecycle.close()
-    newest = SnapshotStore(tables).list()[0]
-    tables.manifest_rows[newest.version] = dataclasses.replace(newest, digest="0" * 64)
+    job = stopped_after(3)
+    newest = SnapshotStore(job.tables).list()[0]
+    job.tables.manifest_rows[newest.version] = dataclasses.replace(newest, digest="0" * 64)
     with pytest.raises(RuntimeError, match="digest mismatch"):
-        Job(tables, log)
+        Job(job.tables, job.log)

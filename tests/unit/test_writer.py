@@ -5,11 +5,12 @@ from __future__ import annotations
 import threading
 import time
 
+from operators.model.online import ModelState
 from operators.model.writer import PendingSnapshot, SnapshotWriter
 
 
 def snap(n: int) -> PendingSnapshot:
-    return PendingSnapshot(b"x" * n, {0: n}, n, "L")
+    return PendingSnapshot(ModelState({"n": n}), {0: n}, n, "L")
 
 
 def wait_for(condition, timeout: float = 5.0) -> None:
