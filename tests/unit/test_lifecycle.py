@@ -91,7 +91,7 @@ class Job:
         return self.checkpoint
 
 
-def uninterrupted() -> tuple[OnlineRanker, list[int]]:
+def uninterrupted() -> tuple[OnlineRanker, list[int], MemoryTables]:
     """The reference model, and the store's write count at the end of each snapshot."""
     tables, ends = MemoryTables(), []
     job = Job(tables, UpdateLog())
@@ -105,10 +105,10 @@ def uninterrupted() -> tuple[OnlineRanker, list[int]]:
 
     job.lifecycle.store.prune = counted     # type: ignore[method-assign]
     job.run(EVENTS)
-    return job.ranker, ends
+    return job.ranker, ends, tables
 
 
-REFERENCE, WRITES_AT_SNAPSHOT_END = uninterrupted()
+REFERENCE, WRITES_AT_SNAPSHOT_END, REFERENCE_TABLES = uninterrupted()
 
 
 def crash_and_resume(fail_after: int) -> tuple[Job, MemoryTables]:
@@ -144,6 +144,10 @@ def lifecycle_after(job: Job, placement: Placement) -> ModelLifecycle:
 def test_the_reference_run_writes_several_snapshots_and_prunes() -> None:
     assert len(WRITES_AT_SNAPSHOT_END) >= 4             # the lineage's first, then at least 3 by cadence
     assert REFERENCE.learned_events == len(EVENTS)
+    assert len(SnapshotStore(REFERENCE_TABLES).list()) == 1          # retain=1: every older one pruned
+    # The crash points below (README: 18): the first three snapshots' reservations, chunks and
+    # manifests, and the prune deletes of the second and third.
+    assert WRITES_AT_SNAPSHOT_END[2] == 18
 
 
 # Every write of the first three snapshots: the new lineage's first (in open), one by cadence,
