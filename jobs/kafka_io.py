@@ -40,10 +40,13 @@ def producer(bootstrap: str) -> Producer:
                      "compression.type": "lz4", "message.max.bytes": 16_000_000})
 
 
-def consumer(bootstrap: str, topic: str, group: str, from_beginning: bool = True) -> Consumer:
-    """A read_committed consumer: it sees only what exactly-once sinks committed."""
+def consumer(bootstrap: str, topic: str, group: str, from_beginning: bool = True, subscribe: bool = True) -> Consumer:
+    """A read_committed consumer: it sees only what exactly-once sinks committed. Subscribed to
+    ``topic`` unless ``subscribe`` is False (the caller assigns partitions itself: a group
+    subscription would later replace that assignment with its own)."""
     c = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "isolation.level": "read_committed",
                   "auto.offset.reset": "earliest" if from_beginning else "latest",
                   "enable.auto.commit": False})
-    c.subscribe([topic])
+    if subscribe:
+        c.subscribe([topic])
     return c

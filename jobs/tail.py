@@ -40,13 +40,13 @@ def main(argv: list[str] | None = None) -> int:
     from jobs.kafka_io import consumer, ensure_topics
 
     ensure_topics(args.bootstrap_servers, [args.topic])
-    c = consumer(args.bootstrap_servers, args.topic, f"tail-{uuid.uuid4()}", args.from_beginning)
+    c = consumer(args.bootstrap_servers, args.topic, f"tail-{uuid.uuid4()}", args.from_beginning,
+                 subscribe=not args.skip_existing)
     if args.skip_existing:
         meta = c.list_topics(args.topic, timeout=30).topics[args.topic]
         starts = [TopicPartition(args.topic, p, c.get_watermark_offsets(TopicPartition(args.topic, p),
                                                                         timeout=30)[1])
                   for p in sorted(meta.partitions)]
-        c.unsubscribe()
         c.assign(starts)
     if args.ready_file:
         args.ready_file.touch()
