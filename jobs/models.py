@@ -10,9 +10,10 @@
 adds columns a newer release needs; it is idempotent, and the job does the same at start with
 ``--cassandra-replication``. ``rollback`` copies an older complete snapshot as the newest
 version, under a new lineage (the update log written after the old one is not applied), so
-the job loads it at its next start; stop the job first (``make savepoint-stop``), or its next snapshot supersedes
-the copy. Nothing is deleted. Output is JSON lines; exit 2 with one line for a bad argument,
-an unknown or incomplete version, or an unreachable Cassandra.
+the job loads it at its next start (a shared model: every replica, replica.py); stop the
+job first (``make savepoint-stop``), or its next snapshot supersedes the copy. Nothing is
+deleted. Output is JSON lines; exit 2 with one line for a bad argument, an unknown or
+incomplete version, or an unreachable Cassandra.
 """
 
 from __future__ import annotations
@@ -83,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
                   file=sys.stderr)
             return 2
         copy = store.save(blob, info.positions, info.learned_events, info.source, lineage="",
-                          shard=info.shard, shards=info.shards, digest=info.digest)
+                          shard=info.shard, shards=info.shards, digest=info.digest, log_offset=info.log_offset)
         print(json.dumps({"rolled_back_to": info.version, **_describe(copy)}))
         print(f"models: version {copy.version} is a copy of {info.version}; the job loads it at its next start",
               file=sys.stderr)

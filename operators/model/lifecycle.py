@@ -132,33 +132,43 @@ class ModelLifecycle:
             log.info("model %s: no snapshot; starting empty", self.name)
             return OnlineRanker(self.config), uuid.uuid4().hex, None
         info, blob, continues = chosen
-        try:
-            ranker = OnlineRanker.restore(blob, self.config)
-        except (ValueError, KeyError) as exc:
-            # A snapshot of an older model format (an upgrade): it stays in the store as
-            # history, and the new model starts empty under the next version number.
-            log.warning("model %s: snapshot v%d is not usable by this model (%s); starting empty",
-                        self.name, info.version, exc)
+        ranker = self._ranker_from(info, blob)
+        if ranker is None:
             return OnlineRanker(self.config), uuid.uuid4().hex, None
-        if info.digest and ranker.digest() != info.digest:
-            raise RuntimeError(f"model {self.name}: snapshot v{info.version} restores to a model other than the one "
-                               "written (digest mismatch): a restore that is not exact would spread to every later "
-                               "snapshot; this is a bug to report, with the snapshot (python -m jobs.models show)")
         if info.lineage:
             started = time.monotonic()
             self.replayed = replay(ranker, self.read_log(info.lineage, info.created_ms - CLOCK_SKEW_MS), info.lineage)
             log.info("model %s: restored snapshot v%d (%d events) + %d logged updates in %.1f s",
                      self.name, info.version, info.learned_events, self.replayed, time.monotonic() - started)
-        if info.source != p.source_topic:
-            # Offsets of another topic say nothing about this one: learn everything here.
-            log.warning("model %s: snapshot v%d was taken on topic %r, not %r; its positions are ignored",
-                        self.name, info.version, info.source, p.source_topic)
-            ranker.progress = LearnedEvents()
+        self._check_source(info, ranker)
         if continues:
             return ranker, info.lineage, info
         log.info("model %s: starting a new lineage from snapshot v%d (written by subtask %d of %d)",
                  self.name, info.version, info.shard, info.shards)
         return ranker, uuid.uuid4().hex, info
+
+    def _ranker_from(self, info: SnapshotInfo, blob: bytes) -> OnlineRanker | None:
+        """The ranker a snapshot holds; None when its format is not this model's (an upgrade:
+        the snapshot stays in the store as history, and the model starts empty under the next
+        version number). A restore that gives another model than the one written fails."""
+        try:
+            ranker = OnlineRanker.restore(blob, self.config)
+        except (ValueError, KeyError) as exc:
+            log.warning("model %s: snapshot v%d is not usable by this model (%s); starting empty",
+                        self.name, info.version, exc)
+            return None
+        if info.digest and ranker.digest() != info.digest:
+            raise RuntimeError(f"model {self.name}: snapshot v{info.version} restores to a model other than the one "
+                               "written (digest mismatch): a restore that is not exact would spread to every later "
+                               "snapshot; this is a bug to report, with the snapshot (python -m jobs.models show)")
+        return ranker
+
+    def _check_source(self, info: SnapshotInfo, ranker: OnlineRanker) -> None:
+        """Offsets of another topic say nothing about this one: learn everything here."""
+        if info.source != self.placement.source_topic:
+            log.warning("model %s: snapshot v%d was taken on topic %r, not %r; its positions are ignored",
+                        self.name, info.version, info.source, self.placement.source_topic)
+            ranker.progress = LearnedEvents()
 
     # -- while running ------------------------------------------------------------------------
     def after_event(self) -> None:
@@ -173,18 +183,29 @@ class ModelLifecycle:
         started = time.monotonic()
         self.cut_events = self.ranker.learned_events
         pending = PendingSnapshot(self.ranker.cut(), dict(self.ranker.positions), self.ranker.learned_events,
-                                  self.lineage, int(self._clock() * 1000))
+                                  self.lineage, int(self._clock() * 1000), self.log_offset)
         self.last_cut_ms = round((time.monotonic() - started) * 1000)
         return pending
 
+    @property
+    def log_offset(self) -> int:
+        """Where in the update log a snapshot cut now continues (-1: a subtask's own model,
+        which continues its lineage's ``seq``; replica.py overrides)."""
+        return -1
+
+    @property
+    def slot(self) -> tuple[int, int]:
+        """The (shard, shards) its snapshots are written and pruned under."""
+        return self.placement.shard, self.placement.shards
+
     def _write(self, pending: PendingSnapshot) -> SnapshotInfo:
         """Runs on the writer (and once in open): save, then prune old versions."""
-        p = self.placement
-        info = self.store.save(pending.state.blob(), pending.positions, pending.learned_events, p.source_topic,
-                               pending.lineage, p.shard, p.shards, created_ms=pending.cut_ms,
-                               digest=pending.state.digest())
+        shard, shards = self.slot
+        info = self.store.save(pending.state.blob(), pending.positions, pending.learned_events,
+                               self.placement.source_topic, pending.lineage, shard, shards,
+                               created_ms=pending.cut_ms, digest=pending.state.digest(), log_offset=pending.log_offset)
         try:
-            self.store.prune(self.retain, p.shard, p.shards)
+            self.store.prune(self.retain, shard, shards)
         except Exception:  # noqa: BLE001 - a failed clean-up is retried after the next snapshot
             log.warning("model %s: pruning old snapshots failed", self.name, exc_info=True)
         return info

@@ -144,6 +144,14 @@ class AdaptiveFusion:
         self.component_hits += self.rate * (hits[nb:] - self.component_hits)
 
 
+@dataclass
+class Tally:
+    """Observed events counted apart from a ranker: which of them the fusion measures
+    (every ``fusion_every``-th) is decided by this count."""
+
+    observed: int = 0
+
+
 class OnlineRanker:
     def __init__(self, config: OnlineConfig | None = None) -> None:
         self.config = c = config or OnlineConfig()
@@ -176,13 +184,16 @@ class OnlineRanker:
         return self.progress.offsets
 
     # -- learning ---------------------------------------------------------------------------
-    def learn(self, interactions: Sequence[Interaction], hits: Sequence[np.ndarray | None] | None = None) -> int:
+    def learn(self, interactions: Sequence[Interaction], hits: Sequence[np.ndarray | None] | None = None,
+              check: bool = True) -> int:
         """Take each interaction the model does not hold yet (with the fusion's measurement of
-        it, if any); returns how many it took. Taken events are learned at the next boundary."""
+        it, if any); returns how many it took. Taken events are learned at the next boundary.
+        ``check=False`` takes every one: a replica folding the shared update log (replica.py),
+        where the log, not this model's positions, says what was learned."""
         taken = 0
         for n, it in enumerate(interactions):
             event = it.event
-            if self.progress.contains(event):
+            if check and self.progress.contains(event):
                 continue
             self.progress.add(event)
             self.learned_events += 1
@@ -348,29 +359,32 @@ class OnlineRanker:
         return weighted, weighted.sum(axis=1) + tie
 
     def observe(self, history: Sequence[str], exclude: set[str], item_id: str, k: int = 10,
-                fusion_only: bool = False, situation: tuple[float, ...] = ()) -> tuple[int | None, np.ndarray | None]:
+                fusion_only: bool = False, situation: tuple[float, ...] = (),
+                tally: Tally | None = None) -> tuple[int | None, np.ndarray | None]:
         """Test before learn: where does ``item_id`` stand in the top-k the ranker would give
         now (its 0-based position, or -1 if absent), and the fusion's measurement of the event
         when it is one the fusion measures (every ``fusion_every``-th observed event whose item
         is known; ``learn`` takes it with the event). The rank is None when the question does
         not apply (no history) or, with ``fusion_only``, when the event is not measured (the
-        job's way to save the work). ``situation``: the request's ranker.CONTEXT."""
-        return self.observe_many([(history, self._indices(exclude), item_id)], k, fusion_only, [situation])[0]
+        job's way to save the work). ``situation``: the request's ranker.CONTEXT. ``tally``
+        counts the observed events instead of the ranker (a replica, which only the log changes)."""
+        return self.observe_many([(history, self._indices(exclude), item_id)], k, fusion_only, [situation], tally)[0]
 
     def observe_many(self, requests: Sequence[tuple[Sequence[str], np.ndarray, str]], k: int = 10,
                      fusion_only: bool = False, situations: Sequence[tuple[float, ...]] | None = None,
-                     ) -> list[tuple[int | None, np.ndarray | None]]:
+                     tally: Tally | None = None) -> list[tuple[int | None, np.ndarray | None]]:
         """``observe`` for a list of (history, excluded item indices, item) of one batch (and
         each one's situation): the same questions asked of the same (unchanging) model, on
         the candidates of all of them at once."""
         out: list[tuple[int | None, np.ndarray | None]] = [(None, None)] * len(requests)
         asked, targets, measured = [], [], []
+        counter: Tally | OnlineRanker = self if tally is None else tally
         for n, (history, exclude, item_id) in enumerate(requests):
             if not history or not self.item_ids:
                 continue
             target = self.index.get(item_id)
-            self.observed += 1
-            measure = target is not None and self.observed % self.config.fusion_every == 0
+            counter.observed += 1
+            measure = target is not None and counter.observed % self.config.fusion_every == 0
             if fusion_only and not measure:
                 continue
             if target is None or (exclude == target).any():

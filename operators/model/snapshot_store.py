@@ -44,7 +44,7 @@ _NAME = re.compile(r"^[a-z][a-z0-9_]{0,47}$")
 # Manifest columns that releases added after the first one, with their types.
 _ADDED_MANIFEST_COLUMNS = [("positions", "map<int, bigint>"), ("learned_events", "bigint"), ("source", "text"),
                            ("lineage", "text"), ("shard", "int"), ("shards", "int"), ("compression", "text"),
-                          ("digest", "text")]
+                          ("digest", "text"), ("log_offset", "bigint")]
 DEFAULT_REPLICATION = "{'class': 'SimpleStrategy', 'replication_factor': 1}"
 _REPLICATION = re.compile(r"^\{[\w\s'\":,.-]+\}$")
 
@@ -69,6 +69,12 @@ class SnapshotInfo:
     shards: int = 1           # ...out of this many
     compression: str = ""     # how the chunks are encoded: "zlib", or "" (raw)
     digest: str = ""          # the model state's hash (OnlineRanker.digest): equal models, equal digests
+    log_offset: int = -1      # a shared model's (replica.py): the update-log offset it continues from
+
+    @property
+    def shared(self) -> bool:
+        """A snapshot of the one model every subtask holds (replica.py), not of one subtask's."""
+        return self.log_offset >= 0
 
 
 class SnapshotTables(Protocol):
@@ -101,7 +107,7 @@ class CassandraTables:
     """``SnapshotTables`` in a Cassandra keyspace."""
 
     _COLUMNS = ("version, created_ms, size, chunks, sha256, positions, learned_events, source, lineage, shard, shards,"
-                " compression, digest")
+                " compression, digest, log_offset")
 
     def __init__(self, session: Any, keyspace: str, model: str = "default") -> None:
         if not _NAME.match(keyspace):
@@ -145,7 +151,7 @@ class CassandraTables:
             f"CREATE TABLE IF NOT EXISTS {ks}.snapshot_manifests ("
             " model text, version bigint, created_ms bigint, size bigint, chunks int, sha256 text,"
             " positions map<int, bigint>, learned_events bigint, source text, lineage text, shard int, shards int,"
-            " compression text, digest text,"
+            " compression text, digest text, log_offset bigint,"
             " PRIMARY KEY (model, version)) WITH CLUSTERING ORDER BY (version DESC)")
         # A keyspace made by an older release lacks the columns added since: add them.
         present = {r.column_name for r in self.session.execute(
@@ -185,10 +191,10 @@ class CassandraTables:
     def put_manifest(self, info: SnapshotInfo) -> None:
         self.session.execute(
             f"INSERT INTO {self.keyspace}.snapshot_manifests ({self._COLUMNS.replace('version', 'model, version', 1)})"
-            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
             (self.model, info.version, info.created_ms, info.size, info.chunks, info.sha256,
              info.positions, info.learned_events, info.source, info.lineage, info.shard, info.shards,
-             info.compression, info.digest))
+             info.compression, info.digest, info.log_offset))
 
     def manifests(self, limit: int) -> builtins.list[SnapshotInfo]:
         rows = self.session.execute(
@@ -197,7 +203,8 @@ class CassandraTables:
         return [SnapshotInfo(r.version, r.created_ms, r.size, r.chunks, r.sha256, dict(r.positions or {}),
                              r.learned_events or 0, r.source or "", r.lineage or "",
                              r.shard if r.shard is not None else 0, r.shards if r.shards is not None else 1,
-                             r.compression or "", r.digest or "") for r in rows]
+                             r.compression or "", r.digest or "",
+                             r.log_offset if r.log_offset is not None else -1) for r in rows]
 
     def delete_version(self, version: int) -> None:
         for table in ("snapshot_manifests", "snapshot_chunks", "snapshot_versions"):
@@ -315,7 +322,7 @@ class SnapshotStore:
 
     def save(self, blob: bytes, positions: dict[int, int], learned_events: int, source: str = "",
              lineage: str = "", shard: int = 0, shards: int = 1, created_ms: int | None = None,
-             digest: str = "") -> SnapshotInfo:
+             digest: str = "", log_offset: int = -1) -> SnapshotInfo:
         """Write a new version: reserve its number, chunks, then the manifest. Returns the manifest."""
         version = self._reserve(shard, shards)
         stored = compress(blob)
@@ -324,7 +331,7 @@ class SnapshotStore:
             self.tables.put_chunk(version, n, chunk)
         info = SnapshotInfo(version, created_ms or int(time.time() * 1000), len(blob), len(chunks),
                             hashlib.sha256(blob).hexdigest(), dict(positions), learned_events, source,
-                            lineage, shard, shards, "zlib", digest)
+                            lineage, shard, shards, "zlib", digest, log_offset)
         self.tables.put_manifest(info)
         return info
 
@@ -370,6 +377,14 @@ class SnapshotStore:
 
     def _chunks_present(self, info: SnapshotInfo) -> bool:
         return sorted(self.tables.chunk_numbers(info.version)) == builtins.list(range(info.chunks))
+
+    def load_shared(self) -> tuple[SnapshotInfo, bytes] | None:
+        """The newest complete snapshot of the shared model (replica.py), if any."""
+        for info in self.list(limit=1_000):
+            blob = self.read(info) if info.shared else None
+            if blob is not None:
+                return info, blob
+        return None
 
     def load_for(self, shard: int, shards: int) -> tuple[SnapshotInfo, bytes, bool] | None:
         """The complete snapshot model subtask ``shard`` of ``shards`` starts from, and whether it

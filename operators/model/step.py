@@ -30,7 +30,7 @@ from operators.features.spec import FeatureConfig
 from operators.features.user import SessionFeatures
 from operators.features.windows import WindowFeatures
 from operators.model.history import UserState
-from operators.model.online import Interaction, OnlineRanker
+from operators.model.online import Interaction, OnlineRanker, Tally
 from operators.model.ranker import request_context
 from operators.model.updates import ModelUpdate
 from operators.records import Event, Recommendation
@@ -44,6 +44,21 @@ class StepResult:
     rank: int | None            # the event's item in the top-k before learning: 0.., -1 absent, None not asked
     update: ModelUpdate | None = None   # what the update log records, when the event was taken
     hits: np.ndarray | None = None      # the fusion's measurement of the event (blends, then components)
+
+
+@dataclass(frozen=True)
+class _Served:
+    before: tuple[float, ...]       # the situation the list this event answers was served in
+    session: SessionFeatures
+    context: tuple[str, ...]        # the user's recent items before the event
+    rank: int | None
+    hits: np.ndarray | None
+    recs: list[Recommendation]
+    held: bool                      # the model already holds the event
+
+
+def _bits(hits: np.ndarray | None) -> tuple[bool, ...] | None:
+    return None if hits is None else tuple(bool(h) for h in hits)
 
 
 @dataclass
@@ -64,15 +79,43 @@ class ModelStep:
         which replayed events it already holds (progress.py)."""
         ranker = self.ranker
         ranker.progress.advance(watermark)
+        observed = ranker.observed
+        served = self._serve(event, user, window, recommend, None)
+        learned = ranker.learn([Interaction(event, served.context, served.before)], [served.hits]) > 0
+        update = None
+        if learned:
+            update = ModelUpdate(self.lineage, ranker.learned_events, event, served.context, ranker.progress.watermark,
+                                 ranker.observed != observed, _bits(served.hits), served.before)
+        return StepResult(served.recs, learned, served.session, served.rank, update, served.hits)
+
+    def propose(self, event: Event, user: UserState, window: WindowFeatures | None, watermark: int | None,
+                tally: Tally) -> StepResult:
+        """``process`` for a replica of the shared model (replica.py): the same test and top-k,
+        but the ranker is left as it is; the event comes back as the update to log (its
+        ``seq`` is 0: the log's order numbers it), unless the model already holds it (a
+        replay). ``tally`` counts this subtask's observed events (which ones the fusion measures)."""
+        before = tally.observed
+        served = self._serve(event, user, window, True, tally)
+        update = None
+        if not served.held:
+            update = ModelUpdate(self.lineage, 0, event, served.context, watermark, tally.observed != before,
+                                 _bits(served.hits), served.before)
+        return StepResult(served.recs, update is not None, served.session, served.rank, update, served.hits)
+
+    def _serve(self, event: Event, user: UserState, window: WindowFeatures | None, recommend: bool,
+               tally: Tally | None) -> _Served:
+        """The shared part of both: test the event (unless the model holds it), take it into
+        the user's state, and the user's top-k as of the model now."""
+        ranker = self.ranker
         before = user.situation              # the situation when the list this event answers was served
         session = user.activity.observe(event.item_id, event.event_type, event.ts, self.features.session_gap_ms,
                                         self.features.sequence_length)
         history = user.history
-        rank, hits, update = None, None, None
-        observed = ranker.observed
-        if not ranker.progress.contains(event):
+        rank, hits = None, None
+        held = ranker.progress.contains(event)
+        if not held:
             rank, hits = ranker.observe(history.recent, history.seen, event.item_id, self.k,
-                                        fusion_only=not self.test_every_event, situation=before)
+                                        fusion_only=not self.test_every_event, situation=before, tally=tally)
         context = tuple(history.recent)
         history.apply(event, ranker.config.history)
         # The top-k before the event is taken: when it completes a batch, the batch is learned
@@ -80,12 +123,7 @@ class ModelStep:
         user.situation = request_context(session.session_events, session.gap_ms, window)
         recs = (ranker.recommend(history.recent, self.k, exclude=history.seen, situation=user.situation)
                 if recommend else [])
-        learned = ranker.learn([Interaction(event, context, before)], [hits]) > 0
-        if learned:
-            update = ModelUpdate(self.lineage, ranker.learned_events, event, context, ranker.progress.watermark,
-                                 ranker.observed != observed, None if hits is None else tuple(bool(h) for h in hits),
-                                 before)
-        return StepResult(recs, learned, session, rank, update, hits)
+        return _Served(before, session, context, rank, hits, recs, held)
 
     def process_many(self, events: Sequence[Event], users: dict[str, UserState],
                      windows: Sequence[WindowFeatures | None] | None = None) -> list[StepResult]:

@@ -73,13 +73,14 @@ class ModelUpdate:
                    None if d["hits"] is None else tuple(c == "1" for c in d["hits"]), tuple(d.get("situation", ())))
 
 
-def apply(ranker: OnlineRanker, update: ModelUpdate) -> None:
-    """Redo one logged update on ``ranker`` (which must stand at ``update.seq - 1``)."""
+def apply(ranker: OnlineRanker, update: ModelUpdate, check: bool = True) -> None:
+    """Redo one logged update on ``ranker`` (which must stand at ``update.seq - 1``; a replica
+    of the shared model, ``check=False``, takes it wherever it stands: replica.py)."""
     ranker.progress.advance(update.watermark)
     if update.observed:
         ranker.observed += 1
     hits = None if update.hits is None else np.array(update.hits, dtype=bool)
-    ranker.learn([Interaction(update.event, update.history, update.situation)], [hits])
+    ranker.learn([Interaction(update.event, update.history, update.situation)], [hits], check=check)
 
 
 def replay(ranker: OnlineRanker, updates: Iterable[ModelUpdate], lineage: str) -> int:

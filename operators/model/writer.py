@@ -35,6 +35,7 @@ class PendingSnapshot:
     learned_events: int
     lineage: str
     cut_ms: int = field(default_factory=lambda: int(time.time() * 1000))
+    log_offset: int = -1              # a shared model's: the update-log offset it continues from
 
 
 class SnapshotWriter:
