@@ -73,6 +73,11 @@ class JobConfig:
     # longest time between snapshots plus the longest outage a restart should recover from.
     update_log_min_retention_ms: int = 24 * 3_600_000
     parallelism: int = 1
+    # One model across subtasks (operators/model/replica.py): "auto" shares one model through the
+    # update log when the parallelism is above 1 or the newest snapshot is already shared (a
+    # single subtask otherwise learns in place, without the log's lag); "on" / "off" force it.
+    shared_model: str = "auto"
+    replica_poll_ms: int = 200            # how often a replica applies what the update log committed
     transactional_id_prefix: str = ""     # default: derived from the output topic
     connector_jar: str = ""               # default: the jar deploy/local/services fetched
     jvm_jar: str = ""                     # default: jvm/target/streamrec-jvm.jar (services fetch builds it)

@@ -17,8 +17,8 @@
 : "${CASSANDRA_HEAP:=768m}"
 : "${FLINK_REST_PORT:=8081}"
 : "${FLINK_RPC_PORT:=6123}"
-: "${FLINK_TASK_SLOTS:=2}"
-: "${FLINK_TM_MEMORY:=3g}"
+: "${FLINK_TASK_SLOTS:=3}"       # parallelism 3 (the shared-model rescale test) needs 3
+: "${FLINK_TM_MEMORY:=4g}"
 : "${FLINK_JM_MEMORY:=1g}"
 
 : "${KAFKA_TIMEOUT:=90}"       # seconds each service may take to come up

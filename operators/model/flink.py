@@ -14,6 +14,10 @@ this operator's memory. Three things keep the ranker exact across failures:
   committed updates after it, and from then on the step skips replayed events the ranker
   already holds (progress.py), while the user's keyed state, which Flink restored together
   with the source offsets, takes every event it is given.
+
+With several subtasks (``shared_model``, replica.py) each subtask holds a replica of one model:
+it answers and proposes its users' events, and learns only from the committed update log, read
+every ``replica_poll_ms``, in log order, so every replica is the same model at the same offset.
 """
 
 from __future__ import annotations
@@ -31,10 +35,11 @@ from operators.features.spec import FeatureConfig
 from operators.model.history import UserState
 from operators.model.lifecycle import ModelLifecycle, Placement
 from operators.model.metadata import load_titles, recommendation_json
-from operators.model.online import OnlineConfig
+from operators.model.online import OnlineConfig, Tally
+from operators.model.replica import ReplicaLifecycle, shares_model
 from operators.model.snapshot_store import DEFAULT_REPLICATION, SnapshotStore
 from operators.model.step import ModelStep
-from operators.model.update_log import MIN_RETENTION_MS, ensure_log_topic, read_updates
+from operators.model.update_log import MIN_RETENTION_MS, KafkaLogTail, ensure_log_topic, read_updates
 from operators.rows import KEYED_JSON_ROW, USER_EVENT_NUMBER, row_to_event, row_to_window_features, watermark_or_none
 from operators.state_ttl import idle_state_ttl
 
@@ -55,6 +60,8 @@ class ModelSettings:
     snapshot_every_events: int = 5_000
     snapshot_retain: int = 5                     # complete snapshots kept per model subtask
     update_log_min_retention_ms: int = MIN_RETENTION_MS
+    shared_model: str = "auto"                   # one model for all subtasks (replica.shares_model)
+    replica_poll_ms: int = 200                   # a replica applies the committed log this often
     close_timeout_s: float = 30.0                # how long close() tries to write the last snapshot
     user_state_ttl_ms: int = 30 * 86_400_000     # a user idle this long (processing time) starts over
     emit_features: bool = False                  # add the event's features to each output record
@@ -92,11 +99,21 @@ class RecommendFunction(KeyedProcessFunction):
         store = SnapshotStore.connect(s.cassandra_hosts, s.cassandra_port, s.keyspace, s.model_name,
                                       replication=s.cassandra_replication)
         ensure_log_topic(s.bootstrap_servers, s.update_topic, min_retention_ms=s.update_log_min_retention_ms)
-        self.lifecycle = ModelLifecycle(
-            store, lambda lineage, since_ms: read_updates(s.bootstrap_servers, s.update_topic, lineage, since_ms),
-            Placement(s.model_name, s.source_topic, self.shard, shards), s.ranker,
-            s.snapshot_every_events, s.snapshot_retain, s.close_timeout_s)
+        placement = Placement(s.model_name, s.source_topic, self.shard, shards)
+        read_log = lambda lineage, since_ms: read_updates(s.bootstrap_servers, s.update_topic, lineage, since_ms)  # noqa: E731
+        self.replica: ReplicaLifecycle | None = None
+        self.tail: KafkaLogTail | None = None
+        if shares_model(s.shared_model, shards, next(iter(store.list(limit=1)), None)):
+            self.tail = KafkaLogTail(s.bootstrap_servers, s.update_topic)
+            self.replica = ReplicaLifecycle(store, self.tail, placement, s.ranker, s.snapshot_every_events,
+                                            s.snapshot_retain, s.close_timeout_s, read_log=read_log)
+            self.lifecycle: ModelLifecycle = self.replica
+        else:
+            self.lifecycle = ModelLifecycle(store, read_log, placement, s.ranker, s.snapshot_every_events,
+                                            s.snapshot_retain, s.close_timeout_s)
         self.ranker = self.lifecycle.open()
+        self.tally = Tally()            # this subtask's observed events, when it proposes to a shared model
+        self.next_poll = 0.0
         if s.item_metadata:
             self.ranker.titles = load_titles(s.item_metadata)
         # The job tests only the events that feed the fusion; jobs.evaluate tests every one.
@@ -114,7 +131,15 @@ class RecommendFunction(KeyedProcessFunction):
         window = row_to_window_features(value)
         data = self.user_state.value()
         user = UserState.restore(data) if data is not None else UserState()
-        result = self.step.process(event, user, window, watermark_or_none(ctx.timer_service().current_watermark()))
+        watermark = watermark_or_none(ctx.timer_service().current_watermark())
+        if self.replica is not None:
+            now = time.monotonic()
+            if now >= self.next_poll:
+                self.replica.catch_up()
+                self.next_poll = now + s.replica_poll_ms / 1000
+            result = self.step.propose(event, user, window, watermark, self.tally)
+        else:
+            result = self.step.process(event, user, window, watermark)
         (self.learned if result.learned else self.skipped).inc()
         self.user_state.update(user.snapshot())
         record = {
@@ -141,3 +166,6 @@ class RecommendFunction(KeyedProcessFunction):
         if lifecycle is not None:
             lifecycle.close()
             lifecycle.store.close()
+        tail = getattr(self, "tail", None)
+        if tail is not None:
+            tail.close()

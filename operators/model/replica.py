@@ -71,6 +71,26 @@ log = logging.getLogger(__name__)
 SHARED_SLOT = (0, 0)     # (shard, shards) of the shared model's snapshots: written for every subtask
 
 
+SHARING = ("auto", "on", "off")
+
+
+def shares_model(setting: str, shards: int, newest: SnapshotInfo | None) -> bool:
+    """Whether the model subtasks share one model (``--shared-model``): "auto" does when there
+    are several subtasks, or when the newest snapshot is already shared (a shared model stays
+    shared after a rescale to one subtask: its log holds what the snapshot lacks).
+
+    >>> shares_model("auto", 1, None), shares_model("auto", 2, None), shares_model("off", 3, None)
+    (False, True, False)
+    >>> shares_model("auto", 1, SnapshotInfo(4, 0, 0, 1, "", log_offset=120))
+    True
+    """
+    if setting not in SHARING:
+        raise ValueError(f"--shared-model must be one of {', '.join(SHARING)}, got {setting!r}")
+    if setting != "auto":
+        return setting == "on"
+    return shards > 1 or (newest is not None and newest.shared)
+
+
 class UpdateLogTail(Protocol):
     """The committed update log as a replica reads it (update_log.KafkaLogTail; MemoryLog)."""
 
@@ -235,8 +255,8 @@ class ReplicaLifecycle(ModelLifecycle):
     def _record_digest(self) -> None:
         version, digest = self.ranker.learned_events, self.ranker.digest()
         self.digests = [*self.digests[-99:], (version, digest)]
-        log.info("model %s: replica digest at version %d (log offset %d): %s", self.name, version,
-                 self.next_offset, digest)
+        log.info("model %s (lineage %s): replica digest at version %d (log offset %d): %s", self.name,
+                 self.lineage, version, self.next_offset, digest)
         if self._on_digest is not None:
             self._on_digest(version, digest)
 

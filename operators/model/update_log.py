@@ -108,6 +108,21 @@ def _consumer(bootstrap: str, isolation: str) -> Consumer:
                      "auto.offset.reset": "earliest", "fetch.max.bytes": 52_428_800})
 
 
+def _settle(committed: Consumer, raw: Consumer, tps: list[TopicPartition], timeout_s: float) -> None:
+    """Wait (bounded) until every transaction on the log is committed or aborted."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        open_tx = [tp.partition for tp in tps
+                   if committed.get_watermark_offsets(tp, timeout=10, cached=False)[1]
+                   < raw.get_watermark_offsets(tp, timeout=10, cached=False)[1]]
+        if not open_tx or time.monotonic() > deadline:
+            if open_tx:
+                log.warning("update log %s: a transaction is still open on partitions %s after %.0f s; "
+                            "reading what is committed", tps[0].topic, open_tx, timeout_s)
+            return
+        time.sleep(0.5)
+
+
 def read_updates(bootstrap: str, topic: str, lineage: str, since_ms: int | None = None,
                  settle_timeout_s: float = 60.0, read_timeout_s: float = 600.0) -> Iterator[ModelUpdate]:
     """The committed updates of ``lineage`` in log order (appended at or after ``since_ms``)."""
@@ -115,17 +130,7 @@ def read_updates(bootstrap: str, topic: str, lineage: str, since_ms: int | None 
     try:
         partitions = sorted(committed.list_topics(topic, timeout=30).topics[topic].partitions)
         tps = [TopicPartition(topic, p) for p in partitions]
-        deadline = time.monotonic() + settle_timeout_s
-        while True:   # wait until every transaction on the log is committed or aborted
-            open_tx = [tp.partition for tp in tps
-                       if committed.get_watermark_offsets(tp, timeout=10, cached=False)[1]
-                       < raw.get_watermark_offsets(tp, timeout=10, cached=False)[1]]
-            if not open_tx or time.monotonic() > deadline:
-                if open_tx:
-                    log.warning("update log %s: a transaction is still open on partitions %s after %.0f s; "
-                                "reading what is committed", topic, open_tx, settle_timeout_s)
-                break
-            time.sleep(0.5)
+        _settle(committed, raw, tps, settle_timeout_s)
         starts = [TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions]
         if since_ms is not None:
             found = committed.offsets_for_times([TopicPartition(topic, p, since_ms) for p in partitions], timeout=30)
@@ -160,3 +165,57 @@ def read_updates(bootstrap: str, topic: str, lineage: str, since_ms: int | None 
     finally:
         committed.close()
         raw.close()
+
+
+class KafkaLogTail:
+    """The update log as a replica of the shared model reads it (replica.UpdateLogTail): one
+    partition, ``read_committed``, with the offsets the replica's position is counted in.
+
+    A read to the end does not wait for open transactions, unlike ``read_updates``: the other
+    subtasks may already be writing theirs, and whatever commits later the replica applies
+    when it next polls. ``end`` (where a new lineage starts) does wait."""
+
+    def __init__(self, bootstrap: str, topic: str, settle_timeout_s: float = 60.0,
+                 read_timeout_s: float = 600.0) -> None:
+        self.topic, self.settle_timeout_s, self.read_timeout_s = topic, settle_timeout_s, read_timeout_s
+        self.tp = TopicPartition(topic, 0)
+        self.committed = _consumer(bootstrap, "read_committed")
+        self._raw = _consumer(bootstrap, "read_uncommitted")
+        self._position = -1          # the offset the consumer reads next (-1: not assigned)
+
+    def end(self) -> int:
+        _settle(self.committed, self._raw, [self.tp], self.settle_timeout_s)
+        return int(self.committed.get_watermark_offsets(self.tp, timeout=10, cached=False)[1])
+
+    def read(self, start: int, wait: bool) -> list[tuple[int, ModelUpdate]]:
+        if start != self._position or wait:     # (re)assigned: a read to the end ends at its EOF
+            low, _ = self.committed.get_watermark_offsets(self.tp, timeout=10, cached=False)
+            if low > start:
+                raise UpdateLogTruncated(
+                    f"update log {self.topic}: the shared model continues from offset {start}, but the oldest update "
+                    f"kept is at {low} (retention deleted the rest), so the model cannot be rebuilt exactly. Keep the "
+                    "topic longer than the time between snapshots; to go on from the snapshot anyway, start a new "
+                    "lineage from it: python -m jobs.models rollback VERSION")
+            self.committed.assign([TopicPartition(self.topic, 0, start)])
+            self._position = start
+        out: list[tuple[int, ModelUpdate]] = []
+        deadline = time.monotonic() + self.read_timeout_s
+        while True:
+            messages = self.committed.consume(500, timeout=1.0 if wait else 0)
+            for msg in messages:
+                error = msg.error()
+                if error is not None:
+                    if error.code() == KafkaError._PARTITION_EOF:
+                        return out
+                    raise RuntimeError(f"update log {self.topic}: {error}")
+                offset = int(msg.offset() or 0)
+                out.append((offset, ModelUpdate.from_json(msg.value() or b"{}")))
+                self._position = offset + 1
+            if not wait and (not messages or len(out) >= 5_000):
+                return out
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"update log {self.topic}: not read to its end within {self.read_timeout_s:.0f} s")
+
+    def close(self) -> None:
+        self.committed.close()
+        self._raw.close()

@@ -4,6 +4,7 @@ prints its time to recover."""
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections import Counter
@@ -13,7 +14,17 @@ from typing import Any
 
 import pytest
 
-from tests.integration.harness import OutputCounter, Pipeline, event, rest, services, snapshot_store, stream
+from tests.integration.harness import (
+    BOOTSTRAP,
+    FLINK_LOGS,
+    OutputCounter,
+    Pipeline,
+    event,
+    rest,
+    services,
+    snapshot_store,
+    stream,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -194,48 +205,98 @@ def _metric(job: str, name: str) -> int:
         time.sleep(2)
 
 
-def test_savepoint_stop_rescale_1_to_2_and_restore(
+def test_one_shared_model_through_savepoint_rescales_1_2_1_3_2(
         new_pipeline: Callable[..., Pipeline], report: Callable[[str], None], tmp_path: Path) -> None:
-    # Two input partitions: one source subtask reads both before the rescale, one each after
-    # (a source subtask needs a partition: the job refuses more subtasks than partitions).
-    p = new_pipeline(snapshot_every=50, partitions=2)
-    events = stream(400, users=40, seed=13)
-    batch1, batch2 = events[:200], events[200:]
+    """Stop with a savepoint and resubmit at another parallelism, four times: 1 -> 2 (the
+    one-subtask model becomes the shared one, replica.py), 2 -> 1, 1 -> 3, 3 -> 2. Every
+    event is answered once and learned once, and replicas report equal digests at equal
+    versions, across subtasks and across the rescales."""
+    # Three input partitions: a source subtask needs one (the job refuses more subtasks).
+    p = new_pipeline(snapshot_every=100, partitions=3)
+    plan = [1, 2, 1, 3, 2]
+    events = stream(1_000, users=60, seed=13)
+    batches = [events[n * 200:(n + 1) * 200] for n in range(len(plan))]
     store = snapshot_store(p.name)
+    savepoint, took = None, []
     try:
-        p.send(batch1)
-        job = p.submit(parallelism=1)
-        assert len(p.read("output", len(batch1))) == len(batch1)
-        savepoint = p.stop_with_savepoint(job, tmp_path / "savepoints")
-        p.send(batch2)
-        restored_at = time.monotonic()
-        job2 = p.submit(savepoint=savepoint, parallelism=2)
-        records = p.read("output", len(events), timeout=300)
-        recovered_s = time.monotonic() - restored_at
-
-        assert sorted(r["event_id"] for r in records) == sorted(e["event_id"] for e in events), "lost or duplicated"
-        assert rest(f"/jobs/{job2}")["vertices"][-1]["parallelism"] == 2
-        after = [r for r in records if r["event_id"] in {e["event_id"] for e in batch2}]
-        by_shard: dict[int, list[int]] = {}
-        for r in after:
-            by_shard.setdefault(r["model_shard"], []).append(r["model_version"])
-        assert set(by_shard) == {0, 1}, "keyed state did not spread over both subtasks"
-        for versions in by_shard.values():   # each subtask continues the savepoint's model, once per event
-            assert versions == list(range(len(batch1) + 1, len(batch1) + len(versions) + 1))
-        assert sum(len(v) for v in by_shard.values()) == len(batch2)
+        for n, (parallelism, batch) in enumerate(zip(plan, batches, strict=True)):
+            p.send(batch)
+            started = time.monotonic()
+            job = p.submit(savepoint=savepoint, parallelism=parallelism)
+            sent = sum(len(b) for b in batches[:n + 1])
+            records = p.read("output", sent, timeout=300)
+            took.append(time.monotonic() - started)
+            assert len(records) == sent, f"run {n + 1} at parallelism {parallelism}: {len(records)} of {sent} outputs"
+            assert rest(f"/jobs/{job}")["vertices"][-1]["parallelism"] == parallelism
+            shards = {r["model_shard"] for r in records if r["event_id"] in {e["event_id"] for e in batch}}
+            assert shards == set(range(parallelism)), f"run {n + 1}: outputs from subtasks {shards}"
+            if n < len(plan) - 1:
+                savepoint = p.stop_with_savepoint(job, tmp_path / "savepoints")
+        by_event(records)
+        assert sorted(r["event_id"] for r in records) == sorted(e["event_id"] for e in events), "lost output"
         seen: dict[str, set[str]] = {}
         for e in events:
             seen.setdefault(e["user_id"], set()).add(e["item_id"])
-        last = {r["user_id"]: r for r in after}
-        for user, r in last.items():   # histories from before the rescale are still excluded
+        for user, r in {r["user_id"]: r for r in records}.items():   # keyed histories moved with the users
             assert not set(top10(r)) & seen[user], user
-        shards = {(i.shard, i.shards) for i in store.list()}
-        assert {(0, 2), (1, 2)} <= shards
-        report(f"[scenario 3] savepoint at parallelism 1, restored at 2: {len(batch2)} events after the restore "
-              f"split {len(by_shard[0])}/{len(by_shard[1])} over the subtasks, none lost or learned twice; "
-              f"all output {recovered_s:.1f} s after resubmitting")
+
+        infos = store.list()
+        shared = [i for i in infos if i.shared]
+        assert shared and all((i.shard, i.shards) == (0, 0) for i in shared)
+        lineage = shared[0].lineage
+        assert {i.lineage for i in shared} == {lineage}, "a rescale started another lineage"
+        founding = min(shared, key=lambda i: i.version)
+        assert founding.learned_events == len(batches[0]), "the shared model did not start from the first run's"
+        # The update log is the model: the first run's lineage holds its events, the shared
+        # lineage every later one, each once.
+        updates = read_update_log(f"{p.topics['output']}-model-updates")
+        learned = Counter(u.event.event_id for u in updates if u.lineage == lineage)
+        later = {e["event_id"] for b in batches[1:] for e in b}
+        assert set(learned) == later and max(learned.values()) == 1, "an event lost or learned twice"
+        first = [u.event.event_id for u in updates if u.lineage != lineage]
+        assert sorted(first) == sorted(e["event_id"] for e in batches[0])
+
+        digests = replica_digests(lineage)
+        compared = {v: d for v, d in digests.items() if len(d["reporters"]) > 1}
+        # A batch sent before its run is learned in a burst that commits after it: the run's
+        # replicas see it only at the next start (freshness is a checkpoint interval).
+        assert len(compared) >= 3, f"too few versions reported by two replicas: {sorted(digests)}"
+        assert max(len(d["reporters"]) for d in compared.values()) >= 3, "no version digested at parallelism 3"
+        split = {v: sorted(d["digests"]) for v, d in compared.items() if len(d["digests"]) > 1}
+        assert not split, f"replicas disagree: {split}"
+        report(f"[scenario 3] savepoint rescales 1->2->1->3->2 over {len(events)} events: every event answered "
+               f"and learned once; {len(compared)} versions ({min(compared)}..{max(compared)}) digested by 2-"
+               f"{max(len(d['reporters']) for d in compared.values())} replicas, all equal; all output "
+               f"{', '.join(f'{t:.0f}' for t in took)} s after each submit")
     finally:
         store.close()
+
+
+def read_update_log(topic: str) -> list[Any]:
+    from operators.model.update_log import KafkaLogTail  # what the replicas read
+
+    tail = KafkaLogTail(BOOTSTRAP, topic)
+    try:
+        return [u for _, u in tail.read(0, wait=True)]
+    finally:
+        tail.close()
+
+
+def replica_digests(lineage: str) -> dict[int, dict[str, set[str]]]:
+    """What every replica of ``lineage`` logged: per version, its digests and its reporters
+    (a replica: a subtask of one run, whose Python worker has its own python-dist directory)."""
+    pattern = re.compile(r"python-dist-([0-9a-f-]+)/.* - model (\S+) \(lineage " + lineage
+                         + r"\): replica digest at version (\d+) \(log offset \d+\): ([0-9a-f]{64})")
+    out: dict[int, dict[str, set[str]]] = {}
+    for path in sorted(FLINK_LOGS.glob("flink-*-taskexecutor-*.log*")):
+        for line in path.read_text(errors="replace").splitlines():
+            match = pattern.search(line)
+            if match:
+                worker, who, version, digest = match.groups()
+                entry = out.setdefault(int(version), {"digests": set(), "reporters": set()})
+                entry["digests"].add(digest)
+                entry["reporters"].add(f"{worker}:{who}")
+    return out
 
 
 def test_half_written_snapshots_are_ignored_for_the_previous_complete_one(
