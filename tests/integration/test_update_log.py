@@ -94,3 +94,46 @@ def test_a_log_topic_that_compacts_or_forgets_too_soon_is_refused() -> None:
     with pytest.raises(RuntimeError, match=r"retention.ms=3600000 \(1.0 h\)"):
         ensure_log_topic(BOOTSTRAP, short)
     ensure_log_topic(BOOTSTRAP, short, min_retention_ms=1_800_000)      # a job that snapshots often
+
+
+def test_a_replicas_tail_reads_committed_updates_with_offsets_past_open_transactions_later() -> None:
+    from confluent_kafka.admin import AdminClient
+
+    from operators.model.update_log import KafkaLogTail
+
+    topic = "log-" + uuid.uuid4().hex[:8]
+    ensure_log_topic(BOOTSTRAP, topic)
+    tail = KafkaLogTail(BOOTSTRAP, topic, settle_timeout_s=3)
+    try:
+        assert tail.end() == 0 and tail.read(0, wait=True) == []
+        first = Producer({"bootstrap.servers": BOOTSTRAP, "transactional.id": f"a-{topic}"})
+        second = Producer({"bootstrap.servers": BOOTSTRAP, "transactional.id": f"b-{topic}"})
+        for tx in (first, second):
+            tx.init_transactions(30)
+        first.begin_transaction()
+        first.produce(topic, key=b"L", value=update("L", 1).to_json().encode())
+        first.commit_transaction(30)
+        # Another subtask's transaction is open: a start reads what is committed, at once.
+        second.begin_transaction()
+        second.produce(topic, key=b"L", value=update("L", 2).to_json().encode())
+        second.flush(10)
+        started = time.monotonic()
+        read = tail.read(0, wait=True)
+        assert [(o, u.event.event_id) for o, u in read] == [(0, "e1")]
+        assert time.monotonic() - started < 3, "a replica's start waited for another subtask's transaction"
+        second.commit_transaction(30)
+        polled: list[tuple[int, ModelUpdate]] = []
+        deadline = time.monotonic() + 30
+        while not polled and time.monotonic() < deadline:      # later polls, never blocking, pick it up
+            polled = tail.read(read[-1][0] + 1, wait=False)
+        assert [(o, u.event.event_id) for o, u in polled] == [(2, "e2")]   # offset 1: the first commit marker
+        end = tail.end()
+        assert end > polled[-1][0] and tail.read(end, wait=False) == []
+
+        admin = AdminClient({"bootstrap.servers": BOOTSTRAP})
+        for future in admin.delete_records([TopicPartition(topic, 0, 1)]).values():
+            future.result(30)
+        with pytest.raises(UpdateLogTruncated, match="oldest update kept is at 1.*jobs.models rollback"):
+            tail.read(0, wait=True)
+    finally:
+        tail.close()
