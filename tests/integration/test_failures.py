@@ -61,10 +61,15 @@ def test_taskmanager_killed_mid_replay_recovers_to_the_same_model(
                 job = p.submit()
             else:   # fed as a live stream, so that the kill lands mid-stream
                 job = p.submit()
-                feeder = threading.Thread(target=feed, args=(p, events + probes, 150, 1.0), daemon=True)
-                feeder.start()
                 counter = OutputCounter(p)
+                feeder = threading.Thread(target=feed, args=(p, events[150:] + probes, 150, 1.0), daemon=True)
                 try:
+                    # Warm up first: until the Python worker runs and a checkpoint commits, the
+                    # fed events pile up and commit at once, which on a busy machine carried
+                    # the first commit past half the stream (CI, 2026-12-01: 1,650 of 3,010).
+                    p.send(events[:150])
+                    counter.wait_for(150, timeout=300)
+                    feeder.start()
                     counter.wait_for(900, timeout=300)    # the job is now part-way through the stream
                     services("taskmanager", "kill")
                     killed_at, out_at_kill = time.monotonic(), counter.count
