@@ -58,10 +58,17 @@ from tqdm import tqdm  # noqa: E402
 
 from bench.jobrun import DEFAULT_DATA, load_input  # noqa: E402
 from jobs.kafka_io import consumer, ensure_topics, producer  # noqa: E402
-from tests.integration.harness import BOOTSTRAP, REPO, Pipeline, drop_keyspace, flink_cli, rest  # noqa: E402
+from tests.integration.harness import (  # noqa: E402
+    BOOTSTRAP,
+    REPO,
+    RUN_DIR,
+    Pipeline,
+    drop_keyspace,
+    flink_cli,
+    rest,
+)
 
 LOG_APPEND = {"message.timestamp.type": "LogAppendTime"}
-RUN_DIR = Path(os.environ.get("STREAMREC_RUN", Path.home() / ".cache" / "streamrec" / "run"))
 TICK = os.sysconf("SC_CLK_TCK")
 
 
@@ -454,11 +461,7 @@ def add_results_row(summary: dict[str, Any], command: str) -> None:
                         "| job / floor | p50 / p99 ms (append to append; steady state when given) "
                         "| visible p99 ms | command |\n"
                         "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n")
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                            cwd=ROOT).stdout.strip()
-    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", "operators", "jobs", "jvm",
-                            "deploy", "bench/e2e.py", "bench/floor_job.py"], capture_output=True, text=True, cwd=ROOT)
-    commit += "+" if dirty.stdout.strip() else ""
+    commit = measured_commit("bench/e2e.py", "bench/floor_job.py")
     row = (f"| {time.strftime('%Y-%m-%d')} | {commit} | {summary['events']:,} | "
            f"{summary['rate'] or 'unthrottled'}{', live times' if summary.get('live') else ''} | "
            f"{summary['events_per_sec']:,.0f} | "
@@ -467,8 +470,21 @@ def add_results_row(summary: dict[str, Any], command: str) -> None:
            f"{summary['ratio_to_floor']} | {summary['p50_ms']:,.0f} / {summary['p99_ms']:,.0f} "
            f"(steady {summary['steady_state_p50_ms']:,.0f} / {summary['steady_state_p99_ms']:,.0f}) | "
            f"{summary['visible_p99_ms']:,.0f} | `{command}`{dead_letter_note(summary)} |\n")
+    insert_row(path, "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n", row)
+
+
+def measured_commit(*benches: str) -> str:
+    """The short commit measured, with ``+`` when the job's code or ``benches`` have uncommitted changes."""
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                            cwd=ROOT).stdout.strip()
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", "operators", "jobs", "jvm",
+                            "deploy", *benches], capture_output=True, text=True, cwd=ROOT)
+    return commit + ("+" if dirty.stdout.strip() else "")
+
+
+def insert_row(path: Path, marker: str, row: str) -> None:
+    """Put ``row`` first under the table whose header ends with ``marker`` (newest first), or at the end."""
     text = path.read_text()
-    marker = "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n"
     path.write_text(text.replace(marker, marker + row, 1) if marker in text else text + row)
 
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import shlex
-import subprocess
 import sys
 import time
 from collections import Counter
@@ -34,7 +33,7 @@ if str(ROOT) not in sys.path:
 
 from tqdm import tqdm  # noqa: E402
 
-from bench.e2e import LOG_APPEND, input_append_times, percentile, produce  # noqa: E402
+from bench.e2e import LOG_APPEND, input_append_times, insert_row, measured_commit, percentile, produce  # noqa: E402
 from bench.jobrun import DEFAULT_DATA, load_input  # noqa: E402
 from jobs.kafka_io import consumer, ensure_topics  # noqa: E402
 from operators.model.update_log import KafkaLogTail  # noqa: E402
@@ -135,8 +134,7 @@ def run(events: int, rate: float, parallelism: int, job_args: list[str]) -> dict
 
 def add_results_row(result: dict[str, Any], command: str) -> None:
     path = ROOT / "bench" / "RESULTS.md"
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                            cwd=ROOT).stdout.strip()
+    commit = measured_commit("bench/freshness.py")
     o, t = result["own_ms"], result["other_ms"]
     row = (f"| freshness | {commit} | parallelism {result['parallelism']}, {result['events']:,} ml-100k events at "
            f"{result['rate']:.0f}/s live ({result['updates']:,} learned): input append to the first list served "
@@ -144,9 +142,7 @@ def add_results_row(result: dict[str, Any], command: str) -> None:
            f"{o['max']:,} ms, other subtasks {t['p50']:,} / {t['p90']:,} / {t['p99']:,} / {t['max']:,} ms "
            f"({result['other_unseen']} of {t['count'] + result['other_unseen']} not seen before the run ended) "
            f"| `{command}` |\n")
-    text = path.read_text()
-    marker = "| bench | commit | what it measured | command |\n| --- | --- | --- | --- |\n"
-    path.write_text(text.replace(marker, marker + row, 1) if marker in text else text + row)
+    insert_row(path, "| bench | commit | what it measured | command |\n| --- | --- | --- | --- |\n", row)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -135,11 +135,7 @@ class ModelLifecycle:
         ranker = self._ranker_from(info, blob)
         if ranker is None:
             return OnlineRanker(self.config), uuid.uuid4().hex, None
-        if info.lineage:
-            started = time.monotonic()
-            self.replayed = replay(ranker, self.read_log(info.lineage, info.created_ms - CLOCK_SKEW_MS), info.lineage)
-            log.info("model %s: restored snapshot v%d (%d events) + %d logged updates in %.1f s",
-                     self.name, info.version, info.learned_events, self.replayed, time.monotonic() - started)
+        self._replay_lineage(info, ranker)
         self._check_source(info, ranker)
         if continues:
             return ranker, info.lineage, info
@@ -162,6 +158,14 @@ class ModelLifecycle:
                                "written (digest mismatch): a restore that is not exact would spread to every later "
                                "snapshot; this is a bug to report, with the snapshot (python -m jobs.models show)")
         return ranker
+
+    def _replay_lineage(self, info: SnapshotInfo, ranker: OnlineRanker) -> None:
+        """Apply the logged updates of the snapshot's lineage after it (a subtask's own model)."""
+        if info.lineage:
+            started = time.monotonic()
+            self.replayed = replay(ranker, self.read_log(info.lineage, info.created_ms - CLOCK_SKEW_MS), info.lineage)
+            log.info("model %s: restored snapshot v%d (%d events) + %d logged updates in %.1f s",
+                     self.name, info.version, info.learned_events, self.replayed, time.monotonic() - started)
 
     def _check_source(self, info: SnapshotInfo, ranker: OnlineRanker) -> None:
         """Offsets of another topic say nothing about this one: learn everything here."""

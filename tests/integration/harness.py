@@ -22,9 +22,10 @@ from jobs.sample import generate
 from operators.cleaning.guard import GuardConfig
 
 REPO = Path(__file__).resolve().parents[2]
-# deploy/local/env.sh: where the local Flink writes its logs
-FLINK_LOGS = Path(os.environ.get("STREAMREC_RUN") or Path(os.environ.get("STREAMREC_HOME")
-                  or Path.home() / ".cache/streamrec") / "run") / "logs/flink"
+# deploy/local/env.sh: pid files and logs of the local services
+RUN_DIR = Path(os.environ.get("STREAMREC_RUN") or Path(os.environ.get("STREAMREC_HOME")
+               or Path.home() / ".cache/streamrec") / "run")
+FLINK_LOGS = RUN_DIR / "logs/flink"
 SERVICES = REPO / "deploy" / "local" / "services"
 BOOTSTRAP = f"127.0.0.1:{os.environ.get('KAFKA_PORT', '9092')}"
 CASSANDRA_PORT = int(os.environ.get("CASSANDRA_PORT", "9042"))
