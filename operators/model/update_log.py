@@ -49,11 +49,27 @@ def ensure_log_topic(bootstrap: str, topic: str, timeout: float = 30.0,
         except Exception as exc:
             if "TOPIC_ALREADY_EXISTS" not in str(exc):
                 raise RuntimeError(f"could not create the update-log topic {topic}: {exc}") from exc
-    resource = ConfigResource(ConfigResource.Type.TOPIC, topic)
-    entries = admin.describe_configs([resource], request_timeout=timeout)[resource].result(timeout)
+    entries = _topic_config(admin, topic, timeout)
     problem = log_topic_problem({name: entry.value for name, entry in entries.items()}, min_retention_ms)
     if problem:
         raise RuntimeError(f"update-log topic {topic}: {problem}")
+
+
+def _topic_config(admin: AdminClient, topic: str, timeout: float) -> dict:
+    """A topic's configuration entries. A topic just created may be unknown to the broker that
+    answers for a moment (the creation returns before its metadata spreads), so
+    UNKNOWN_TOPIC_OR_PART is retried until ``timeout``."""
+    resource = ConfigResource(ConfigResource.Type.TOPIC, topic)
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return admin.describe_configs([resource], request_timeout=timeout)[resource].result(timeout)
+        except Exception as exc:
+            code = exc.args[0].code() if exc.args and isinstance(exc.args[0], KafkaError) else None
+            if code != KafkaError.UNKNOWN_TOPIC_OR_PART or time.monotonic() > deadline:
+                raise
+            log.info("update-log topic %s not known to the broker yet; asking again", topic)
+            time.sleep(0.2)
 
 
 def log_topic_problem(config: dict[str, str | None], min_retention_ms: int) -> str:

@@ -109,3 +109,34 @@ def test_after_a_failure_the_replayed_source_continues_the_same_model(snapshot_a
     replayed, _ = run(events[800:], restarted, users_at_checkpoint)
     assert [u.seq for u in replayed] == list(range(max(800, snapshot_at) + 1, len(events) + 1))
     same_model(restarted, whole)
+
+
+def test_a_topic_not_yet_known_to_the_broker_is_asked_again() -> None:
+    from confluent_kafka import KafkaError, KafkaException
+
+    from operators.model.update_log import _topic_config
+
+    class Admin:
+        """Answers UNKNOWN_TOPIC_OR_PART twice, as a broker does right after the topic's creation."""
+
+        def __init__(self, unknown: int, error: int = KafkaError.UNKNOWN_TOPIC_OR_PART) -> None:
+            self.left, self.error, self.calls = unknown, error, 0
+
+        def describe_configs(self, resources: list, request_timeout: float) -> dict:
+            from concurrent.futures import Future
+            self.calls += 1
+            future: Future = Future()
+            if self.left > 0:
+                self.left -= 1
+                future.set_exception(KafkaException(KafkaError(self.error)))
+            else:
+                future.set_result({"cleanup.policy": "delete"})
+            return {resources[0]: future}
+
+    admin = Admin(unknown=2)
+    assert _topic_config(admin, "log", timeout=5) == {"cleanup.policy": "delete"}  # type: ignore[arg-type]
+    assert admin.calls == 3
+    with pytest.raises(KafkaException):  # another error is not retried
+        _topic_config(Admin(unknown=1, error=KafkaError.TOPIC_AUTHORIZATION_FAILED), "log", 5)  # type: ignore[arg-type]
+    with pytest.raises(KafkaException):  # nor is the unknown topic past the timeout
+        _topic_config(Admin(unknown=10**6), "log", timeout=0.3)  # type: ignore[arg-type]
