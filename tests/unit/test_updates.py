@@ -140,3 +140,44 @@ def test_a_topic_not_yet_known_to_the_broker_is_asked_again() -> None:
         _topic_config(Admin(unknown=1, error=KafkaError.TOPIC_AUTHORIZATION_FAILED), "log", 5)  # type: ignore[arg-type]
     with pytest.raises(KafkaException):  # nor is the unknown topic past the timeout
         _topic_config(Admin(unknown=10**6), "log", timeout=0.3)  # type: ignore[arg-type]
+
+
+def test_the_replicas_log_reader_takes_records_that_follow_an_end_of_partition_in_one_batch() -> None:
+    """consume() may return the end-of-partition event and records committed just after it in
+    one batch; the consumer has then moved past those records, so dropping them would make the
+    replica skip updates for good."""
+    from confluent_kafka import KafkaError
+
+    from operators.model.update_log import KafkaLogTail
+
+    class Msg:
+        def __init__(self, offset: int, update: ModelUpdate | None) -> None:
+            self._offset, self._update = offset, update
+
+        def error(self) -> KafkaError | None:
+            return KafkaError(KafkaError._PARTITION_EOF) if self._update is None else None
+
+        def offset(self) -> int:
+            return self._offset
+
+        def value(self) -> bytes:
+            assert self._update is not None
+            return self._update.to_json().encode()
+
+    updates = [ModelUpdate("L", n, e, (), None, False, None) for n, e in enumerate(stream(4), start=1)]
+
+    class Consumer:
+        def __init__(self) -> None:
+            self.batches = [[Msg(0, updates[0]), Msg(1, None), Msg(1, updates[1]), Msg(2, updates[2])],
+                            [Msg(4, updates[3])], []]
+
+        def consume(self, num_messages: int, timeout: float) -> list[Msg]:
+            return self.batches.pop(0) if self.batches else []
+
+    tail = KafkaLogTail.__new__(KafkaLogTail)
+    tail.topic, tail.read_timeout_s, tail._position = "log", 5.0, 0
+    tail.committed = Consumer()  # type: ignore[assignment]
+    first = tail.read(0, wait=False)
+    assert [o for o, _ in first] == [0, 1, 2], "records after the end-of-partition event were dropped"
+    assert [u.seq for _, u in first] == [1, 2, 3]
+    assert [o for o, _ in tail.read(3, wait=False)] == [4]
