@@ -28,7 +28,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from pyflink.common import Row, Types
-from pyflink.datastream import KeyedProcessFunction, OutputTag, RuntimeContext
+from pyflink.datastream import KeyedProcessFunction, OutputTag, RuntimeContext, TimerService
 from pyflink.datastream.state import ValueStateDescriptor
 
 from operators.features.spec import FeatureConfig
@@ -113,7 +113,8 @@ class RecommendFunction(KeyedProcessFunction):
                                             s.snapshot_retain, s.close_timeout_s)
         self.ranker = self.lifecycle.open()
         self.tally = Tally()            # this subtask's observed events, when it proposes to a shared model
-        self.next_poll = 0.0
+        self.next_poll = 0.0            # monotonic time of the next read of the log
+        self.poll_timer_at = 0          # processing time of the live poll timer (0: none)
         if s.item_metadata:
             self.ranker.titles = load_titles(s.item_metadata)
         # The job tests only the events that feed the fusion; jobs.evaluate tests every one.
@@ -133,10 +134,7 @@ class RecommendFunction(KeyedProcessFunction):
         user = UserState.restore(data) if data is not None else UserState()
         watermark = watermark_or_none(ctx.timer_service().current_watermark())
         if self.replica is not None:
-            now = time.monotonic()
-            if now >= self.next_poll:
-                self.replica.catch_up()
-                self.next_poll = now + s.replica_poll_ms / 1000
+            self._poll(ctx.timer_service())
             result = self.step.propose(event, user, window, watermark, self.tally)
         else:
             result = self.step.process(event, user, window, watermark)
@@ -160,6 +158,30 @@ class RecommendFunction(KeyedProcessFunction):
         if result.update is not None:
             yield UPDATE_TAG, Row(self.lifecycle.lineage, result.update.to_json())
         self.lifecycle.after_event()
+
+    def _poll(self, timers: TimerService) -> None:
+        """Apply the committed log when ``replica_poll_ms`` has passed since the last read, and
+        keep one processing-time timer pending, so that an idle replica also follows the log and
+        subtask 0 cuts the shared snapshots when its own users are quiet."""
+        now = time.monotonic()
+        if now >= self.next_poll:
+            assert self.replica is not None
+            self.replica.catch_up()
+            self.next_poll = now + self.settings.replica_poll_ms / 1000
+        now_ms = timers.current_processing_time()
+        if self.poll_timer_at <= now_ms:
+            self.poll_timer_at = now_ms + self.settings.replica_poll_ms
+            timers.register_processing_time_timer(self.poll_timer_at)
+
+    def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext) -> Iterator[Row]:
+        """A poll timer (on whichever user's key it was set); emits nothing (a generator all the
+        same: process mode iterates what on_timer returns). Timers restored from a checkpoint,
+        or moved here by a rescale, may run alongside the live one: one older than the live
+        timer stops its chain, so one chain remains."""
+        if self.replica is not None and timestamp >= self.poll_timer_at:
+            self.poll_timer_at = 0
+            self._poll(ctx.timer_service())
+        yield from ()
 
     def close(self) -> None:
         lifecycle = getattr(self, "lifecycle", None)

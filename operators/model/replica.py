@@ -173,7 +173,8 @@ class ReplicaLifecycle(ModelLifecycle):
             self._saved(self._write(self._cut()))
         elif self.writer is not None and self.replayed:
             self.writer.submit(self._cut())
-        self.next_snapshot_at = self.cut_events + self.snapshot_every_events
+        # Cuts at multiples of snapshot_every_events: the same versions at any parallelism.
+        self.next_snapshot_at = (self.cut_events // self.snapshot_every_events + 1) * self.snapshot_every_events
         return self.ranker
 
     def _start(self) -> tuple[SnapshotInfo | None, bool]:
@@ -224,10 +225,7 @@ class ReplicaLifecycle(ModelLifecycle):
     def catch_up(self, wait: bool = False) -> int:
         """Apply what the log committed since the last call (all of it to the end with
         ``wait``); cut a snapshot when due (subtask 0). Returns how many updates it applied."""
-        applied = self._fold(self.tail.read(self.next_offset, wait))
-        if applied:
-            self.after_event()
-        return applied
+        return self._fold(self.tail.read(self.next_offset, wait))
 
     def _fold(self, records: Iterable[tuple[int, ModelUpdate]]) -> int:
         applied = 0
@@ -242,6 +240,7 @@ class ReplicaLifecycle(ModelLifecycle):
             applied += 1
             if self.ranker.learned_events % self.digest_every == 0:
                 self._record_digest()
+            self.after_event()      # cut at the same versions whatever the batches read
         return applied
 
     def _record_digest(self) -> None:

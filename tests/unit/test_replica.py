@@ -162,6 +162,8 @@ def test_subtask_0_writes_snapshots_that_record_where_in_the_log_they_stand() ->
     infos = cluster.subtasks[0].lifecycle.store.list()
     assert infos and all(i.shared and (i.shard, i.shards) == (0, 0) for i in infos)
     assert len(infos) == 2, "retain=2 keeps the two newest"
+    # Read in batches of any size, the log is cut at multiples of SNAPSHOT_EVERY (and on close).
+    assert infos[1].learned_events == len(EVENTS) // SNAPSHOT_EVERY * SNAPSHOT_EVERY
     newest = infos[0]
     assert newest.learned_events == len(EVENTS) and newest.log_offset == cluster.log.records[-1][0] + 1
     restored = OnlineRanker.restore(cluster.subtasks[0].lifecycle.store.read(newest) or b"", SMALL)
