@@ -18,6 +18,7 @@
 : "${FLINK_REST_PORT:=8081}"
 : "${FLINK_RPC_PORT:=6123}"
 : "${FLINK_TASK_SLOTS:=3}"       # parallelism 3 (the shared-model rescale test) needs 3
+: "${FLINK_TASKMANAGERS:=2}"     # one runs the jobs, one stands by for a lost one (recovery time)
 : "${FLINK_TM_MEMORY:=4g}"
 : "${FLINK_JM_MEMORY:=1g}"
 
