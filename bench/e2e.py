@@ -1,10 +1,13 @@
 """End-to-end benchmark of the job on the local stack, with its floor measured in the same run.
 
     python -m bench.e2e --events N [--rate R] [--live] [--data PATH] [--job-args "..."] [--json] [--no-floor]
+                        [--parallelism 1,2]
 
 Needs the local services (deploy/local/services up); starts nothing else. For the floor
 (bench/floor_job.py: the job's Kafka source and exactly-once sink with one stateless Python map
-between) and then the job, on fresh topics (input and output with LogAppendTime):
+between) and then the job once per ``--parallelism`` (each on an input topic with that many
+partitions; above 1 the model is shared, replica.py), on fresh topics (input and output with
+LogAppendTime):
 submit, wait until it runs, produce the first N events of the log (``--rate`` events/s, or as
 fast as the producer can with ``--rate 0``) and a final heartbeat, read every output
 record (read_committed) and the input's append times, then cancel. The events keep the log's
@@ -256,12 +259,13 @@ def input_append_times(topic: str, partitions: int) -> dict[str, int]:
 
 
 def produce(topic: str, payloads: list[bytes], keys: list[bytes], rate: float, label: str,
-            live: bool = False) -> threading.Event | None:
+            live: bool = False, partitions: int = 1) -> threading.Event | None:
     """Write the input. Without ``live``, the events keep the log's own times and a final
     heartbeat a minute of event time after the newest moves the watermark past them. With
     ``live``, each event's ``ts`` is the clock when it is written, as in a live stream, and a
     clock thread writes a heartbeat at the current time every 200 ms until the returned
-    event is set (as a live stream's next events would move event time)."""
+    event is set (as a live stream's next events would move event time). Heartbeats go to
+    each of the topic's ``partitions`` (the watermark is the slowest partition's)."""
     prod = producer(BOOTSTRAP)
 
     def send(**message: Any) -> None:   # waits while the producer's queue (100,000 messages) is full
@@ -285,14 +289,16 @@ def produce(topic: str, payloads: list[bytes], keys: list[bytes], rate: float, l
                 time.sleep(ahead)
     if not live:
         newest = max(json.loads(v)["ts"] for v in payloads)
-        send(value=json.dumps({"heartbeat_ts": newest + 60_000}).encode(), partition=0)
+        for partition in range(partitions):
+            send(value=json.dumps({"heartbeat_ts": newest + 60_000}).encode(), partition=partition)
         prod.flush(120)
         return None
     stop = threading.Event()
 
     def clock() -> None:
         while not stop.wait(0.2):
-            send(value=json.dumps({"heartbeat_ts": int(time.time() * 1000)}).encode(), partition=0)
+            for partition in range(partitions):
+                send(value=json.dumps({"heartbeat_ts": int(time.time() * 1000)}).encode(), partition=partition)
         prod.flush(30)
 
     threading.Thread(target=clock, name="producer-clock", daemon=True).start()
@@ -305,12 +311,13 @@ def percentile(values: Sequence[float], q: float) -> float:
 
 
 def run_once(script: Path, label: str, payloads: list[bytes], keys: list[bytes], rate: float,
-             job_args: list[str], idle_timeout: float, live: bool = False) -> dict[str, Any]:
-    p = Pipeline(snapshot_every=5000, extra_args=job_args)
-    ensure_topics(BOOTSTRAP, [p.topics["input"], p.topics["output"]], config=LOG_APPEND)
+             job_args: list[str], idle_timeout: float, live: bool = False, parallelism: int = 1) -> dict[str, Any]:
+    p = Pipeline(snapshot_every=5000, extra_args=job_args, partitions=parallelism)
+    ensure_topics(BOOTSTRAP, [p.topics["input"]], partitions=parallelism, config=LOG_APPEND)
+    ensure_topics(BOOTSTRAP, [p.topics["output"]], config=LOG_APPEND)
     ensure_topics(BOOTSTRAP, [p.topics["dlq"]])
     try:
-        out = flink_cli("run", "-d", "-py", str(script), *p.job_args())
+        out = flink_cli("run", "-d", "-py", str(script), *p.job_args(), "--parallelism", str(parallelism))
         job = out.rsplit("JobID ", 1)[1].split()[0]
         p.jobs.append(job)
         p.wait_running(job, timeout=180)
@@ -322,7 +329,7 @@ def run_once(script: Path, label: str, payloads: list[bytes], keys: list[bytes],
                 dead_letters.start()
             reader = OutputReader(p.topics["output"], len(payloads), bar, dead_letters)
             reader.start()
-            clock = produce(p.topics["input"], payloads, keys, rate, label, live)
+            clock = produce(p.topics["input"], payloads, keys, rate, label, live, parallelism)
             last, last_change = -1, time.monotonic()
             while reader.is_alive() and time.monotonic() - last_change < idle_timeout:
                 reader.join(1.0)
@@ -341,7 +348,7 @@ def run_once(script: Path, label: str, payloads: list[bytes], keys: list[bytes],
     finally:
         p.cancel_all()
         drop_keyspace(p.name)
-    inputs = input_append_times(p.topics["input"], 1)
+    inputs = input_append_times(p.topics["input"], parallelism)
     got = reader.out
     latency = [got.append_ms[e] - inputs[e] for e in got.append_ms if e in inputs]
     visible = [got.seen_ms[e] - inputs[e] for e in got.seen_ms if e in inputs]
@@ -355,7 +362,7 @@ def run_once(script: Path, label: str, payloads: list[bytes], keys: list[bytes],
         steady_latency = [got.append_ms[e] - inputs[e] for e in got.append_ms
                           if e in inputs and t10 <= got.append_ms[e] <= t90]
     return {
-        "label": label, "events": len(payloads), "outputs": len(got.append_ms),
+        "label": label, "parallelism": parallelism, "events": len(payloads), "outputs": len(got.append_ms),
         "dead_letters": dead_letters.by_reason() if dead_letters is not None else {},
         "events_per_sec": round(len(got.append_ms) / max((last_out - first_in) / 1000, 1e-9), 1),
         "steady_state_events_per_sec": round(steady, 1),
@@ -437,6 +444,16 @@ def plot(runs: list[dict[str, Any]], path: Path, title: str) -> None:
     fig.savefig(path, dpi=100)
 
 
+def parallelism_note(summary: dict[str, Any]) -> str:
+    """' (parallelism 2)' for a run above parallelism 1.
+
+    >>> parallelism_note({"parallelism": 2}), parallelism_note({"parallelism": 1})
+    (' (parallelism 2)', '')
+    """
+    level = summary.get("parallelism", 1)
+    return f" (parallelism {level})" if level > 1 else ""
+
+
 def dead_letter_note(summary: dict[str, Any]) -> str:
     """' (19,717 outputs, 283 dead letters: rate_limited 283)' when some events got no recommendation.
 
@@ -469,7 +486,7 @@ def add_results_row(summary: dict[str, Any], command: str) -> None:
            f"{summary['floor_events_per_sec'] or float('nan'):,.0f} | "
            f"{summary['ratio_to_floor']} | {summary['p50_ms']:,.0f} / {summary['p99_ms']:,.0f} "
            f"(steady {summary['steady_state_p50_ms']:,.0f} / {summary['steady_state_p99_ms']:,.0f}) | "
-           f"{summary['visible_p99_ms']:,.0f} | `{command}`{dead_letter_note(summary)} |\n")
+           f"{summary['visible_p99_ms']:,.0f} | `{command}`{parallelism_note(summary)}{dead_letter_note(summary)} |\n")
     insert_row(path, "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n", row)
 
 
@@ -500,7 +517,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print only the JSON line on stdout")
     parser.add_argument("--idle-timeout", type=float, default=180, help="give up after this long without output")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "e2e")
+    parser.add_argument("--parallelism", default="1",
+                        help="the job's parallelism; a comma list (e.g. 1,2) runs the job once at each, in this run")
     args = parser.parse_args(argv)
+    levels = [int(x) for x in args.parallelism.split(",")]
     loaded = load_input(args.data, args.events)
     if loaded is None:
         return 2
@@ -510,22 +530,14 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_floor:
         runs.append(run_once(ROOT / "bench" / "floor_job.py", "floor", payloads, keys, args.rate, job_args,
                              args.idle_timeout, args.live))
-    runs.append(run_once(REPO / "jobs" / "recommend.py", "job", payloads, keys, args.rate, job_args,
-                         args.idle_timeout, args.live))
-    job, floor = runs[-1], (runs[0] if len(runs) > 1 else None)
-    summary = {
-        "events": len(payloads), "outputs": job["outputs"], "dead_letters": job["dead_letters"],
-        "rate": args.rate, "live": args.live,
-        "events_per_sec": job["events_per_sec"], "steady_state_events_per_sec": job["steady_state_events_per_sec"],
-        "floor_events_per_sec": floor["events_per_sec"] if floor else None,
-        "ratio_to_floor": round(job["events_per_sec"] / floor["events_per_sec"], 3) if floor else None,
-        "p50_ms": job["latency_ms"]["p50"], "p95_ms": job["latency_ms"]["p95"], "p99_ms": job["latency_ms"]["p99"],
-        "max_ms": job["latency_ms"]["max"], "visible_p99_ms": job["visible_latency_ms"]["p99"],
-        "steady_state_p50_ms": job["steady_state_latency_ms"]["p50"],
-        "steady_state_p99_ms": job["steady_state_latency_ms"]["p99"],
-        "data": args.data.name, "job_args": args.job_args,
-        "runs": [{k: v for k, v in r.items() if k != "timeline"} for r in runs],
-    }
+    for level in levels:
+        runs.append(run_once(REPO / "jobs" / "recommend.py", "job" if len(levels) == 1 else f"job p={level}",
+                             payloads, keys, args.rate, job_args, args.idle_timeout, args.live, level))
+    floor = runs[0] if not args.no_floor else None
+    jobs = runs[1:] if floor else runs
+    summaries = [summarise(job, floor, args) for job in jobs]
+    summary = {**summaries[0], "by_parallelism": summaries[1:],
+               "runs": [{k: v for k, v in r.items() if k != "timeline"} for r in runs]}
     command = "python -m bench.e2e " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.with_suffix(".json").write_text(json.dumps({**summary, "command": command,
@@ -533,7 +545,8 @@ def main(argv: list[str] | None = None) -> int:
                                                         indent=2) + "\n")
     plot(runs, args.out.with_suffix(".png"), f"{args.data.name}, {len(payloads):,} events, "
          f"input {'unthrottled' if not args.rate else f'{args.rate:,.0f} ev/s'}")
-    add_results_row(summary, command)
+    for one in summaries:
+        add_results_row(one, command)
     if not args.json:
         for r in runs:
             print(f"{r['label']}: {r['outputs']:,}/{len(payloads):,} out, dead letters {r['dead_letters']}, "
@@ -542,7 +555,23 @@ def main(argv: list[str] | None = None) -> int:
                   f"p99 {r['latency_ms']['p99']} ms", file=sys.stderr)
     print(json.dumps(summary))
     # Every event accounted for: a recommendation or a dead letter (e.g. rate_limited by the bot guard).
-    return 0 if job["outputs"] + sum(job["dead_letters"].values()) == len(payloads) else 1
+    return 0 if all(j["outputs"] + sum(j["dead_letters"].values()) == len(payloads) for j in jobs) else 1
+
+
+def summarise(job: dict[str, Any], floor: dict[str, Any] | None, args: argparse.Namespace) -> dict[str, Any]:
+    """One job run's figures (with the floor's, measured in the same invocation)."""
+    return {
+        "events": job["events"], "outputs": job["outputs"], "dead_letters": job["dead_letters"],
+        "rate": args.rate, "live": args.live, "parallelism": job["parallelism"],
+        "events_per_sec": job["events_per_sec"], "steady_state_events_per_sec": job["steady_state_events_per_sec"],
+        "floor_events_per_sec": floor["events_per_sec"] if floor else None,
+        "ratio_to_floor": round(job["events_per_sec"] / floor["events_per_sec"], 3) if floor else None,
+        "p50_ms": job["latency_ms"]["p50"], "p95_ms": job["latency_ms"]["p95"], "p99_ms": job["latency_ms"]["p99"],
+        "max_ms": job["latency_ms"]["max"], "visible_p99_ms": job["visible_latency_ms"]["p99"],
+        "steady_state_p50_ms": job["steady_state_latency_ms"]["p50"],
+        "steady_state_p99_ms": job["steady_state_latency_ms"]["p99"],
+        "data": args.data.name, "job_args": args.job_args,
+    }
 
 
 if __name__ == "__main__":
