@@ -62,27 +62,9 @@ def test_taskmanager_killed_mid_replay_recovers_to_the_same_model(
                 job = p.submit()
             else:   # fed as a live stream, so that the kill lands mid-stream
                 job = p.submit()
-                counter = OutputCounter(p)
-                feeder = threading.Thread(target=feed, args=(p, events[150:] + probes, 150, 1.0), daemon=True)
-                try:
-                    # Warm up first: until the Python worker runs and a checkpoint commits, the
-                    # fed events pile up and commit at once, which on a busy machine carried
-                    # the first commit past half the stream (CI, 2026-12-01: 1,650 of 3,010).
-                    p.send(events[:150])
-                    counter.wait_for(150, timeout=300)
-                    feeder.start()
-                    counter.wait_for(900, timeout=300)    # the job is now part-way through the stream
-                    lost = LostTaskManager(p, job, counter)
-                    try:
-                        counter.wait_for(lost.outputs + 1, timeout=300)
-                        recovered_s = lost.since()
-                    finally:
-                        lost.replace()
-                    replayed = _metric(job, "updates_replayed_at_start")
-                    out_at_kill = lost.outputs
-                finally:
-                    counter.close()
-                feeder.join(120)
+                lost, recovered_s = kill_mid_stream(p, job, events + probes, kill_after=900)
+                replayed = _metric(job, "updates_replayed_at_start")
+                out_at_kill = lost.outputs
                 assert replayed >= out_at_kill, "the restarted model did not rebuild from the update log"
                 assert out_at_kill < len(events) // 2, "the job finished before the kill; not a mid-stream failure"
             records = p.read("output", len(events) + len(probes), timeout=600)
@@ -216,22 +198,7 @@ def test_taskmanager_killed_at_parallelism_2_the_one_model_learns_every_event_on
     p = new_pipeline(snapshot_every=200, partitions=2)
     try:
         job = p.submit(parallelism=2)
-        counter = OutputCounter(p)
-        feeder = threading.Thread(target=feed, args=(p, events[150:], 150, 1.0), daemon=True)
-        try:
-            p.send(events[:150])
-            counter.wait_for(150, timeout=300)
-            feeder.start()
-            counter.wait_for(700, timeout=300)
-            lost = LostTaskManager(p, job, counter)
-            try:
-                counter.wait_for(lost.outputs + 1, timeout=300)
-                recovered_s = lost.since()
-            finally:
-                lost.replace()
-        finally:
-            counter.close()
-        feeder.join(120)
+        lost, recovered_s = kill_mid_stream(p, job, events, kill_after=700)
         out_at_kill = lost.outputs
         assert out_at_kill < len(events) // 2, "the job finished before the kill; not a mid-stream failure"
         records = by_event(p.read("output", len(events), timeout=600))
@@ -245,6 +212,33 @@ def test_taskmanager_killed_at_parallelism_2_the_one_model_learns_every_event_on
     report(f"[scenario 1b] TaskManager killed at parallelism 2 with {out_at_kill} of {len(events)} outputs "
            f"committed; {lost}; output resumed {recovered_s:.1f} s after the kill; every event answered once "
            f"and learned once; replicas equal before and after the kill")
+
+
+def kill_mid_stream(p: Pipeline, job: str, records: list[dict[str, Any]],
+                    kill_after: int) -> tuple[LostTaskManager, float]:
+    """Feed ``records`` as a live stream (150 a second), kill the TaskManager running the model
+    once ``kill_after`` outputs are committed, and wait for output again. Returns the loss and
+    the seconds from the kill to the first output after it. The first 150 records warm the job
+    up: until the Python worker runs and a checkpoint commits, fed events pile up and commit at
+    once, which on a busy machine carried the first commit past half the stream (CI,
+    2026-12-01: 1,650 of 3,010)."""
+    counter = OutputCounter(p)
+    feeder = threading.Thread(target=feed, args=(p, records[150:], 150, 1.0), daemon=True)
+    try:
+        p.send(records[:150])
+        counter.wait_for(150, timeout=300)
+        feeder.start()
+        counter.wait_for(kill_after, timeout=300)    # the job is now part-way through the stream
+        lost = LostTaskManager(p, job, counter)
+        try:
+            counter.wait_for(lost.outputs + 1, timeout=300)
+            return lost, lost.since()
+        finally:
+            lost.replace()
+    finally:
+        counter.close()
+        if feeder.ident is not None:
+            feeder.join(120)
 
 
 class LostTaskManager:
