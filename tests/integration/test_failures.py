@@ -267,8 +267,7 @@ class LostTaskManager:
         except BaseException:
             self.replace()                        # the next tests need the cluster whole
             raise
-        entries = rest(f"/jobs/{job}/exceptions")["exceptionHistory"]["entries"]
-        self.noticed_s = min(e["timestamp"] for e in entries) / 1000 - killed_wall if entries else float("nan")
+        self.job, self.killed_wall = job, killed_wall
 
     def replace(self) -> None:
         if not self.replaced:
@@ -278,9 +277,21 @@ class LostTaskManager:
     def since(self) -> float:
         return time.monotonic() - self.at
 
+    def noticed_s(self) -> float:
+        """Seconds from the kill to the failure in the job's exception history (which the REST
+        API fills in a little after the restart)."""
+        deadline = time.monotonic() + 30
+        while True:
+            entries = rest(f"/jobs/{self.job}/exceptions")["exceptionHistory"]["entries"]
+            if entries:
+                return min(e["timestamp"] for e in entries) / 1000 - self.killed_wall
+            if time.monotonic() > deadline:
+                return float("nan")
+            time.sleep(1)
+
     def __str__(self) -> str:
         where = "a stand-by TaskManager" if self.on_standby else "a replacement TaskManager started 2 s after the kill"
-        return f"Flink noticed the loss {self.noticed_s:.1f} s after the kill and restarted the job on {where}"
+        return f"Flink noticed the loss {self.noticed_s():.1f} s after the kill and restarted the job on {where}"
 
 
 def learned_once(p: Pipeline, events: list[dict[str, Any]]) -> str:
