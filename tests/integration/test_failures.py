@@ -336,8 +336,9 @@ def test_one_shared_model_through_savepoint_rescales_1_2_1_3_2(
     one-subtask model becomes the shared one, replica.py), 2 -> 1, 1 -> 3, 3 -> 2. Every
     event is answered once and learned once, and replicas report equal digests at equal
     versions, across subtasks and across the rescales."""
-    # Three input partitions: a source subtask needs one (the job refuses more subtasks).
-    p = new_pipeline(snapshot_every=100, partitions=3)
+    # Three input partitions: a source subtask needs one (the job refuses more subtasks). Every
+    # snapshot is kept, the founding one included (a cut at every 100th version gives ten).
+    p = new_pipeline(snapshot_every=100, partitions=3, extra_args=["--snapshot-retain", "20"])
     plan = [1, 2, 1, 3, 2]
     events = stream(1_000, users=60, seed=13)
     batches = [events[n * 200:(n + 1) * 200] for n in range(len(plan))]
