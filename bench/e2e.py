@@ -310,17 +310,24 @@ def percentile(values: Sequence[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q / 100 * len(ordered)))] if ordered else float("nan")
 
 
-def run_once(script: Path, label: str, payloads: list[bytes], keys: list[bytes], rate: float,
-             job_args: list[str], idle_timeout: float, live: bool = False, parallelism: int = 1) -> dict[str, Any]:
-    p = Pipeline(snapshot_every=5000, extra_args=job_args, partitions=parallelism)
+def start_job(p: Pipeline, script: Path, parallelism: int) -> str:
+    """Create ``p``'s topics (input with ``parallelism`` partitions; input and output with
+    log-append time), submit ``script`` at ``parallelism`` and wait until it runs; its job id."""
     ensure_topics(BOOTSTRAP, [p.topics["input"]], partitions=parallelism, config=LOG_APPEND)
     ensure_topics(BOOTSTRAP, [p.topics["output"]], config=LOG_APPEND)
     ensure_topics(BOOTSTRAP, [p.topics["dlq"]])
+    out = flink_cli("run", "-d", "-py", str(script), *p.job_args(), "--parallelism", str(parallelism))
+    job = out.rsplit("JobID ", 1)[1].split()[0]
+    p.jobs.append(job)
+    p.wait_running(job, timeout=180)
+    return job
+
+
+def run_once(script: Path, label: str, payloads: list[bytes], keys: list[bytes], rate: float,
+             job_args: list[str], idle_timeout: float, live: bool = False, parallelism: int = 1) -> dict[str, Any]:
+    p = Pipeline(snapshot_every=5000, extra_args=job_args, partitions=parallelism)
     try:
-        out = flink_cli("run", "-d", "-py", str(script), *p.job_args(), "--parallelism", str(parallelism))
-        job = out.rsplit("JobID ", 1)[1].split()[0]
-        p.jobs.append(job)
-        p.wait_running(job, timeout=180)
+        job = start_job(p, script, parallelism)
         sampler = ResourceSampler()
         sampler.start()
         with tqdm(total=len(payloads), desc=f"{label} out", unit="ev", file=sys.stderr, mininterval=1.0) as bar:

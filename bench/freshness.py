@@ -33,11 +33,11 @@ if str(ROOT) not in sys.path:
 
 from tqdm import tqdm  # noqa: E402
 
-from bench.e2e import LOG_APPEND, input_append_times, insert_row, measured_commit, percentile, produce  # noqa: E402
+from bench.e2e import input_append_times, insert_row, measured_commit, percentile, produce, start_job  # noqa: E402
 from bench.jobrun import DEFAULT_DATA, load_input  # noqa: E402
-from jobs.kafka_io import consumer, ensure_topics  # noqa: E402
+from jobs.kafka_io import consumer  # noqa: E402
 from operators.model.update_log import KafkaLogTail  # noqa: E402
-from tests.integration.harness import BOOTSTRAP, Pipeline, drop_keyspace, flink_cli  # noqa: E402
+from tests.integration.harness import BOOTSTRAP, Pipeline, drop_keyspace  # noqa: E402
 
 
 def read_outputs(topic: str, expected: int, idle_s: float, bar: tqdm) -> list[dict[str, Any]]:
@@ -103,15 +103,9 @@ def run(events: int, rate: float, parallelism: int, job_args: list[str]) -> dict
         raise SystemExit(2)
     payloads, keys = loaded
     p = Pipeline(snapshot_every=5000, partitions=parallelism, extra_args=job_args)
-    ensure_topics(BOOTSTRAP, [p.topics["input"]], partitions=parallelism, config=LOG_APPEND)
-    ensure_topics(BOOTSTRAP, [p.topics["output"]], config=LOG_APPEND)
-    ensure_topics(BOOTSTRAP, [p.topics["dlq"]])
     try:
-        out = flink_cli("run", "-d", "-py", str(ROOT / p.entry), *p.job_args(), "--parallelism", str(parallelism))
-        job = out.rsplit("JobID ", 1)[1].split()[0]
-        p.jobs.append(job)
-        p.wait_running(job, timeout=180)
-        clock = produce(p.topics["input"], payloads, keys, rate, "freshness", live=True)
+        start_job(p, ROOT / p.entry, parallelism)
+        clock = produce(p.topics["input"], payloads, keys, rate, "freshness", live=True, partitions=parallelism)
         with tqdm(total=len(payloads), desc="freshness out", unit="ev", file=sys.stderr, mininterval=1.0) as bar:
             outputs = read_outputs(p.topics["output"], len(payloads), 60, bar)
         if clock is not None:
