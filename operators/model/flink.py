@@ -157,7 +157,8 @@ class RecommendFunction(KeyedProcessFunction):
         yield Row(event.user_id, json.dumps(record))
         if result.update is not None:
             yield UPDATE_TAG, Row(self.lifecycle.lineage, result.update.to_json())
-        self.lifecycle.after_event()
+        if self.replica is None:
+            self.lifecycle.after_event()    # a replica's model changes, and is cut, only in its fold
 
     def _poll(self, timers: TimerService) -> None:
         """Apply the committed log when ``replica_poll_ms`` has passed since the last read, and

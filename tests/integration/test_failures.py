@@ -174,15 +174,13 @@ def test_kafka_broker_killed_mid_stream_loses_and_doubles_nothing(
         assert sorted(records) == sorted(e["event_id"] for e in events), "lost output"
         assert {r["model_shard"] for r in records.values()} == {0, 1}
         lineage = learned_once(p, events)
-        split = disagreeing_replicas(lineage, at_least=3)
-        assert not split, f"replicas disagree: {split}"
+        equal_replicas(lineage, at_least=3)
         rejected = p.read("dlq", 0, settle=5)
         assert rejected == [], f"records rejected after the broker came back: {rejected[:3]}"
         report(f"[scenario 5] Kafka broker killed (SIGKILL) at parallelism 2 with {out_at_kill} of {len(events)} "
                f"outputs committed; it was back {back_s:.1f} s later and output resumed {recovered_s:.1f} s after "
-               f"the kill; "
-               f"Flink restarted the job {p.restarts(job)} times; all {len(events)} outputs once, every event "
-               f"learned once, replicas equal; none rejected")
+               f"the kill; Flink restarted the job {p.restarts(job)} times; all {len(events)} outputs once, "
+               f"every event learned once, replicas equal; none rejected")
     finally:
         services("up", "kafka")
         p.cancel_all()
@@ -205,8 +203,7 @@ def test_taskmanager_killed_at_parallelism_2_the_one_model_learns_every_event_on
         assert sorted(records) == sorted(e["event_id"] for e in events), "lost output"
         assert {r["model_shard"] for r in records.values()} == {0, 1}
         lineage = learned_once(p, events)
-        split = disagreeing_replicas(lineage, at_least=len(events) // 200)
-        assert not split, f"replicas disagree: {split}"
+        equal_replicas(lineage, at_least=len(events) // 200)
     finally:
         p.cancel_all()
     report(f"[scenario 1b] TaskManager killed at parallelism 2 with {out_at_kill} of {len(events)} outputs "
@@ -306,12 +303,14 @@ def learned_once(p: Pipeline, events: list[dict[str, Any]]) -> str:
     return lineages.pop()
 
 
-def disagreeing_replicas(lineage: str, at_least: int) -> dict[int, list[str]]:
-    """The versions at which replicas of ``lineage`` logged different digests; fails unless at
-    least ``at_least`` versions were digested by two replicas or more."""
+def equal_replicas(lineage: str, at_least: int) -> dict[int, dict[str, set[str]]]:
+    """The versions of ``lineage`` digested by two replicas or more, with their digests and
+    reporters. Fails unless there are at least ``at_least`` and the replicas agree at each."""
     compared = {v: d for v, d in replica_digests(lineage).items() if len(d["reporters"]) > 1}
     assert len(compared) >= at_least, f"{len(compared)} versions digested by two replicas: {sorted(compared)}"
-    return {v: sorted(d["digests"]) for v, d in compared.items() if len(d["digests"]) > 1}
+    split = {v: sorted(d["digests"]) for v, d in compared.items() if len(d["digests"]) > 1}
+    assert not split, f"replicas disagree: {split}"
+    return compared
 
 
 def _metric(job: str, name: str) -> int:
@@ -382,14 +381,10 @@ def test_one_shared_model_through_savepoint_rescales_1_2_1_3_2(
         first = [u.event.event_id for u in updates if u.lineage != lineage]
         assert sorted(first) == sorted(e["event_id"] for e in batches[0])
 
-        digests = replica_digests(lineage)
-        compared = {v: d for v, d in digests.items() if len(d["reporters"]) > 1}
         # A batch sent before its run is learned in a burst that commits after it: the run's
         # replicas see it only at the next start (freshness is a checkpoint interval).
-        assert len(compared) >= 3, f"too few versions reported by two replicas: {sorted(digests)}"
+        compared = equal_replicas(lineage, at_least=3)
         assert max(len(d["reporters"]) for d in compared.values()) >= 3, "no version digested at parallelism 3"
-        split = {v: sorted(d["digests"]) for v, d in compared.items() if len(d["digests"]) > 1}
-        assert not split, f"replicas disagree: {split}"
         report(f"[scenario 3] savepoint rescales 1->2->1->3->2 over {len(events)} events: every event answered "
                f"and learned once; {len(compared)} versions ({min(compared)}..{max(compared)}) digested by 2-"
                f"{max(len(d['reporters']) for d in compared.values())} replicas, all equal; all output "
