@@ -23,6 +23,8 @@ every ``replica_poll_ms``, in log order, so every replica is the same model at t
 from __future__ import annotations
 
 import json
+import logging
+import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -44,6 +46,7 @@ from operators.rows import KEYED_JSON_ROW, USER_EVENT_NUMBER, row_to_event, row_
 from operators.state_ttl import idle_state_ttl
 
 UPDATE_TAG = OutputTag("model-updates", KEYED_JSON_ROW)
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -81,6 +84,16 @@ def subtask_of(runtime_context: RuntimeContext) -> tuple[int, int]:
         return info.getIndexOfThisSubtask(), info.getNumberOfParallelSubtasks()
 
 
+def _process_age_s() -> str:
+    """Seconds since this process started (Linux /proc), for the open log line; "?" elsewhere."""
+    try:
+        with open("/proc/self/stat") as stat, open("/proc/uptime") as uptime:
+            started_ticks = int(stat.read().rsplit(")", 1)[1].split()[19])
+            return f"{float(uptime.read().split()[0]) - started_ticks / os.sysconf('SC_CLK_TCK'):.1f}"
+    except (OSError, ValueError, IndexError):
+        return "?"
+
+
 class RecommendFunction(KeyedProcessFunction):
     """Keyed by user: learn from the event, then emit the user's top-k as JSON."""
 
@@ -96,9 +109,12 @@ class RecommendFunction(KeyedProcessFunction):
         # Starting without the newest snapshot and log would later overwrite them with a model
         # that forgot everything, so an unreachable Cassandra or Kafka fails the task here and
         # Flink retries it (with its restart strategy's back-off).
+        started = time.monotonic()
         store = SnapshotStore.connect(s.cassandra_hosts, s.cassandra_port, s.keyspace, s.model_name,
                                       replication=s.cassandra_replication)
+        connected = time.monotonic()
         ensure_log_topic(s.bootstrap_servers, s.update_topic, min_retention_ms=s.update_log_min_retention_ms)
+        checked = time.monotonic()
         placement = Placement(s.model_name, s.source_topic, self.shard, shards)
         read_log = lambda lineage, since_ms: read_updates(s.bootstrap_servers, s.update_topic, lineage, since_ms)  # noqa: E731
         self.replica: ReplicaLifecycle | None = None
@@ -112,6 +128,12 @@ class RecommendFunction(KeyedProcessFunction):
             self.lifecycle = ModelLifecycle(store, read_log, placement, s.ranker, s.snapshot_every_events,
                                             s.snapshot_retain, s.close_timeout_s)
         self.ranker = self.lifecycle.open()
+        restored = time.monotonic()
+        # Where a restart's time goes (README "Recovery time"): the worker's age covers its
+        # start, the Beam harness and this operator's imports.
+        log.info("model %s/%d: opened in %.1f s (Cassandra %.1f s, log topic %.1f s, restore %.1f s);"
+                 " Python worker started %s s before", s.model_name, self.shard, restored - started,
+                 connected - started, checked - connected, restored - checked, _process_age_s())
         self.tally = Tally()            # this subtask's observed events, when it proposes to a shared model
         self.next_poll = 0.0            # monotonic time of the next read of the log
         self.poll_timer_at = 0          # processing time of the live poll timer (0: none)
