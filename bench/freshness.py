@@ -63,7 +63,10 @@ def read_outputs(topic: str, expected: int, idle_s: float, bar: tqdm) -> list[di
 def freshness(outputs: list[dict[str, Any]], updates: list[str], inputs: dict[str, int],
               base_version: int) -> dict[str, Any]:
     """Per update (event id, in log order, making version base+1, base+2, ...): the time from
-    its input to the first output, on each subtask, served at that version or later.
+    its input to the first output, on each subtask, served at that version or later. Split in
+    two: ``answer_ms``, from its input to its own output (the job's processing latency, backlog
+    included), and ``replication_ms``, from its own output to the first output of another
+    subtask at that version (the checkpoint that commits the update, the commit and the poll).
 
     >>> outs = [{"event_id": "a", "model_shard": 0, "model_version": 0, "append_ms": 10},
     ...         {"event_id": "b", "model_shard": 1, "model_version": 0, "append_ms": 12},
@@ -72,16 +75,22 @@ def freshness(outputs: list[dict[str, Any]], updates: list[str], inputs: dict[st
     >>> f = freshness(outs, ["a", "b"], {"a": 5, "b": 8, "c": 40, "d": 60}, 0)
     >>> f["own_ms"]["count"], f["own_ms"]["max"], f["own_unseen"], sorted([f["other_ms"]["p50"], f["other_ms"]["max"]])
     (1, 65, 1, [62, 62])
+    >>> f["answer_ms"]["max"], f["answer_ms"]["count"], f["replication_ms"]["max"], f["replication_ms"]["count"]
+    (5, 2, 58, 2)
     """
     shard_of = {r["event_id"]: r["model_shard"] for r in outputs}
+    answered = {r["event_id"]: r["append_ms"] for r in outputs}
     shards = sorted(set(shard_of.values()))
     by_shard = {s: [(r["model_version"], r["append_ms"]) for r in outputs if r["model_shard"] == s] for s in shards}
     own: list[int] = []
     other: list[int] = []
+    answer: list[int] = []
+    replication: list[int] = []
     unseen: Counter[str] = Counter()
     for n, event_id in enumerate(updates, start=base_version + 1):
         if event_id not in inputs or event_id not in shard_of:
             continue
+        answer.append(answered[event_id] - inputs[event_id])
         for s in shards:
             kind = "own" if s == shard_of[event_id] else "other"
             seen = next((t for v, t in by_shard[s] if v >= n), None)
@@ -89,11 +98,14 @@ def freshness(outputs: list[dict[str, Any]], updates: list[str], inputs: dict[st
                 unseen[kind] += 1
             else:
                 (own if kind == "own" else other).append(seen - inputs[event_id])
+                if kind == "other":
+                    replication.append(seen - answered[event_id])
 
     def summary(values: list[int]) -> dict[str, Any]:
         return {q: percentile(values, float(q[1:])) for q in ("p50", "p90", "p99")} | {"max": max(values, default=0),
                                                                                         "count": len(values)}
-    return {"own_ms": summary(own), "other_ms": summary(other), "own_unseen": unseen["own"],
+    return {"own_ms": summary(own), "other_ms": summary(other), "answer_ms": summary(answer),
+            "replication_ms": summary(replication), "own_unseen": unseen["own"],
             "other_unseen": unseen["other"], "shards": len(shards)}
 
 
@@ -129,12 +141,14 @@ def run(events: int, rate: float, parallelism: int, job_args: list[str]) -> dict
 def add_results_row(result: dict[str, Any], command: str) -> None:
     path = ROOT / "bench" / "RESULTS.md"
     commit = measured_commit("bench/freshness.py")
-    o, t = result["own_ms"], result["other_ms"]
+    o, t, a, r = result["own_ms"], result["other_ms"], result["answer_ms"], result["replication_ms"]
     row = (f"| freshness | {commit} | parallelism {result['parallelism']}, {result['events']:,} ml-100k events at "
            f"{result['rate']:.0f}/s live ({result['updates']:,} learned): input append to the first list served "
            f"with the update, own subtask p50 / p90 / p99 / max {o['p50']:,} / {o['p90']:,} / {o['p99']:,} / "
            f"{o['max']:,} ms, other subtasks {t['p50']:,} / {t['p90']:,} / {t['p99']:,} / {t['max']:,} ms "
-           f"({result['other_unseen']} of {t['count'] + result['other_unseen']} not seen before the run ended) "
+           f"({result['other_unseen']} of {t['count'] + result['other_unseen']} not seen before the run ended); "
+           f"of which input to the event's own answer p50 / p99 {a['p50']:,} / {a['p99']:,} ms, and its answer to "
+           f"another subtask's first list with it p50 / p99 {r['p50']:,} / {r['p99']:,} ms "
            f"| `{command}` |\n")
     insert_row(path, "| bench | commit | what it measured | command |\n| --- | --- | --- | --- |\n", row)
 
@@ -151,7 +165,9 @@ def main(argv: list[str] | None = None) -> int:
     command = "python -m bench.freshness " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
     add_results_row(result, command)
     if not args.json:
-        print(f"own subtask: {result['own_ms']}\nother subtasks: {result['other_ms']}", file=sys.stderr)
+        print(f"own subtask: {result['own_ms']}\nother subtasks: {result['other_ms']}\n"
+              f"input to own answer: {result['answer_ms']}\nown answer to another subtask's list: "
+              f"{result['replication_ms']}", file=sys.stderr)
     print(json.dumps(result))
     return 0
 
