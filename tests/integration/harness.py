@@ -30,6 +30,9 @@ SERVICES = REPO / "deploy" / "local" / "services"
 BOOTSTRAP = f"127.0.0.1:{os.environ.get('KAFKA_PORT', '9092')}"
 CASSANDRA_PORT = int(os.environ.get("CASSANDRA_PORT", "9042"))
 FLINK_REST = f"http://127.0.0.1:{os.environ.get('FLINK_REST_PORT', '8081')}"
+PROMETHEUS_PORTS = os.environ.get("FLINK_PROMETHEUS_PORTS", "9249-9259")   # deploy/local/env.sh
+_SAMPLE = re.compile(r'^(?P<name>[a-zA-Z_:][\w:]*)\{(?P<labels>.*)\} (?P<value>\S+)$')
+_LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
 
 
 def services(*args: str, timeout: float = 300) -> str:
@@ -53,6 +56,27 @@ def flink_cli(*args: str, timeout: float = 240) -> str:
 def rest(path: str) -> Any:
     with urllib.request.urlopen(FLINK_REST + path, timeout=10) as r:
         return json.load(r)
+
+
+def prometheus(name: str, **labels: str) -> list[tuple[dict[str, str], float]]:
+    """Every sample of metric ``name`` whose labels include ``labels``, scraped over HTTP from
+    the Prometheus endpoint of each Flink process (JobManager and TaskManagers), as a
+    Prometheus server would. Ports that answer nothing (no process there) are skipped."""
+    first, _, last = PROMETHEUS_PORTS.partition("-")
+    found = []
+    for port in range(int(first), int(last or first) + 1):
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+                text = r.read().decode()
+        except OSError:
+            continue
+        for line in text.splitlines():
+            m = _SAMPLE.match(line)
+            if m and m["name"] == name:
+                have = dict(_LABEL.findall(m["labels"]))
+                if all(have.get(k) == v for k, v in labels.items()):
+                    found.append((have, float(m["value"])))
+    return found
 
 
 @dataclass

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
 
-from tests.integration.harness import Pipeline, event, snapshot_store
+from tests.integration.harness import Pipeline, event, prometheus, snapshot_store
 
 pytestmark = pytest.mark.integration
 
@@ -33,6 +34,15 @@ def test_events_in_recommendations_out(pipeline: Pipeline) -> None:
     assert [bool(r["items"]) for r in recs[:5]] == [False] * 4 + [True]
     last_user = events[-1]["user_id"]
     assert {i["item_id"] for i in recs[-1]["items"]} == {f"i{k}" for k in range(5)} - seen[last_user]
+
+    # A platform team scrapes the model's metrics from Flink's Prometheus reporter
+    # (deploy/local/services): every event learned, counted by the model operator.
+    learned = "flink_taskmanager_job_task_operator_model_learned"
+    deadline = time.monotonic() + 30
+    while (samples := prometheus(learned, job_name=pipeline.name, operator_name="model_recommend")) \
+            and sum(v for _, v in samples) < len(events) and time.monotonic() < deadline:
+        time.sleep(1)
+    assert [(labels["subtask_index"], value) for labels, value in samples] == [("0", float(len(events)))]
 
 
 def test_malformed_records_go_to_dlq_with_reason(pipeline: Pipeline) -> None:
