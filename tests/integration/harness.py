@@ -58,10 +58,11 @@ def rest(path: str) -> Any:
         return json.load(r)
 
 
-def prometheus(name: str, **labels: str) -> list[tuple[dict[str, str], float]]:
-    """Every sample of metric ``name`` whose labels include ``labels``, scraped over HTTP from
-    the Prometheus endpoint of each Flink process (JobManager and TaskManagers), as a
-    Prometheus server would. Ports that answer nothing (no process there) are skipped."""
+def prometheus(name: str | None = None, **labels: str) -> list[tuple[str, dict[str, str], float]]:
+    """Every sample (metric name, labels, value) of metric ``name`` (any, if None) whose labels
+    include ``labels``, scraped over HTTP from the Prometheus endpoint of each Flink process
+    (JobManager and TaskManagers), as a Prometheus server would. Ports that answer nothing (no
+    process there) are skipped."""
     first, _, last = PROMETHEUS_PORTS.partition("-")
     found = []
     for port in range(int(first), int(last or first) + 1):
@@ -72,11 +73,17 @@ def prometheus(name: str, **labels: str) -> list[tuple[dict[str, str], float]]:
             continue
         for line in text.splitlines():
             m = _SAMPLE.match(line)
-            if m and m["name"] == name:
+            if m and name in (None, m["name"]):
                 have = dict(_LABEL.findall(m["labels"]))
                 if all(have.get(k) == v for k, v in labels.items()):
-                    found.append((have, float(m["value"])))
+                    found.append((m["name"], have, float(m["value"])))
     return found
+
+
+def dashboard_metrics(path: Path) -> set[str]:
+    """The Prometheus metric names a Grafana dashboard's panels query (deploy/grafana/)."""
+    exprs = [t["expr"] for panel in json.loads(path.read_text())["panels"] for t in panel["targets"]]
+    return {name for e in exprs for name in re.findall(r"\bflink_\w+", e)}
 
 
 @dataclass

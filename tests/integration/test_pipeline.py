@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.harness import Pipeline, event, prometheus, snapshot_store
+from tests.integration.harness import REPO, Pipeline, dashboard_metrics, event, prometheus, snapshot_store
 
 pytestmark = pytest.mark.integration
 
@@ -35,14 +35,6 @@ def test_events_in_recommendations_out(pipeline: Pipeline) -> None:
     last_user = events[-1]["user_id"]
     assert {i["item_id"] for i in recs[-1]["items"]} == {f"i{k}" for k in range(5)} - seen[last_user]
 
-    # A platform team scrapes the model's metrics from Flink's Prometheus reporter
-    # (deploy/local/services): every event learned, counted by the model operator.
-    learned = "flink_taskmanager_job_task_operator_model_learned"
-    deadline = time.monotonic() + 30
-    while (samples := prometheus(learned, job_name=pipeline.name, operator_name="model_recommend")) \
-            and sum(v for _, v in samples) < len(events) and time.monotonic() < deadline:
-        time.sleep(1)
-    assert [(labels["subtask_index"], value) for labels, value in samples] == [("0", float(len(events)))]
 
 
 def test_malformed_records_go_to_dlq_with_reason(pipeline: Pipeline) -> None:
@@ -59,6 +51,22 @@ def test_malformed_records_go_to_dlq_with_reason(pipeline: Pipeline) -> None:
     assert all(d["message"] and d["source"]["topic"] == pipeline.topics["input"] for d in dead)
     recs = pipeline.read("output", 1)
     assert [r["event_id"] for r in recs] == [good["event_id"]]
+
+    # What a platform team scrapes from Flink's Prometheus reporter (deploy/local/services):
+    # the model's learned events and the cleaner's rejections by reason, over HTTP.
+    deadline = time.monotonic() + 30
+    while (len(rejected := prometheus("flink_taskmanager_job_task_operator_cleaning_rejected_reason_count",
+                                      job_name=pipeline.name)) < len(bad) and time.monotonic() < deadline):
+        time.sleep(1)
+    assert sorted((labels["reason"], value) for _, labels, value in rejected) == sorted(
+        (d["reason"], 1.0) for d in dead)
+    learned = prometheus("flink_taskmanager_job_task_operator_model_learned", job_name=pipeline.name)
+    assert [(labels["operator_name"], labels["subtask_index"], value) for _, labels, value in learned] == [
+        ("model_recommend", "0", 1.0)]
+    # The shipped Grafana dashboard charts only metrics this job exports.
+    exported = {name for name, _, _ in prometheus(job_name=pipeline.name)}
+    charted = dashboard_metrics(REPO / "deploy" / "grafana" / "streamrec.json")
+    assert len(charted) >= 12 and not charted - exported, sorted(charted - exported)
 
 
 def test_savepoint_stop_and_restore_keeps_state_and_loses_nothing(pipeline: Pipeline, tmp_path: Path) -> None:
