@@ -36,7 +36,6 @@ def test_events_in_recommendations_out(pipeline: Pipeline) -> None:
     assert {i["item_id"] for i in recs[-1]["items"]} == {f"i{k}" for k in range(5)} - seen[last_user]
 
 
-
 def test_malformed_records_go_to_dlq_with_reason(pipeline: Pipeline) -> None:
     good = event(1, "u1", "i1")
     bad: list[dict | bytes] = [b"not json", b"\xff\xfe\x00", {**event(2, "u1", "i2"), "event_type": "like"},
