@@ -66,6 +66,13 @@ class JobConfig:
     idle_state_ttl_ms: int = FeatureConfig.idle_state_ttl_ms
     user_state_ttl_ms: int = 30 * 86_400_000
     emit_features: int = 0                 # 1: each recommendation record carries the event's features
+    # online evaluation (operators/model/evaluation.py): the metrics topic (default
+    # <output topic>-metrics) gets, per variant, a tumbling window of metrics_window_ms (0: no
+    # metrics topic) and a sliding one of metrics_sliding_ms every metrics_slide_ms (0: none)
+    metrics_topic: str = ""
+    metrics_window_ms: int = 60_000
+    metrics_sliding_ms: int = 3_600_000
+    metrics_slide_ms: int = 300_000
     checkpoint_interval_ms: int = 10_000
     snapshot_every_events: int = 5_000
     snapshot_retain: int = 5              # complete snapshots kept per model subtask
@@ -98,6 +105,34 @@ class JobConfig:
     @property
     def update_log_topic(self) -> str:
         return self.update_topic or f"{self.output_topic}-model-updates"
+
+    @property
+    def metrics_topic_name(self) -> str:
+        return self.metrics_topic or f"{self.output_topic}-metrics"
+
+    def metrics_windows(self) -> list[tuple[str, int, int]]:
+        """(kind, size ms, slide ms) of each metrics window; whole seconds, the slide dividing
+        the size.
+
+        >>> JobConfig().metrics_windows()
+        [('tumble', 60000, 60000), ('sliding', 3600000, 300000)]
+        >>> JobConfig(metrics_window_ms=0).metrics_windows(), JobConfig(metrics_slide_ms=0).metrics_windows()
+        ([], [('tumble', 60000, 60000)])
+        >>> JobConfig(metrics_sliding_ms=1000, metrics_slide_ms=300).metrics_windows()
+        Traceback (most recent call last):
+        ...
+        ValueError: metrics windows must be whole seconds, the slide dividing the size: 1000 ms every 300 ms
+        """
+        if self.metrics_window_ms <= 0:
+            return []
+        windows = [("tumble", self.metrics_window_ms, self.metrics_window_ms)]
+        if self.metrics_slide_ms > 0:
+            windows.append(("sliding", self.metrics_sliding_ms, self.metrics_slide_ms))
+        for _, size, slide in windows:
+            if size % 1000 or slide % 1000 or size % slide:
+                raise ValueError(f"metrics windows must be whole seconds, the slide dividing the size: "
+                                 f"{size} ms every {slide} ms")
+        return windows
 
     @property
     def tx_prefix(self) -> str:

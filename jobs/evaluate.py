@@ -3,6 +3,8 @@
     python -m jobs.evaluate --input PATH --format {movielens-100k,movielens-csv,jsonl}
                             [--limit N] [--baselines] [--plot FILE.png] [--item-metadata PATH]
                             [--without window,session,history,last_item,proposed,popularity]
+                            [--metrics-out FILE.jsonl [--metrics-window-ms MS] [--metrics-sliding-ms MS]
+                             [--metrics-slide-ms MS]]
 
 The log is replayed in timestamp order (ties in line order) through the job's own cleaning,
 feature and model code without Flink (jobs/offline.py). For each event whose user has an
@@ -15,6 +17,8 @@ time, baselines excluded), the model's memory per part (``model_bytes``) and its
 size, raw and as stored in Cassandra (``snapshot_bytes``). Exit 2 with one line for a bad
 argument or an unreadable input. ``--without`` hides groups of the learned ranker's features
 (ablation; ``ranker.FEATURE_GROUPS``): the README's feature ablation table comes from it.
+``--metrics-out`` also replays the log the job's way (lists served; OfflinePipeline) and writes
+the records the job's metrics topic gets for it (README "Online evaluation in the job").
 """
 
 from __future__ import annotations
@@ -25,14 +29,17 @@ import math
 import sys
 import time
 from collections import deque
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from tqdm import tqdm
 
+from jobs.config import JobConfig
 from jobs.offline import OfflinePipeline
 from jobs.replay import read_events
 from operators.model.baselines import ItemKNN, Popularity
+from operators.model.evaluation import window_totals
 from operators.model.metadata import load_titles
 from operators.model.online import COMPONENTS, OnlineConfig
 from operators.model.ranker import FEATURE_GROUPS
@@ -115,6 +122,24 @@ def evaluate(path: Path, fmt: str, limit: int | None, baselines: bool, window: i
     return summary, curves
 
 
+def online_metrics(events: Sequence[dict[str, Any] | str], windows: Sequence[tuple[str, int, int]],
+                   variant: str = "default", model: OnlineConfig | None = None) -> list[dict[str, Any]]:
+    """The job's metrics topic, offline: ``events`` through the job's path (lists served, the
+    fusion's tests only, OfflinePipeline), each output's evaluation summed per event-time
+    window (evaluation.window_totals) as the job's SQL does. Only windows the job would have
+    closed: those the last event's time is past (the watermark a heartbeat puts there)."""
+    pipeline = OfflinePipeline(recommend=True, test_every_event=False, model=model or OnlineConfig())
+    rows: list[tuple[str, int, dict[str, Any]]] = []
+    for n, e in enumerate(tqdm(events, desc="online metrics", unit="ev", file=sys.stderr, mininterval=1.0)):
+        payload = (json.dumps(e) if isinstance(e, dict) else e).encode("utf-8", "surrogateescape")
+        released = pipeline.process(payload) + (pipeline.flush() if n == len(events) - 1 else [])
+        rows += [(variant, m.event.ts, m.result.evaluation.as_dict()) for m in released
+                 if m.result.evaluation is not None]
+    closed_by = max((ts for _, ts, _ in rows), default=None)
+    return [w for kind, size, slide in windows
+            for w in window_totals(rows, size, slide if slide != size else None, kind, closed_by)]
+
+
 def plot(curves: dict[str, Curve], out: Path, title: str) -> None:
     import matplotlib
 
@@ -145,6 +170,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--plot", type=Path, default=None)
     parser.add_argument("--item-metadata", default=None, help="titles for reasons: u.item, movies.csv, JSON lines")
     parser.add_argument("--window", type=int, default=5_000, help="moving-window length, in evaluated events")
+    parser.add_argument("--metrics-out", type=Path, default=None,
+                        help="also write the job's metrics-topic records for this log (JSON lines): lists served, "
+                             "windows as --metrics-window-ms, --metrics-sliding-ms, --metrics-slide-ms")
+    for flag in ("window", "sliding", "slide"):
+        name = f"metrics_{flag}_ms"
+        parser.add_argument(f"--metrics-{flag}-ms", type=int, dest=name, default=getattr(JobConfig, name))
     parser.add_argument("--without", default="", metavar="GROUPS",
                         help=f"ablation: feature groups the learned ranker does not see, comma-separated "
                              f"({', '.join(FEATURE_GROUPS)})")
@@ -166,6 +197,16 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, UnicodeDecodeError, ValueError) as exc:
         print(f"evaluate: cannot read {args.input}: {exc}", file=sys.stderr)
         return 2
+    if args.metrics_out:
+        try:
+            windows = JobConfig(metrics_window_ms=args.metrics_window_ms, metrics_sliding_ms=args.metrics_sliding_ms,
+                                metrics_slide_ms=args.metrics_slide_ms).metrics_windows()
+        except ValueError as exc:
+            print(f"evaluate: {exc}", file=sys.stderr)
+            return 2
+        records = online_metrics(read_events(args.input, args.format, args.limit), windows,
+                                 model=OnlineConfig(ranker_without=without))
+        args.metrics_out.write_text("".join(json.dumps(r) + "\n" for r in records))
     if args.plot:
         plot(curves, args.plot, f"{args.input.name}: prequential recall@10 (window {args.window:,})")
     print(json.dumps(summary))

@@ -25,11 +25,12 @@ if str(ROOT) not in sys.path:  # `flink run -py jobs/recommend.py` runs this fil
 
 from pyflink.common import Configuration, Types  # noqa: E402
 from pyflink.datastream import CheckpointingMode, DataStream, StreamExecutionEnvironment  # noqa: E402
-from pyflink.table import StatementSet, StreamTableEnvironment, Table  # noqa: E402
+from pyflink.table import Schema, StatementSet, StreamTableEnvironment, Table  # noqa: E402
+from pyflink.table.expressions import col  # noqa: E402
 from pyflink.util.java_utils import add_jars_to_context_class_loader  # noqa: E402
 
 from jobs.config import JobConfig  # noqa: E402
-from jobs.kafka_io import topic_partitions  # noqa: E402
+from jobs.kafka_io import ensure_topics, topic_partitions  # noqa: E402
 from operators.cleaning.event_time import (  # noqa: E402
     EVENT_TIME_CLASS,
     EVENT_TIME_FUNCTION,
@@ -39,8 +40,11 @@ from operators.cleaning.event_time import (  # noqa: E402
 from operators.cleaning.flink import DLQ_TAG, CleanFunction, guard_in_jvm, split_late  # noqa: E402
 from operators.features.flink import configure_sql, window_features  # noqa: E402
 from operators.model.flink import UPDATE_TAG, ModelSettings, RecommendFunction  # noqa: E402
+from operators.model.metrics_sql import metrics_query, metrics_sink_ddl  # noqa: E402
 from operators.model.update_log import ensure_log_topic  # noqa: E402
-from operators.rows import CLEAN_ROW, KEYED_JSON_ROW  # noqa: E402
+from operators.rows import CLEAN_ROW, RECOMMENDATION_ROW  # noqa: E402
+
+METRICS_SINK = "metrics_sink"      # the metrics topic's table, when the job has a model
 
 
 def _kafka_options(config: JobConfig, topic: str) -> str:
@@ -78,17 +82,21 @@ def kafka_source_ddl(config: JobConfig, table: str = "interactions_source") -> s
           'format' = 'raw')"""
 
 
+def _exactly_once_options(config: JobConfig, topic: str, tx_suffix: str) -> str:
+    """A Kafka sink whose transactions commit with each checkpoint."""
+    return (f"{_kafka_options(config, topic)}, 'sink.delivery-guarantee' = 'exactly-once',"
+            f" 'sink.transactional-id-prefix' = '{config.tx_prefix}-{tx_suffix}',"
+            " 'properties.transaction.timeout.ms' = '600000'")
+
+
 def kafka_sink_ddl(config: JobConfig, table: str, topic: str, keyed: bool, tx_suffix: str) -> str:
-    """An exactly-once Kafka sink: transactions commit with each checkpoint."""
+    """An exactly-once Kafka sink of raw strings (keyed: ``msg_key`` is the record key)."""
     key = ("'key.format' = 'raw', 'key.fields' = 'msg_key', 'value.fields-include' = 'EXCEPT_KEY',"
            if keyed else "")
     columns = "msg_key STRING, payload STRING" if keyed else "payload STRING"
     return f"""
-        CREATE TEMPORARY TABLE {table} ({columns}) WITH ({_kafka_options(config, topic)}, {key}
-          'value.format' = 'raw',
-          'sink.delivery-guarantee' = 'exactly-once',
-          'sink.transactional-id-prefix' = '{config.tx_prefix}-{tx_suffix}',
-          'properties.transaction.timeout.ms' = '600000')"""
+        CREATE TEMPORARY TABLE {table} ({columns}) WITH ({_exactly_once_options(config, topic, tx_suffix)}, {key}
+          'value.format' = 'raw')"""
 
 
 def model_settings(config: JobConfig) -> ModelSettings:
@@ -145,7 +153,7 @@ def build_pipeline(t_env: StreamTableEnvironment, source_table: str, recs_sink: 
 
     # 3. model: learn from the event, emit the user's top-k
     recs = t_env.to_data_stream(enriched).key_by(lambda r: r[1], key_type=Types.STRING()) \
-        .process(RecommendFunction(model_settings(config)), output_type=KEYED_JSON_ROW) \
+        .process(RecommendFunction(model_settings(config)), output_type=RECOMMENDATION_ROW) \
         .name("model-recommend").uid("model-recommend")
 
     if updates_sink:
@@ -154,8 +162,17 @@ def build_pipeline(t_env: StreamTableEnvironment, source_table: str, recs_sink: 
         # imports torch (pybind11 takes the thread's first Python thread state, the other's).
         updates = recs.get_side_output(UPDATE_TAG).start_new_chain()
         statements.add_insert(updates_sink, t_env.from_data_stream(updates))
-    statements.add_insert(recs_sink, t_env.from_data_stream(recs))
+    outputs = t_env.from_data_stream(recs, Schema.new_builder()
+                                     .column_by_expression("rowtime", "TO_TIMESTAMP_LTZ(event_ts, 3)")
+                                     .watermark("rowtime", "SOURCE_WATERMARK()").build())
+    statements.add_insert(recs_sink, outputs.select(col("msg_key"), col("payload")))
     statements.add_insert(dlq_sink, t_env.from_data_stream(dead_letters))
+    windows = config.metrics_windows()
+    if updates_sink and windows:
+        # Online evaluation: each record's test-then-learn numbers, summed per variant over
+        # event-time windows in SQL (exact across restarts, all subtasks together).
+        t_env.create_temporary_view("model_outputs", outputs)
+        statements.add_insert(METRICS_SINK, t_env.sql_query(metrics_query("model_outputs", windows)))
     return statements
 
 
@@ -222,6 +239,10 @@ def main(argv: list[str] | None = None, build: Build = build_pipeline, with_mode
     (bench/stages_job.py passes a pipeline cut short, without the model)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     config = JobConfig.from_args(sys.argv[1:] if argv is None else argv)
+    try:
+        config.metrics_windows()
+    except ValueError as exc:
+        raise SystemExit(str(exc)) from None
     check_input_topic(config)
 
     # environment
@@ -245,6 +266,10 @@ def main(argv: list[str] | None = None, build: Build = build_pipeline, with_mode
             raise SystemExit(str(exc)) from None
         t_env.execute_sql(kafka_sink_ddl(config, "updates_sink", config.update_log_topic, True, "updates"))
         updates = "updates_sink"
+        if config.metrics_windows():
+            ensure_topics(config.bootstrap_servers, [config.metrics_topic_name])
+            t_env.execute_sql(metrics_sink_ddl(METRICS_SINK, _exactly_once_options(config, config.metrics_topic_name,
+                                                                                   "metrics")))
 
     # transforms, then run
     build(t_env, "interactions_source", "recommendations_sink", "dlq_sink", config, updates).attach_as_datastream()

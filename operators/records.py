@@ -60,3 +60,10 @@ class Recommendation:
     related_item: str | None = None     # the user's recent item it relates to, where one does
     related_title: str | None = None    # that item's title, when item metadata is loaded
     features: tuple[str, ...] = ()      # the learned ranker's features that added most to the score (when it leads)
+
+
+# A recommendation record's test-then-learn evaluation (operators/model/evaluation.py): the
+# record's ``evaluation`` JSON has these fields (and ``rank``), and the model's output row
+# carries them as typed columns for the metrics SQL: (name, SQL type).
+EVALUATION_COLUMNS = [("tested", "INT"), ("hit", "INT"), ("ndcg", "DOUBLE"), ("rr", "DOUBLE"), ("listed", "INT"),
+                      ("diversity", "DOUBLE"), ("novelty", "DOUBLE"), ("lagged", "INT"), ("model_lag_ms", "BIGINT")]

@@ -6,7 +6,7 @@ from pyflink.common import Row, Types
 
 from operators.features.spec import FEATURE_COLUMNS, WINDOW_COLUMNS
 from operators.features.windows import WindowFeatures
-from operators.records import Event, SourcePosition
+from operators.records import EVALUATION_COLUMNS, Event, SourcePosition
 
 EVENT_FIELDS = ["event_id", "user_id", "item_id", "event_type", "value", "ts", "partition", "offset"]
 EVENT_TYPES = [Types.STRING(), Types.STRING(), Types.STRING(), Types.STRING(), Types.DOUBLE(),
@@ -29,6 +29,13 @@ def watermark_or_none(watermark: int) -> int | None:
 # A message for a Kafka sink table: key and JSON value.
 KEYED_JSON_ROW = Types.ROW_NAMED(["msg_key", "payload"], [Types.STRING(), Types.STRING()])
 JSON_ROW = Types.ROW_NAMED(["payload"], [Types.STRING()])
+# The model's output: the recommendation record (KEYED_JSON_ROW's columns), then its variant,
+# event time and test-then-learn evaluation as typed columns, which the metrics SQL sums
+# without parsing the JSON (operators/model/metrics_sql.py).
+_SQL_TYPES = {"INT": Types.INT(), "BIGINT": Types.LONG(), "DOUBLE": Types.DOUBLE()}
+RECOMMENDATION_ROW = Types.ROW_NAMED(
+    ["msg_key", "payload", "variant", "event_ts", *(name for name, _ in EVALUATION_COLUMNS)],
+    [Types.STRING(), Types.STRING(), Types.STRING(), Types.LONG(), *(_SQL_TYPES[t] for _, t in EVALUATION_COLUMNS)])
 
 
 def event_to_row(e: Event) -> Row:

@@ -34,6 +34,7 @@ from pyflink.datastream import KeyedProcessFunction, OutputTag, RuntimeContext, 
 from pyflink.datastream.state import ValueStateDescriptor
 
 from operators.features.spec import FeatureConfig
+from operators.model.evaluation import NOT_EVALUATED
 from operators.model.history import UserState
 from operators.model.lifecycle import ModelLifecycle, Placement
 from operators.model.metadata import load_titles, recommendation_json
@@ -42,6 +43,7 @@ from operators.model.replica import ReplicaLifecycle, shares_model
 from operators.model.snapshot_store import DEFAULT_REPLICATION, SnapshotStore
 from operators.model.step import ModelStep
 from operators.model.update_log import MIN_RETENTION_MS, KafkaLogTail, ensure_log_topic, read_updates
+from operators.records import EVALUATION_COLUMNS
 from operators.rows import KEYED_JSON_ROW, USER_EVENT_NUMBER, row_to_event, row_to_window_features, watermark_or_none
 from operators.state_ttl import idle_state_ttl
 
@@ -95,7 +97,8 @@ def _process_age_s() -> str:
 
 
 class RecommendFunction(KeyedProcessFunction):
-    """Keyed by user: learn from the event, then emit the user's top-k as JSON."""
+    """Keyed by user: learn from the event, then emit the user's top-k as JSON
+    (rows.RECOMMENDATION_ROW: the record, then the columns the metrics SQL sums)."""
 
     def __init__(self, settings: ModelSettings) -> None:
         self.settings = settings
@@ -145,6 +148,9 @@ class RecommendFunction(KeyedProcessFunction):
         metrics = runtime_context.get_metrics_group().add_group("model")
         self.learned = metrics.counter("learned")
         self.skipped = metrics.counter("skipped_already_in_snapshot")
+        # test-then-learn on the served lists (evaluation.py): their ratio is the hit rate
+        self.tested = metrics.counter("online_tested")
+        self.hits = metrics.counter("online_hits")
         for name, gauge in self.lifecycle.metrics().items():
             metrics.gauge(name, gauge)
 
@@ -173,10 +179,14 @@ class RecommendFunction(KeyedProcessFunction):
             "event_ts": event.ts,
             "emitted_ts": int(time.time() * 1000),
         }
+        evaluation = record["evaluation"] = (result.evaluation or NOT_EVALUATED).as_dict()
+        self.tested.inc(evaluation["tested"])
+        self.hits.inc(evaluation["hit"])
         if s.emit_features:
             record["features"] = {**window.as_dict(), **result.session.as_dict(),
                                   "user_event_number": value[USER_EVENT_NUMBER]}
-        yield Row(event.user_id, json.dumps(record))
+        yield Row(event.user_id, json.dumps(record), s.model_name, event.ts,
+                  *(evaluation[name] for name, _ in EVALUATION_COLUMNS))
         if result.update is not None:
             yield UPDATE_TAG, Row(self.lifecycle.lineage, result.update.to_json())
         if self.replica is None:

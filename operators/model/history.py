@@ -51,6 +51,9 @@ class UserState:
     # The situation of the user's next request (ranker.CONTEXT as of their latest event; a
     # plain default, so state pickled before it existed restores with it empty).
     situation: tuple[float, ...] = ()
+    # The items of the list last served to the user, best first: what their next event is
+    # tested against (evaluation.py); empty until the first list (and in older state).
+    served: tuple[str, ...] = ()
 
     def snapshot(self) -> bytes:
         return pickle.dumps(self, protocol=pickle.HIGHEST_PROTOCOL)

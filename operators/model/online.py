@@ -41,6 +41,7 @@ import torch
 from operators.model.ann import EmbeddingIndex
 from operators.model.candidates import Candidates, Slots, ranks_of_targets, segment_max, top_k_per_segment
 from operators.model.components import Cooccurrence, Embeddings, ItemRegression, Trending, dense_pairs
+from operators.model.evaluation import list_quality
 from operators.model.progress import LearnedEvents
 from operators.model.ranker import CONTEXT, FEATURE_GROUPS, FEATURES, GENERATOR_OF, LearnedRanker, ranker_features
 from operators.records import Event, Recommendation, SourcePosition
@@ -178,6 +179,7 @@ class OnlineRanker:
         self._trending: np.ndarray | None = None     # the trending top-N as of the last boundary
         self._trending_mask = np.zeros(0, dtype=bool)   # the same, as a mask over the items
         self._slots = Slots()                            # scratch for grouping candidates
+        self._count_total: float | None = None           # sum of ``counts``, as of the last boundary
 
     @property
     def positions(self) -> dict[int, int]:
@@ -234,6 +236,7 @@ class OnlineRanker:
         if self.nearest.due(len(self.item_ids), self.learned_events):
             self.nearest.build(self.embedding.vectors(len(self.item_ids)), self.learned_events)
         self._trending = None
+        self._count_total = None
 
     def _train_learned(self, batch: list[tuple[Interaction, np.ndarray | None]], first: int) -> None:
         """One step of the learned ranker on the batch's examples (every ``ranker_every``-th
@@ -528,6 +531,19 @@ class OnlineRanker:
         positive = np.take_along_axis(parts, order, axis=1) > 0
         out[positive] = order[positive]
         return out
+
+    def list_quality(self, items: Sequence[str]) -> tuple[float | None, float | None]:
+        """(intra-list diversity, novelty) of a served list (evaluation.list_quality): pairwise
+        similarity from the co-occurrence neighbours, popularity from the learned counts."""
+        if self._count_total is None:
+            self._count_total = float(self.counts.sum())
+        return list_quality(self._indices(items), self.counts, self._count_total,
+                            lambda idx: self.cooc.similarity(idx, self.counts))
+
+    @property
+    def newest_learned_ts(self) -> int | None:
+        """The newest event time the model has learned (its batches'; None before the first)."""
+        return self.trending.clock
 
     def _indices(self, items: set[str] | Sequence[str]) -> np.ndarray:
         index = self.index

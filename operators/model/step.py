@@ -29,6 +29,7 @@ import numpy as np
 from operators.features.spec import FeatureConfig
 from operators.features.user import SessionFeatures
 from operators.features.windows import WindowFeatures
+from operators.model.evaluation import Evaluation
 from operators.model.history import UserState
 from operators.model.online import Interaction, OnlineRanker, Tally
 from operators.model.ranker import request_context
@@ -44,6 +45,7 @@ class StepResult:
     rank: int | None            # the event's item in the top-k before learning: 0.., -1 absent, None not asked
     update: ModelUpdate | None = None   # what the update log records, when the event was taken
     hits: np.ndarray | None = None      # the fusion's measurement of the event (blends, then components)
+    evaluation: Evaluation | None = None  # the event tested against the user's last served list (with lists)
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,7 @@ class _Served:
     hits: np.ndarray | None
     recs: list[Recommendation]
     held: bool                      # the model already holds the event
+    evaluation: Evaluation | None
 
 
 def _bits(hits: np.ndarray | None) -> tuple[bool, ...] | None:
@@ -86,7 +89,7 @@ class ModelStep:
         if learned:
             update = ModelUpdate(self.lineage, ranker.learned_events, event, served.context, ranker.progress.watermark,
                                  ranker.observed != observed, _bits(served.hits), served.before)
-        return StepResult(served.recs, learned, served.session, served.rank, update, served.hits)
+        return StepResult(served.recs, learned, served.session, served.rank, update, served.hits, served.evaluation)
 
     def propose(self, event: Event, user: UserState, window: WindowFeatures | None, watermark: int | None,
                 tally: Tally) -> StepResult:
@@ -100,7 +103,8 @@ class ModelStep:
         if not served.held:
             update = ModelUpdate(self.lineage, 0, event, served.context, watermark, tally.observed != before,
                                  _bits(served.hits), served.before)
-        return StepResult(served.recs, update is not None, served.session, served.rank, update, served.hits)
+        return StepResult(served.recs, update is not None, served.session, served.rank, update, served.hits,
+                          served.evaluation)
 
     def _serve(self, event: Event, user: UserState, window: WindowFeatures | None, recommend: bool,
                tally: Tally | None) -> _Served:
@@ -121,9 +125,14 @@ class ModelStep:
         # The top-k before the event is taken: when it completes a batch, the batch is learned
         # after, so every event's answers come from the model as of the start of its batch.
         user.situation = request_context(session.session_events, session.gap_ms, window)
-        recs = (ranker.recommend(history.recent, self.k, exclude=history.seen, situation=user.situation)
-                if recommend else [])
-        return _Served(before, session, context, rank, hits, recs, held)
+        if not recommend:
+            return _Served(before, session, context, rank, hits, [], held, None)
+        recs = ranker.recommend(history.recent, self.k, exclude=history.seen, situation=user.situation)
+        last_served, user.served = user.served, tuple(r.item_id for r in recs)
+        newest = ranker.newest_learned_ts
+        evaluation = Evaluation.of(last_served, event.item_id, ranker.list_quality(user.served),
+                                   None if newest is None else event.ts - newest)
+        return _Served(before, session, context, rank, hits, recs, held, evaluation)
 
     def process_many(self, events: Sequence[Event], users: dict[str, UserState],
                      windows: Sequence[WindowFeatures | None] | None = None) -> list[StepResult]:

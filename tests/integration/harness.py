@@ -100,7 +100,8 @@ class Pipeline:
 
     @property
     def topics(self) -> dict[str, str]:
-        return {"input": f"{self.name}-in", "output": f"{self.name}-recs", "dlq": f"{self.name}-dlq"}
+        return {"input": f"{self.name}-in", "output": f"{self.name}-recs", "dlq": f"{self.name}-dlq",
+                "metrics": f"{self.name}-recs-metrics"}     # the job's default: <output topic>-metrics
 
     def job_args(self, group: str | None = None) -> list[str]:
         t = self.topics

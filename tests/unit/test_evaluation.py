@@ -1,0 +1,77 @@
+"""Online evaluation on served lists (operators/model/evaluation.py): what each event's test
+says, and the event-time windows that the job's metrics SQL and jobs.evaluate both make."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+
+from operators.model import ModelStep, OnlineConfig, OnlineRanker, UserState
+from operators.model.evaluation import Evaluation, list_quality, window_totals
+from operators.records import Event
+
+
+def test_an_event_is_tested_against_the_list_the_user_was_last_served() -> None:
+    step = ModelStep(OnlineRanker(OnlineConfig(learn_every=1)), k=3)
+    users = {u: UserState() for u in ("a", "b")}
+    results = [step.process(Event(f"e{n}", user, item, "click", None, 1000 * n), users[user], window=None)
+               for n, (user, item) in enumerate([("a", "x"), ("a", "y"), ("b", "x"), ("b", "z"), ("a", "x")])]
+    ranks = [r.evaluation.rank if r.evaluation else "none" for r in results]
+    # a's lists were empty (the model knew only what a had seen); b was served ("y",) after x
+    assert [r.item_id for r in results[2].recommendations] == ["y"]
+    assert ranks == [None, None, None, -1, None]
+    assert users["a"].served == tuple(r.item_id for r in results[4].recommendations) == ("z",)
+    served = step.process(Event("e5", "a", "z", "click", None, 5000), users["a"], window=None)
+    assert served.evaluation is not None and served.evaluation.rank == 0
+    d = served.evaluation.as_dict()
+    assert (d["tested"], d["hit"], d["ndcg"], d["rr"]) == (1, 1, 1.0, 1.0)
+    assert d["lagged"] == 1 and d["model_lag_ms"] == 5000 - 4000      # the model holds up to e4
+
+
+def test_first_event_of_a_user_is_not_tested() -> None:
+    step = ModelStep(OnlineRanker(), k=3)
+    result = step.process(Event("e", "u", "x", "view", None, 1), UserState(), window=None)
+    assert result.evaluation is not None and result.evaluation.as_dict()["tested"] == 0
+    assert step.process(Event("e", "u", "x", "view", None, 1), UserState(), window=None,
+                        recommend=False).evaluation is None      # no list served: nothing to evaluate
+
+
+@pytest.mark.parametrize(("rank", "ndcg", "rr"), [(0, 1.0, 1.0), (2, 0.5, 1 / 3), (-1, 0.0, 0.0)])
+def test_ranking_terms(rank: int, ndcg: float, rr: float) -> None:
+    served = ("a", "b", "c", "d")
+    item = served[rank] if rank >= 0 else "zz"
+    d = Evaluation.of(served, item, (None, None), None).as_dict()
+    assert d["rank"] == rank and d["hit"] == int(rank >= 0)
+    assert d["ndcg"] == pytest.approx(ndcg) and d["rr"] == pytest.approx(rr)
+
+
+def test_list_quality_is_one_minus_mean_pairwise_similarity_and_mean_self_information() -> None:
+    sim = np.array([[1.0, 0.2, 0.4], [0.2, 1.0, 0.6], [0.4, 0.6, 1.0]])
+    counts = np.array([2.0, 4.0, 0.0])
+    diversity, novelty = list_quality(np.array([0, 1, 2]), counts, 8.0, lambda idx: sim[np.ix_(idx, idx)])
+    assert diversity == pytest.approx(1 - 0.4, abs=1e-4)
+    assert novelty == pytest.approx(np.mean([2.0, 1.0, 3.0]), abs=1e-4)    # an unseen item counts once
+    assert list_quality(np.array([], dtype=np.int64), counts, 8.0, lambda idx: sim) == (None, None)
+
+
+def test_windows_equal_a_brute_force_count() -> None:
+    rng = random.Random(3)
+    rows = []
+    for n in range(400):
+        hit = rng.random() < 0.3
+        rows.append((rng.choice(["a", "b"]), rng.randrange(0, 50_000), {
+            "tested": 1, "hit": int(hit), "ndcg": 0.5 if hit else 0.0, "rr": 0.25 if hit else 0.0, "listed": 1,
+            "diversity": 0.5, "novelty": 3.0, "lagged": 1, "model_lag_ms": n}))
+    size, slide = 10_000, 2_500
+    windows = window_totals(rows, size, slide, "sliding", closed_by=40_000)
+    assert windows and all(w["window_end"] - 1 <= 40_000 for w in windows)
+    for w in windows:
+        inside = [e for v, ts, e in rows if v == w["variant"] and w["window_start"] <= ts < w["window_end"]]
+        assert w["events"] == w["tested"] == len(inside)
+        assert w["hits"] == sum(e["hit"] for e in inside)
+        assert w["model_lag_ms_sum"] == sum(e["model_lag_ms"] for e in inside)
+        assert w["recall_at_k"] == pytest.approx(w["hits"] / len(inside))
+    starts = {w["window_start"] for w in windows}
+    assert starts == set(range(-7_500, 32_500, slide))      # every window whose end is closed, from the first
