@@ -161,8 +161,8 @@ class Pipeline:
 
     def cancel_all(self) -> None:
         for job_id in self.jobs:
-            try:
-                if rest(f"/jobs/{job_id}")["state"] == "RUNNING":
+            try:     # a failing job RESTARTING (or still CREATED) would otherwise loop for hours
+                if rest(f"/jobs/{job_id}")["state"] not in ("CANCELED", "CANCELLING", "FINISHED", "FAILED"):
                     flink_cli("cancel", job_id)
             except Exception:  # noqa: BLE001 - best-effort clean-up
                 pass
