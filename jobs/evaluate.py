@@ -137,7 +137,7 @@ def online_metrics(events: Sequence[dict[str, Any] | str], windows: Sequence[tup
                  if m.result.evaluation is not None]
     closed_by = max((ts for _, ts, _ in rows), default=None)
     return [w for kind, size, slide in windows
-            for w in window_totals(rows, size, slide if slide != size else None, kind, closed_by)]
+            for w in window_totals(rows, size, slide, kind, closed_by)]
 
 
 def plot(curves: dict[str, Curve], out: Path, title: str) -> None:

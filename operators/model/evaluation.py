@@ -54,7 +54,7 @@ class Evaluation:
     def as_dict(self) -> dict[str, Any]:
         """The output record's ``evaluation``: every field the metrics SQL sums, always present."""
         tested = self.rank is not None
-        hit = tested and self.rank is not None and self.rank >= 0
+        hit = self.rank is not None and self.rank >= 0
         rank = self.rank if self.rank is not None else -1
         return {"tested": int(tested), "hit": int(hit), "rank": self.rank,
                 "ndcg": 1.0 / math.log2(rank + 2) if hit else 0.0, "rr": 1.0 / (rank + 1) if hit else 0.0,
@@ -134,6 +134,5 @@ def window_totals(records: Iterable[tuple[str, int, dict[str, Any]]], size_ms: i
         if closed_by is not None and start + size_ms - 1 > closed_by:
             continue
         out.append({"kind": kind, "variant": variant, "window_start": start, "window_end": start + size_ms,
-                    **{k: (int(v) if k in ("events", "tested", "hits", "lists", "lagged", "model_lag_ms_sum") else v)
-                       for k, v in sums.items()}, **ratios(sums)})
+                    **sums, **ratios(sums)})
     return out

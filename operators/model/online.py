@@ -179,7 +179,6 @@ class OnlineRanker:
         self._trending: np.ndarray | None = None     # the trending top-N as of the last boundary
         self._trending_mask = np.zeros(0, dtype=bool)   # the same, as a mask over the items
         self._slots = Slots()                            # scratch for grouping candidates
-        self._count_total: float | None = None           # sum of ``counts``, as of the last boundary
 
     @property
     def positions(self) -> dict[int, int]:
@@ -236,7 +235,6 @@ class OnlineRanker:
         if self.nearest.due(len(self.item_ids), self.learned_events):
             self.nearest.build(self.embedding.vectors(len(self.item_ids)), self.learned_events)
         self._trending = None
-        self._count_total = None
 
     def _train_learned(self, batch: list[tuple[Interaction, np.ndarray | None]], first: int) -> None:
         """One step of the learned ranker on the batch's examples (every ``ranker_every``-th
@@ -535,9 +533,8 @@ class OnlineRanker:
     def list_quality(self, items: Sequence[str]) -> tuple[float | None, float | None]:
         """(intra-list diversity, novelty) of a served list (evaluation.list_quality): pairwise
         similarity from the co-occurrence neighbours, popularity from the learned counts."""
-        if self._count_total is None:
-            self._count_total = float(self.counts.sum())
-        return list_quality(self._indices(items), self.counts, self._count_total,
+        learned = self.learned_events - len(self.pending)     # the sum of ``counts``: one per learned event
+        return list_quality(self._indices(items), self.counts, float(learned),
                             lambda idx: self.cooc.similarity(idx, self.counts))
 
     @property
