@@ -33,7 +33,8 @@ founds the lineage (from the newest per-subtask snapshot and its log, when there
 writes its first snapshot before any event; the other subtasks wait for it.
 
 Every ``digest_every`` applied updates a replica hashes its model (``OnlineRanker.digest``)
-and reports it with its version: replicas report equal digests at equal versions.
+and reports it with its version, as it does at the version it restored at start: replicas
+report equal digests at equal versions.
 
 >>> from operators.model.snapshot_store import MemoryTables, SnapshotStore
 >>> store, log = SnapshotStore(MemoryTables()), MemoryLog()
@@ -122,6 +123,17 @@ class MemoryLog:
         return [(o, u) for o, u in self.records if o >= start]
 
 
+def rollback_lineage(model: str, version: int) -> str:
+    """The lineage the replicas of ``model`` give a rollback copy of ``version`` (a copy has
+    none). A/B variants' models (``base.variant``, variants.py) share one update log, so
+    theirs carries the model's name; a job's single model keeps the name it always had.
+
+    >>> rollback_lineage("default", 7), rollback_lineage("default.treatment", 7)
+    ('rollback-7', 'rollback-default.treatment-7')
+    """
+    return f"rollback-{model}-{version}" if "." in model else f"rollback-{version}"
+
+
 class ReplicaLifecycle(ModelLifecycle):
     """Start, fold and snapshots of one replica of the shared model."""
 
@@ -161,6 +173,10 @@ class ReplicaLifecycle(ModelLifecycle):
         self.restored_from = info
         self.snapshot_version = info.version if info is not None and not founded else 0
         self.snapshot_digest = info.digest if info is not None and not founded else ""
+        if info is not None and not founded:
+            # The restored version too: a replica that reached it before a failure reported
+            # it alone (its peers restore it rather than apply it), so compare it here.
+            self._record_digest()
         started = time.monotonic()
         self.replayed = self._fold(self.tail.read(self.next_offset, wait=True))
         log.info("model %s: replica at log offset %d, version %d (%d updates applied at start in %.1f s)",
@@ -189,7 +205,8 @@ class ReplicaLifecycle(ModelLifecycle):
                 info = shared[0]
                 self._check_source(info, ranker)
                 # A rollback copy has no lineage (jobs.models): every replica names the new one alike.
-                self.ranker, self.lineage = ranker, info.lineage or f"rollback-{info.version}"
+                self.ranker = ranker
+                self.lineage = info.lineage or rollback_lineage(self.placement.model_name, info.version)
                 self.next_offset = info.log_offset
                 return info, False
             if self.writes_snapshots:

@@ -66,7 +66,6 @@ def test_taskmanager_killed_mid_replay_recovers_to_the_same_model(
                 replayed = _metric(job, "updates_replayed_at_start")
                 out_at_kill = lost.outputs
                 assert replayed >= out_at_kill, "the restarted model did not rebuild from the update log"
-                assert out_at_kill < len(events) // 2, "the job finished before the kill; not a mid-stream failure"
             records = p.read("output", len(events) + len(probes), timeout=600)
             runs[name] = by_event(records)
             assert len(records) == len(events) + len(probes), "lost or duplicated output"
@@ -198,7 +197,6 @@ def test_taskmanager_killed_at_parallelism_2_the_one_model_learns_every_event_on
         job = p.submit(parallelism=2)
         lost, recovered_s = kill_mid_stream(p, job, events, kill_after=700)
         out_at_kill = lost.outputs
-        assert out_at_kill < len(events) // 2, "the job finished before the kill; not a mid-stream failure"
         records = by_event(p.read("output", len(events), timeout=600))
         assert sorted(records) == sorted(e["event_id"] for e in events), "lost output"
         assert {r["model_shard"] for r in records.values()} == {0, 1}
@@ -226,6 +224,10 @@ def kill_mid_stream(p: Pipeline, job: str, records: list[dict[str, Any]],
         counter.wait_for(150, timeout=300)
         feeder.start()
         counter.wait_for(kill_after, timeout=300)    # the job is now part-way through the stream
+        # Mid-stream means events are still being fed when the TaskManager dies (outputs commit
+        # in bursts, one per checkpoint, so their count alone says little: CI, 2026-12-02,
+        # 1,050 of 2,000 at the kill with the feed still running).
+        assert feeder.is_alive(), "the whole stream was fed before the kill: not a mid-stream failure"
         lost = LostTaskManager(p, job, counter)
         try:
             counter.wait_for(lost.outputs + 1, timeout=300)

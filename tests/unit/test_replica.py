@@ -135,7 +135,10 @@ def assert_one_model(cluster: Cluster) -> OnlineRanker:
     assert reference.learned_events == len(EVENTS)
     loaded = min(info.learned_events if info is not None and info.shared else 0
                  for sub in cluster.subtasks for info in [sub.lifecycle.restored_from])
-    assert set(cluster.digests) == set(range(loaded + 1, len(EVENTS) + 1)) & set(range(0, 10**6, DIGEST_EVERY))
+    restored = {info.learned_events for sub in cluster.subtasks for info in [sub.lifecycle.restored_from]
+                if info is not None and info.shared}
+    every = set(range(loaded + 1, len(EVENTS) + 1)) & set(range(0, 10**6, DIGEST_EVERY))
+    assert set(cluster.digests) == every | restored
     split = {v: d for v, d in cluster.digests.items() if len(d) > 1}
     assert not split, f"replicas disagree at versions {sorted(split)}"
     return reference
