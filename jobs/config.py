@@ -16,6 +16,7 @@ from operators.cleaning.schema import SchemaLimits
 from operators.features.spec import FeatureConfig
 from operators.model.online import OnlineConfig
 from operators.model.snapshot_store import DEFAULT_REPLICATION
+from operators.model.variants import Variant, parse_variants
 
 _KINDS: dict[object, type] = {"int": int, int: int, "float": float, float: float}
 
@@ -56,6 +57,10 @@ class JobConfig:
     mmr_lambda: float = OnlineConfig.mmr_lambda
     model_learn_every: int = OnlineConfig.learn_every   # events per learning batch (README "The model")
     item_metadata: str = ""               # titles for explanations: u.item, movies.csv or JSON lines
+    # A/B variants (operators/model/variants.py): 'control=0.5,treatment=0.5:{"mmr_lambda": 0.7}'
+    # or @FILE; each its own model, snapshots and metrics; users assigned by hash(salt, user id)
+    variants: str = ""
+    variant_salt: str = ""
     # features: defaults and meaning in operators/features/spec.py
     short_window_ms: int = FeatureConfig.short_window_ms
     short_slide_ms: int = FeatureConfig.short_slide_ms
@@ -163,6 +168,9 @@ class JobConfig:
             raise ValueError(f"--model-learn-every must be at least 1, got {self.model_learn_every}")
         return OnlineConfig(seed=self.model_seed, history=self.model_history, mmr_lambda=self.mmr_lambda,
                             learn_every=self.model_learn_every)
+
+    def variant_list(self) -> list[Variant]:
+        return parse_variants(self.variants)
 
     def feature_config(self) -> FeatureConfig:
         return FeatureConfig(**{f.name: getattr(self, f.name) for f in fields(FeatureConfig)})

@@ -4,7 +4,7 @@
                             [--limit N] [--baselines] [--plot FILE.png] [--item-metadata PATH]
                             [--without window,session,history,last_item,proposed,popularity]
                             [--metrics-out FILE.jsonl [--metrics-window-ms MS] [--metrics-sliding-ms MS]
-                             [--metrics-slide-ms MS]]
+                             [--metrics-slide-ms MS] [--variants SPEC] [--variant-salt S]]
 
 The log is replayed in timestamp order (ties in line order) through the job's own cleaning,
 feature and model code without Flink (jobs/offline.py). For each event whose user has an
@@ -44,6 +44,7 @@ from operators.model.metadata import load_titles
 from operators.model.online import COMPONENTS, OnlineConfig
 from operators.model.ranker import FEATURE_GROUPS
 from operators.model.snapshot_store import compress
+from operators.model.variants import DEFAULT, Variant, parse_variants
 
 K = 10
 
@@ -123,17 +124,19 @@ def evaluate(path: Path, fmt: str, limit: int | None, baselines: bool, window: i
 
 
 def online_metrics(events: Sequence[dict[str, Any] | str], windows: Sequence[tuple[str, int, int]],
-                   variant: str = "default", model: OnlineConfig | None = None) -> list[dict[str, Any]]:
+                   model: OnlineConfig | None = None, variants: Sequence[Variant] = (Variant(DEFAULT, 1.0),),
+                   variant_salt: str = "") -> list[dict[str, Any]]:
     """The job's metrics topic, offline: ``events`` through the job's path (lists served, the
     fusion's tests only, OfflinePipeline), each output's evaluation summed per event-time
     window (evaluation.window_totals) as the job's SQL does. Only windows the job would have
     closed: those the last event's time is past (the watermark a heartbeat puts there)."""
-    pipeline = OfflinePipeline(recommend=True, test_every_event=False, model=model or OnlineConfig())
+    pipeline = OfflinePipeline(recommend=True, test_every_event=False, model=model or OnlineConfig(),
+                               variants=tuple(variants), variant_salt=variant_salt)
     rows: list[tuple[str, int, dict[str, Any]]] = []
     for n, e in enumerate(tqdm(events, desc="online metrics", unit="ev", file=sys.stderr, mininterval=1.0)):
         payload = (json.dumps(e) if isinstance(e, dict) else e).encode("utf-8", "surrogateescape")
         released = pipeline.process(payload) + (pipeline.flush() if n == len(events) - 1 else [])
-        rows += [(variant, m.event.ts, m.result.evaluation.as_dict()) for m in released
+        rows += [(m.variant, m.event.ts, m.result.evaluation.as_dict()) for m in released
                  if m.result.evaluation is not None]
     closed_by = max((ts for _, ts, _ in rows), default=None)
     return [w for kind, size, slide in windows
@@ -176,6 +179,8 @@ def main(argv: list[str] | None = None) -> int:
     for flag in ("window", "sliding", "slide"):
         name = f"metrics_{flag}_ms"
         parser.add_argument(f"--metrics-{flag}-ms", type=int, dest=name, default=getattr(JobConfig, name))
+    parser.add_argument("--variants", default="", help="A/B variants as the job's --variants (for --metrics-out)")
+    parser.add_argument("--variant-salt", default="", help="as the job's --variant-salt (for --metrics-out)")
     parser.add_argument("--without", default="", metavar="GROUPS",
                         help=f"ablation: feature groups the learned ranker does not see, comma-separated "
                              f"({', '.join(FEATURE_GROUPS)})")
@@ -201,11 +206,13 @@ def main(argv: list[str] | None = None) -> int:
         try:
             windows = JobConfig(metrics_window_ms=args.metrics_window_ms, metrics_sliding_ms=args.metrics_sliding_ms,
                                 metrics_slide_ms=args.metrics_slide_ms).metrics_windows()
-        except ValueError as exc:
+            variants = parse_variants(args.variants)
+        except (ValueError, OSError) as exc:
             print(f"evaluate: {exc}", file=sys.stderr)
             return 2
         records = online_metrics(read_events(args.input, args.format, args.limit), windows,
-                                 model=OnlineConfig(ranker_without=without))
+                                 model=OnlineConfig(ranker_without=without), variants=variants,
+                                 variant_salt=args.variant_salt)
         args.metrics_out.write_text("".join(json.dumps(r) + "\n" for r in records))
     if args.plot:
         plot(curves, args.plot, f"{args.input.name}: prequential recall@10 (window {args.window:,})")

@@ -1,7 +1,7 @@
 """Model snapshots in Cassandra: create the schema, list snapshots, show one, roll back to one.
 
     python -m jobs.models [--cassandra-hosts 127.0.0.1 --cassandra-port 9042 --keyspace streamrec
-                           --model-name default] schema [--replication "{'class': ...}"]
+                           --model-name default [--variant NAME]] schema [--replication "{'class': ...}"]
     python -m jobs.models ... list [--limit 20]
     python -m jobs.models ... show VERSION
     python -m jobs.models ... rollback VERSION
@@ -12,8 +12,10 @@ adds columns a newer release needs; it is idempotent, and the job does the same 
 version, under a new lineage (the update log written after the old one is not applied), so
 the job loads it at its next start (a shared model: every replica, replica.py); stop the
 job first (``make savepoint-stop``), or its next snapshot supersedes the copy. Nothing is
-deleted. Output is JSON lines; exit 2 with one line for a bad argument, an unknown or
-incomplete version, or an unreachable Cassandra.
+deleted. ``--variant NAME`` addresses an A/B variant's model (the job's ``--variants``;
+stored as ``MODEL.NAME``): each variant rolls back on its own. Output is JSON lines; exit 2
+with one line for a bad argument, an unknown or incomplete version, or an unreachable
+Cassandra.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from typing import Any
 
 from jobs.config import JobConfig
 from operators.model.snapshot_store import SnapshotInfo, SnapshotStore
+from operators.model.variants import DEFAULT, Variant, model_name
 
 
 def _describe(info: SnapshotInfo) -> dict[str, Any]:
@@ -42,6 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cassandra-port", type=int, default=defaults.cassandra_port)
     parser.add_argument("--keyspace", default=defaults.keyspace)
     parser.add_argument("--model-name", default=defaults.model_name)
+    parser.add_argument("--variant", default="", help="an A/B variant's model (the job's --variants): its name")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("schema", help="create keyspace and tables (idempotent)").add_argument(
         "--replication", default=defaults.cassandra_replication, help="CQL replication map for a new keyspace")
@@ -50,9 +54,10 @@ def main(argv: list[str] | None = None) -> int:
     for name in ("show", "rollback"):
         sub.add_parser(name).add_argument("version", type=int)
     args = parser.parse_args(argv)
+    model = model_name(args.model_name, Variant(args.variant or DEFAULT, 1.0))
     try:
         store = SnapshotStore.connect([h.strip() for h in args.cassandra_hosts.split(",") if h.strip()],
-                                      args.cassandra_port, args.keyspace, args.model_name,
+                                      args.cassandra_port, args.keyspace, model,
                                       create_schema=args.command != "schema")
     except Exception as exc:  # noqa: BLE001 - any driver error: one line, exit 2
         print(f"models: cannot reach Cassandra at {args.cassandra_hosts}:{args.cassandra_port}: {exc}",

@@ -23,6 +23,7 @@ from operators.cleaning.guard import GuardConfig
 from operators.cleaning.pipeline import CleaningStage
 from operators.features import FeatureConfig, WindowFeatureBuilder, WindowFeatures
 from operators.model import ModelStep, OnlineConfig, OnlineRanker, StepResult, UserState
+from operators.model.variants import DEFAULT, Variant, assign
 from operators.records import Event
 
 
@@ -33,6 +34,7 @@ class ModelInput:
     event: Event
     window: WindowFeatures | None    # None when the pipeline does not compute them (evaluation)
     result: StepResult
+    variant: str = DEFAULT           # the model that answered (variants.py)
 
 
 @dataclass
@@ -45,12 +47,18 @@ class OfflinePipeline:
                                 # every test of a batch in one vectorised pass (ModelStep.process_many)
     test_every_event: bool = True   # False: test only what the fusion measures, as the job does
     window_features: bool = True    # False: skip them (the ranker's request context then has zeros there)
+    variants: tuple[Variant, ...] = (Variant(DEFAULT, 1.0),)   # A/B variants, each its own model (as the job)
+    variant_salt: str = ""
 
     def __post_init__(self) -> None:
         self.cleaning = CleaningStage(guard=self.guard)
         self.windows = WindowFeatureBuilder(self.features)
         self.users: dict[str, UserState] = {}
-        self.step = ModelStep(OnlineRanker(self.model), self.k, self.features, self.test_every_event)
+        self.steps = {v.name: ModelStep(OnlineRanker(v.config(self.model)), self.k, self.features,
+                                        self.test_every_event) for v in self.variants}
+        if len(self.steps) > 1 and not self.recommend:
+            raise ValueError("variants need recommend=True (the vectorised evaluation runs one model)")
+        self.step = self.steps[self.variants[0].name]    # the model (with one variant)
         self.rejected: dict[str, int] = {}
         self._pending: list[tuple[int, int, Event]] = []    # (ts, arrival, event): a min-heap
         self._arrivals = 0
@@ -89,9 +97,13 @@ class OfflinePipeline:
             ready, self._ready = self._ready, []
             results = self.step.process_many([e for e, _ in ready], self.users, [w for _, w in ready])
             return [ModelInput(e, w, r) for (e, w), r in zip(ready, results, strict=True)]
-        results = [self.step.process(e, self.users.setdefault(e.user_id, UserState()), w, recommend=self.recommend)
-                   for e, w in zip(released, windows, strict=True)]
-        return [ModelInput(e, w, r) for e, w, r in zip(released, windows, results, strict=True)]
+        out = []
+        for e, w in zip(released, windows, strict=True):
+            variant = assign(e.user_id, self.variants, self.variant_salt).name
+            result = self.steps[variant].process(e, self.users.setdefault(e.user_id, UserState()), w,
+                                                 recommend=self.recommend)
+            out.append(ModelInput(e, w, result, variant))
+        return out
 
     def run(self, payloads: Iterable[bytes]) -> list[ModelInput]:
         out = [m for payload in payloads for m in self.process(payload)]

@@ -109,7 +109,8 @@ def model_settings(config: JobConfig) -> ModelSettings:
         update_log_min_retention_ms=config.update_log_min_retention_ms,
         shared_model=config.shared_model, replica_poll_ms=config.replica_poll_ms,
         user_state_ttl_ms=config.user_state_ttl_ms, emit_features=bool(config.emit_features),
-        ranker=config.online_config(), item_metadata=config.item_metadata, features=config.feature_config())
+        ranker=config.online_config(), item_metadata=config.item_metadata, features=config.feature_config(),
+        variants=tuple(config.variant_list()), variant_salt=config.variant_salt)
 
 
 def validated(t_env: StreamTableEnvironment, source_table: str, config: JobConfig) -> DataStream:
@@ -241,7 +242,8 @@ def main(argv: list[str] | None = None, build: Build = build_pipeline, with_mode
     config = JobConfig.from_args(sys.argv[1:] if argv is None else argv)
     try:
         config.metrics_windows()
-    except ValueError as exc:
+        config.variant_list()
+    except (ValueError, OSError) as exc:
         raise SystemExit(str(exc)) from None
     check_input_topic(config)
 

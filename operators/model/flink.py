@@ -28,6 +28,7 @@ import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from pyflink.common import Row, Types
 from pyflink.datastream import KeyedProcessFunction, OutputTag, RuntimeContext, TimerService
@@ -38,11 +39,12 @@ from operators.model.evaluation import NOT_EVALUATED
 from operators.model.history import UserState
 from operators.model.lifecycle import ModelLifecycle, Placement
 from operators.model.metadata import load_titles, recommendation_json
-from operators.model.online import OnlineConfig, Tally
+from operators.model.online import OnlineConfig, OnlineRanker, Tally
 from operators.model.replica import ReplicaLifecycle, shares_model
 from operators.model.snapshot_store import DEFAULT_REPLICATION, SnapshotStore
 from operators.model.step import ModelStep
 from operators.model.update_log import MIN_RETENTION_MS, KafkaLogTail, ensure_log_topic, read_updates
+from operators.model.variants import DEFAULT, Variant, assign, model_name
 from operators.records import EVALUATION_COLUMNS
 from operators.rows import KEYED_JSON_ROW, USER_EVENT_NUMBER, row_to_event, row_to_window_features, watermark_or_none
 from operators.state_ttl import idle_state_ttl
@@ -73,6 +75,10 @@ class ModelSettings:
     ranker: OnlineConfig = OnlineConfig()
     item_metadata: str = ""                      # titles for reasons (jobs/metadata.py formats)
     features: FeatureConfig = FeatureConfig()
+    # A/B variants (variants.py): each its own model, snapshots, lineage and metrics; users
+    # assigned by a hash of their id and the salt
+    variants: tuple[Variant, ...] = (Variant(DEFAULT, 1.0),)
+    variant_salt: str = ""
 
 
 def subtask_of(runtime_context: RuntimeContext) -> tuple[int, int]:
@@ -96,9 +102,37 @@ def _process_age_s() -> str:
         return "?"
 
 
+@dataclass
+class VariantModel:
+    """One variant's model in this subtask: its lifecycle (and, when the model is shared, its
+    replica of it and the log tail it follows), ranker, step and counters."""
+
+    variant: Variant
+    lifecycle: ModelLifecycle
+    replica: ReplicaLifecycle | None
+    tail: KafkaLogTail | None
+    step: ModelStep
+    tally: Tally                 # observed events proposed to a shared model
+    learned: Any
+    skipped: Any
+    tested: Any                  # test-then-learn on the served lists (evaluation.py):
+    hits: Any                    # their ratio is the hit rate
+
+    @property
+    def ranker(self) -> OnlineRanker:
+        return self.step.ranker
+
+    def close(self) -> None:
+        self.lifecycle.close()
+        self.lifecycle.store.close()
+        if self.tail is not None:
+            self.tail.close()
+
+
 class RecommendFunction(KeyedProcessFunction):
     """Keyed by user: learn from the event, then emit the user's top-k as JSON
-    (rows.RECOMMENDATION_ROW: the record, then the columns the metrics SQL sums)."""
+    (rows.RECOMMENDATION_ROW: the record, then the columns the metrics SQL sums), from the
+    model of the user's variant."""
 
     def __init__(self, settings: ModelSettings) -> None:
         self.settings = settings
@@ -108,89 +142,99 @@ class RecommendFunction(KeyedProcessFunction):
         descriptor = ValueStateDescriptor("user", Types.PICKLED_BYTE_ARRAY())
         descriptor.enable_time_to_live(idle_state_ttl(s.user_state_ttl_ms))
         self.user_state = runtime_context.get_state(descriptor)
-        self.shard, shards = subtask_of(runtime_context)
+        self.shard, self.shards = subtask_of(runtime_context)
+        self.models: dict[str, VariantModel] = {}
+        group = runtime_context.get_metrics_group().add_group("model")
+        started = time.monotonic()
+        ensure_log_topic(s.bootstrap_servers, s.update_topic, min_retention_ms=s.update_log_min_retention_ms)
+        log.info("model %s/%d: update log topic checked in %.1f s", s.model_name, self.shard,
+                 time.monotonic() - started)
+        for variant in s.variants:
+            # One variant: the model's metrics as before; several: each under variant=<name>.
+            metrics = group if len(s.variants) == 1 else group.add_group("variant", variant.name)
+            self.models[variant.name] = self._open_model(variant, metrics)
+        self.next_poll = 0.0            # monotonic time of the next read of the log
+        self.poll_timer_at = 0          # processing time of the live poll timer (0: none)
+
+    def _open_model(self, variant: Variant, metrics: Any) -> VariantModel:
+        s = self.settings
+        name = model_name(s.model_name, variant)
         # Starting without the newest snapshot and log would later overwrite them with a model
         # that forgot everything, so an unreachable Cassandra or Kafka fails the task here and
         # Flink retries it (with its restart strategy's back-off).
         started = time.monotonic()
-        store = SnapshotStore.connect(s.cassandra_hosts, s.cassandra_port, s.keyspace, s.model_name,
+        store = SnapshotStore.connect(s.cassandra_hosts, s.cassandra_port, s.keyspace, name,
                                       replication=s.cassandra_replication)
         connected = time.monotonic()
-        ensure_log_topic(s.bootstrap_servers, s.update_topic, min_retention_ms=s.update_log_min_retention_ms)
-        checked = time.monotonic()
-        placement = Placement(s.model_name, s.source_topic, self.shard, shards)
+        placement = Placement(name, s.source_topic, self.shard, self.shards)
+        config = variant.config(s.ranker)
         read_log = lambda lineage, since_ms: read_updates(s.bootstrap_servers, s.update_topic, lineage, since_ms)  # noqa: E731
-        self.replica: ReplicaLifecycle | None = None
-        self.tail: KafkaLogTail | None = None
-        if shares_model(s.shared_model, shards, next(iter(store.list(limit=1)), None)):
-            self.tail = KafkaLogTail(s.bootstrap_servers, s.update_topic)
-            self.replica = ReplicaLifecycle(store, self.tail, placement, s.ranker, s.snapshot_every_events,
-                                            s.snapshot_retain, s.close_timeout_s, read_log=read_log)
-            self.lifecycle: ModelLifecycle = self.replica
+        replica: ReplicaLifecycle | None = None
+        tail: KafkaLogTail | None = None
+        lifecycle: ModelLifecycle
+        if shares_model(s.shared_model, self.shards, next(iter(store.list(limit=1)), None)):
+            # The variants share the log topic; each replica applies only its own lineage.
+            tail = KafkaLogTail(s.bootstrap_servers, s.update_topic)
+            lifecycle = replica = ReplicaLifecycle(store, tail, placement, config, s.snapshot_every_events,
+                                                   s.snapshot_retain, s.close_timeout_s, read_log=read_log)
         else:
-            self.lifecycle = ModelLifecycle(store, read_log, placement, s.ranker, s.snapshot_every_events,
-                                            s.snapshot_retain, s.close_timeout_s)
-        self.ranker = self.lifecycle.open()
+            lifecycle = ModelLifecycle(store, read_log, placement, config, s.snapshot_every_events,
+                                       s.snapshot_retain, s.close_timeout_s)
+        ranker = lifecycle.open()
         restored = time.monotonic()
         # Where a restart's time goes (README "Recovery time"): the worker's age covers its
         # start, the Beam harness and this operator's imports.
-        log.info("model %s/%d: opened in %.1f s (Cassandra %.1f s, log topic %.1f s, restore %.1f s);"
-                 " Python worker started %s s before", s.model_name, self.shard, restored - started,
-                 connected - started, checked - connected, restored - checked, _process_age_s())
-        self.tally = Tally()            # this subtask's observed events, when it proposes to a shared model
-        self.next_poll = 0.0            # monotonic time of the next read of the log
-        self.poll_timer_at = 0          # processing time of the live poll timer (0: none)
+        log.info("model %s/%d: opened in %.1f s (Cassandra %.1f s, restore %.1f s); Python worker started %s s before",
+                 name, self.shard, restored - started, connected - started, restored - connected, _process_age_s())
         if s.item_metadata:
-            self.ranker.titles = load_titles(s.item_metadata)
+            ranker.titles = load_titles(s.item_metadata)
         # The job tests only the events that feed the fusion; jobs.evaluate tests every one.
-        self.step = ModelStep(self.ranker, s.k, s.features, test_every_event=False, lineage=self.lifecycle.lineage)
-
-        metrics = runtime_context.get_metrics_group().add_group("model")
-        self.learned = metrics.counter("learned")
-        self.skipped = metrics.counter("skipped_already_in_snapshot")
-        # test-then-learn on the served lists (evaluation.py): their ratio is the hit rate
-        self.tested = metrics.counter("online_tested")
-        self.hits = metrics.counter("online_hits")
-        for name, gauge in self.lifecycle.metrics().items():
-            metrics.gauge(name, gauge)
+        step = ModelStep(ranker, s.k, s.features, test_every_event=False, lineage=lifecycle.lineage)
+        for gauge_name, gauge in lifecycle.metrics().items():
+            metrics.gauge(gauge_name, gauge)
+        return VariantModel(variant, lifecycle, replica, tail, step, Tally(),
+                            learned=metrics.counter("learned"), skipped=metrics.counter("skipped_already_in_snapshot"),
+                            tested=metrics.counter("online_tested"), hits=metrics.counter("online_hits"))
 
     def process_element(self, value: Row, ctx: KeyedProcessFunction.Context) -> Iterator[tuple[OutputTag, Row] | Row]:
         s = self.settings
         event = row_to_event(value)
         window = row_to_window_features(value)
+        model = self.models[assign(event.user_id, s.variants, s.variant_salt).name]
         data = self.user_state.value()
         user = UserState.restore(data) if data is not None else UserState()
         watermark = watermark_or_none(ctx.timer_service().current_watermark())
-        if self.replica is not None:
+        if model.replica is not None:
             self._poll(ctx.timer_service())
-            result = self.step.propose(event, user, window, watermark, self.tally)
+            result = model.step.propose(event, user, window, watermark, model.tally)
         else:
-            result = self.step.process(event, user, window, watermark)
-        (self.learned if result.learned else self.skipped).inc()
+            result = model.step.process(event, user, window, watermark)
+        (model.learned if result.learned else model.skipped).inc()
         self.user_state.update(user.snapshot())
+        variant = model.variant.name
         record = {
             "user_id": event.user_id,
             "items": [recommendation_json(r) for r in result.recommendations],
-            "model_version": self.ranker.learned_events,
-            "snapshot_version": self.lifecycle.snapshot_version,
+            "model_version": model.ranker.learned_events,
+            "snapshot_version": model.lifecycle.snapshot_version,
             "model_shard": self.shard,
-            "variant": s.model_name,
+            "variant": variant,
             "event_id": event.event_id,
             "event_ts": event.ts,
             "emitted_ts": int(time.time() * 1000),
         }
         evaluation = record["evaluation"] = (result.evaluation or NOT_EVALUATED).as_dict()
-        self.tested.inc(evaluation["tested"])
-        self.hits.inc(evaluation["hit"])
+        model.tested.inc(evaluation["tested"])
+        model.hits.inc(evaluation["hit"])
         if s.emit_features:
             record["features"] = {**window.as_dict(), **result.session.as_dict(),
                                   "user_event_number": value[USER_EVENT_NUMBER]}
-        yield Row(event.user_id, json.dumps(record), s.model_name, event.ts,
+        yield Row(event.user_id, json.dumps(record), variant, event.ts,
                   *(evaluation[name] for name, _ in EVALUATION_COLUMNS))
         if result.update is not None:
-            yield UPDATE_TAG, Row(self.lifecycle.lineage, result.update.to_json())
-        if self.replica is None:
-            self.lifecycle.after_event()    # a replica's model changes, and is cut, only in its fold
+            yield UPDATE_TAG, Row(model.lifecycle.lineage, result.update.to_json())
+        if model.replica is None:
+            model.lifecycle.after_event()    # a replica's model changes, and is cut, only in its fold
 
     def _poll(self, timers: TimerService) -> None:
         """Apply the committed log when ``replica_poll_ms`` has passed since the last read, and
@@ -198,8 +242,9 @@ class RecommendFunction(KeyedProcessFunction):
         subtask 0 cuts the shared snapshots when its own users are quiet."""
         now = time.monotonic()
         if now >= self.next_poll:
-            assert self.replica is not None
-            self.replica.catch_up()
+            for model in self.models.values():
+                if model.replica is not None:
+                    model.replica.catch_up()
             self.next_poll = now + self.settings.replica_poll_ms / 1000
         now_ms = timers.current_processing_time()
         if self.poll_timer_at <= now_ms:
@@ -211,16 +256,11 @@ class RecommendFunction(KeyedProcessFunction):
         same: process mode iterates what on_timer returns). Timers restored from a checkpoint,
         or moved here by a rescale, may run alongside the live one: one older than the live
         timer stops its chain, so one chain remains."""
-        if self.replica is not None and timestamp >= self.poll_timer_at:
+        if timestamp >= self.poll_timer_at and any(m.replica is not None for m in self.models.values()):
             self.poll_timer_at = 0
             self._poll(ctx.timer_service())
         yield from ()
 
     def close(self) -> None:
-        lifecycle = getattr(self, "lifecycle", None)
-        if lifecycle is not None:
-            lifecycle.close()
-            lifecycle.store.close()
-        tail = getattr(self, "tail", None)
-        if tail is not None:
-            tail.close()
+        for model in getattr(self, "models", {}).values():
+            model.close()

@@ -257,10 +257,10 @@ def event(n: int, user: str, item: str, ts: int | None = None, kind: str = "clic
             "ts": 1_700_000_000_000 + 1000 * n if ts is None else ts}
 
 
-def snapshot_store(keyspace: str) -> Any:
+def snapshot_store(keyspace: str, model: str = "default") -> Any:
     from operators.model.snapshot_store import SnapshotStore
 
-    return SnapshotStore.connect(["127.0.0.1"], CASSANDRA_PORT, keyspace)
+    return SnapshotStore.connect(["127.0.0.1"], CASSANDRA_PORT, keyspace, model)
 
 
 def drop_keyspace(keyspace: str) -> None:

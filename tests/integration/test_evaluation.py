@@ -1,5 +1,7 @@
-"""Online evaluation inside the real job: the metrics topic equals jobs.evaluate's offline
-replay of the same events, window for window, and the Prometheus counters agree with it."""
+"""Online evaluation inside the real job, with two A/B variants: every output names its
+user's variant, each variant is its own model with its own snapshots, the metrics topic equals
+jobs.evaluate's offline replay of the same events window for window and variant for variant,
+and the Prometheus counters, per variant, agree with it."""
 
 from __future__ import annotations
 
@@ -13,24 +15,28 @@ from jobs import report
 from jobs.evaluate import online_metrics
 from operators.model.metrics_sql import SINK_COLUMNS
 from operators.model.online import OnlineConfig
-from tests.integration.harness import BOOTSTRAP, Pipeline, prometheus, stream
+from operators.model.variants import assign, parse_variants
+from tests.integration.harness import BOOTSTRAP, REPO, Pipeline, dashboard_metrics, prometheus, snapshot_store, stream
 
 pytestmark = pytest.mark.integration
 
 HOUR = 3_600_000
 WINDOWS = [("tumble", HOUR, HOUR), ("sliding", 6 * HOUR, HOUR)]
+VARIANTS = 'control=0.5,treatment=0.5:{"mmr_lambda": 0.7, "ranker_rate": 0.05}'
 COUNTS = {"events", "tested", "hits", "lists", "lagged", "model_lag_ms_sum", "window_start", "window_end"}
 
 
-def _keyed(windows: list[dict[str, Any]]) -> dict[tuple[str, int], dict[str, Any]]:
-    return {(w["kind"], w["window_start"]): w for w in windows}
+def _keyed(windows: list[dict[str, Any]]) -> dict[tuple[str, str, int], dict[str, Any]]:
+    return {(w["variant"], w["kind"], w["window_start"]): w for w in windows}
 
 
 def test_metrics_topic_equals_the_offline_replay(pipeline: Pipeline, tmp_path: Path) -> None:
     events = stream(1500)          # strictly increasing times: the model's order is fixed (~25 h of events)
     pipeline.extra_args = ["--metrics-window-ms", str(HOUR), "--metrics-sliding-ms", str(6 * HOUR),
-                           "--metrics-slide-ms", str(HOUR)]
-    expected = _keyed(online_metrics(events, WINDOWS, model=OnlineConfig(learn_every=pipeline.learn_every)))
+                           "--metrics-slide-ms", str(HOUR), "--variants", VARIANTS]
+    variants = parse_variants(VARIANTS)
+    expected = _keyed(online_metrics(events, WINDOWS, model=OnlineConfig(learn_every=pipeline.learn_every),
+                                     variants=variants))
     pipeline.send(events)
     pipeline.submit()
     recs = pipeline.read("output", len(events))
@@ -53,20 +59,46 @@ def test_metrics_topic_equals_the_offline_replay(pipeline: Pipeline, tmp_path: P
     assert sum(w["events"] for w in tumbling) == sum(1 for r in recs if r["event_ts"] < max(
         w["window_end"] for w in tumbling))
 
-    # The same tests as Flink counters, over Prometheus: their ratio is the job's hit rate.
+    # Each output names its user's variant, and comes from that variant's own model: a
+    # model's version never passes the number of its own users' events.
+    mine = {v.name: sum(assign(e["user_id"], variants).name == v.name for e in events) for v in variants}
+    assert all(r["variant"] == assign(r["user_id"], variants).name for r in recs)
+    assert {r["variant"] for r in recs} == set(mine) and min(mine.values()) > 500
+    for name, n in mine.items():
+        versions = [r["model_version"] for r in recs if r["variant"] == name]
+        assert n // 2 < max(versions) <= n, (name, max(versions), n)
+        store = snapshot_store(pipeline.name, model=f"default.{name}")
+        assert store.list(limit=1), f"no snapshot of variant {name}"
+    assert snapshot_store(pipeline.name).list(limit=1) == [], "a model outside the variants"
+
+    # The same tests as Flink counters per variant, over Prometheus: their ratio is each
+    # variant's hit rate.
     deadline = time.monotonic() + 30
-    counted = [float(sum(r["evaluation"][f] for r in recs)) for f in ("tested", "hit")]
+    counted = {(v, f): float(sum(r["evaluation"][f] for r in recs if r["variant"] == v))
+               for v in mine for f in ("tested", "hit")}
     while time.monotonic() < deadline:
-        scraped = [sum(v for _, _, v in prometheus(f"flink_taskmanager_job_task_operator_model_online_{name}",
-                                                   job_name=pipeline.name)) for name in ("tested", "hits")]
+        scraped = {(v, f): sum(value for _, _, value in prometheus(
+                       f"flink_taskmanager_job_task_operator_model_variant_online_{name}",
+                       job_name=pipeline.name, variant=v))
+                   for v in mine for f, name in (("tested", "tested"), ("hit", "hits"))}
         if scraped == counted:
             break
         time.sleep(1)
     assert scraped == counted
+    # The dashboard's per-variant panels chart what this job exports.
+    exported = {name for name, _, _ in prometheus(job_name=pipeline.name)}
+    charted = {m for m in dashboard_metrics(REPO / "deploy" / "grafana" / "streamrec.json") if "_model_variant_" in m}
+    assert charted and not charted - exported, sorted(charted - exported)
 
-    # The report reads the same topic: every tumbling window, one variant.
+    # The report reads the same topic: every tumbling window of both variants, and the
+    # treatment's z-test against the control on the topic's counts.
     out = tmp_path / "report.html"
     assert report.main(["--metrics-topic", pipeline.topics["metrics"], "--bootstrap-servers", BOOTSTRAP,
-                        "--out", str(out)]) == 0
-    assert out.read_text().count("data:image/png;base64,") == len(report.PLOTS)
-    assert f"{len(tumbling):,} windows of kind tumble" in out.read_text()
+                        "--control", "control", "--out", str(out)]) == 0
+    page = out.read_text()
+    assert page.count("data:image/png;base64,") == len(report.PLOTS)
+    assert f"{len(tumbling):,} windows of kind tumble" in page
+    (test,) = report.compare(report.totals(tumbling), "control")
+    assert test.n + test.n_control == tested
+    assert f"<td>treatment vs control</td><td>{test.n:,} / {test.n_control:,}</td>" in page
+    assert f"<td>{test.z:.3f}</td><td>{test.p_value:.4g}</td>" in page
