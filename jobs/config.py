@@ -57,6 +57,15 @@ class JobConfig:
     mmr_lambda: float = OnlineConfig.mmr_lambda
     model_learn_every: int = OnlineConfig.learn_every   # events per learning batch (README "The model")
     item_metadata: str = ""               # titles for explanations: u.item, movies.csv or JSON lines
+    # The model's health guard (operators/model/health.py): a check every model_guard_every
+    # learned events (-1: every snapshot_every_events, so every snapshot holds a checked model
+    # and no second copy; 0: off) rolls the model back to the last good check on a NaN/Inf or
+    # when the served-list hit rate of the last short window falls below ratio x the long one's.
+    model_guard_every: int = -1
+    model_guard_short_ms: int = 3_600_000
+    model_guard_long_ms: int = 86_400_000
+    model_guard_ratio: float = 0.7
+    model_guard_min_tests: int = 200
     # A/B variants (operators/model/variants.py): 'control=0.5,treatment=0.5:{"mmr_lambda": 0.7}'
     # or @FILE; each its own model, snapshots and metrics; users assigned by hash(salt, user id)
     variants: str = ""
@@ -166,8 +175,11 @@ class JobConfig:
     def online_config(self) -> OnlineConfig:
         if self.model_learn_every < 1:
             raise ValueError(f"--model-learn-every must be at least 1, got {self.model_learn_every}")
+        every = self.snapshot_every_events if self.model_guard_every < 0 else self.model_guard_every
         return OnlineConfig(seed=self.model_seed, history=self.model_history, mmr_lambda=self.mmr_lambda,
-                            learn_every=self.model_learn_every)
+                            learn_every=self.model_learn_every, guard_every=every,
+                            guard_short_ms=self.model_guard_short_ms, guard_long_ms=self.model_guard_long_ms,
+                            guard_ratio=self.model_guard_ratio, guard_min_tests=self.model_guard_min_tests)
 
     def variant_list(self) -> list[Variant]:
         return parse_variants(self.variants)

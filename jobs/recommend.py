@@ -39,12 +39,13 @@ from operators.cleaning.event_time import (  # noqa: E402
 )
 from operators.cleaning.flink import DLQ_TAG, CleanFunction, guard_in_jvm, split_late  # noqa: E402
 from operators.features.flink import configure_sql, window_features  # noqa: E402
-from operators.model.flink import UPDATE_TAG, ModelSettings, RecommendFunction  # noqa: E402
+from operators.model.flink import ALERT_TAG, UPDATE_TAG, ModelSettings, RecommendFunction  # noqa: E402
 from operators.model.metrics_sql import metrics_query, metrics_sink_ddl  # noqa: E402
 from operators.model.update_log import ensure_log_topic  # noqa: E402
 from operators.rows import CLEAN_ROW, RECOMMENDATION_ROW  # noqa: E402
 
 METRICS_SINK = "metrics_sink"      # the metrics topic's table, when the job has a model
+ALERTS_SINK = "alerts_sink"        # the same topic's health-guard alerts (raw JSON records)
 
 
 def _kafka_options(config: JobConfig, topic: str) -> str:
@@ -163,6 +164,10 @@ def build_pipeline(t_env: StreamTableEnvironment, source_table: str, recs_sink: 
         # imports torch (pybind11 takes the thread's first Python thread state, the other's).
         updates = recs.get_side_output(UPDATE_TAG).start_new_chain()
         statements.add_insert(updates_sink, t_env.from_data_stream(updates))
+        # The health guard's rollbacks (operators/model/health.py) as alert records in the
+        # metrics topic, exactly once like the windows beside them.
+        alerts = recs.get_side_output(ALERT_TAG).start_new_chain()
+        statements.add_insert(ALERTS_SINK, t_env.from_data_stream(alerts))
     outputs = t_env.from_data_stream(recs, Schema.new_builder()
                                      .column_by_expression("rowtime", "TO_TIMESTAMP_LTZ(event_ts, 3)")
                                      .watermark("rowtime", "SOURCE_WATERMARK()").build())
@@ -268,8 +273,9 @@ def main(argv: list[str] | None = None, build: Build = build_pipeline, with_mode
             raise SystemExit(str(exc)) from None
         t_env.execute_sql(kafka_sink_ddl(config, "updates_sink", config.update_log_topic, True, "updates"))
         updates = "updates_sink"
+        ensure_topics(config.bootstrap_servers, [config.metrics_topic_name])
+        t_env.execute_sql(kafka_sink_ddl(config, ALERTS_SINK, config.metrics_topic_name, False, "alerts"))
         if config.metrics_windows():
-            ensure_topics(config.bootstrap_servers, [config.metrics_topic_name])
             t_env.execute_sql(metrics_sink_ddl(METRICS_SINK, _exactly_once_options(config, config.metrics_topic_name,
                                                                                    "metrics")))
 

@@ -9,8 +9,9 @@ file of the same records (``jobs.evaluate --metrics-out``), keeps the windows of
 per variant over event time, recall@k, NDCG@k and MRR, diversity and novelty, and the model's
 event-time lag (PNG plots embedded); per variant, the totals with a 95 % Wilson interval of
 the hit rate; and each variant against the first (the control, by name order unless
-``--control``) with a two-proportion z-test on the hit rate (sample sizes, difference, z, p).
-Exit 2 with one line for an unreadable input or no windows to show.
+``--control``) with a two-proportion z-test on the hit rate (sample sizes, difference, z, p);
+the health guard's rollbacks (``"kind": "alert"`` records) in a table and as dashed lines on
+the plots. Exit 2 with one line for an unreadable input or no windows to show.
 """
 
 from __future__ import annotations
@@ -100,7 +101,8 @@ def compare(by_variant: dict[str, dict[str, Any]], control: str) -> list[Compari
     return out
 
 
-def _plot_png(windows: list[dict[str, Any]], title: str, fields: list[str], unit: str) -> str:
+def _plot_png(windows: list[dict[str, Any]], title: str, fields: list[str], unit: str,
+              alerts: Iterable[dict[str, Any]] = ()) -> str:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -116,11 +118,15 @@ def _plot_png(windows: list[dict[str, Any]], title: str, fields: list[str], unit
             if points:
                 xs, ys = zip(*points, strict=True)
                 ax.plot(_dates(xs), ys, marker=".", label=f"{variant}: {field}" if len(fields) > 1 else variant)
+    for n, alert in enumerate(a for a in alerts if a.get("event_ts") is not None):
+        ax.axvline(_dates([alert["event_ts"] / 1000])[0], color="red", linestyle="--", alpha=0.6,
+                   label="guard rollback" if n == 0 else None)
     ax.set_title(title)
     ax.set_ylabel(unit)
     ax.set_xlabel("window end (event time, UTC)")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    if ax.get_legend_handles_labels()[0]:       # a metric no window measured draws nothing
+        ax.legend(fontsize=8)
     fig.autofmt_xdate()
     fig.tight_layout()
     buf = io.BytesIO()
@@ -135,6 +141,10 @@ def _dates(seconds: Iterable[float]) -> list[Any]:
     return [datetime.fromtimestamp(s, UTC) for s in seconds]
 
 
+def _when(ms: int | None) -> str:
+    return "–" if ms is None else f"{_dates([ms / 1000])[0]:%Y-%m-%d %H:%M}"
+
+
 def _fmt(value: Any, digits: int = 4) -> str:
     if value is None:
         return "–"
@@ -143,8 +153,10 @@ def _fmt(value: Any, digits: int = 4) -> str:
     return f"{value:,}"
 
 
-def render(windows: list[dict[str, Any]], control: str | None = None, source: str = "") -> str:
-    """The report page for ``windows`` (metrics records of one kind)."""
+def render(windows: list[dict[str, Any]], control: str | None = None, source: str = "",
+           alerts: Iterable[dict[str, Any]] = ()) -> str:
+    """The report page for ``windows`` (metrics records of one kind) and the guard's ``alerts``."""
+    alerts = sorted(alerts, key=lambda a: (a.get("event_ts") or 0, a.get("variant", "")))
     by_variant = totals(windows)
     control = control or next(iter(by_variant))
     if control not in by_variant:
@@ -163,8 +175,14 @@ def render(windows: list[dict[str, Any]], control: str | None = None, source: st
           "<th>p (two-sided)</th></tr>" + "".join(tests) + "</table>") if tests else \
         "<p>One variant: no comparison.</p>"
     plots = "".join(f'<h3>{html.escape(title)}</h3><img alt="{html.escape(title)}" '
-                    f'src="data:image/png;base64,{_plot_png(windows, title, fields, unit)}">'
+                    f'src="data:image/png;base64,{_plot_png(windows, title, fields, unit, alerts)}">'
                     for title, fields, unit in PLOTS)
+    guard = ("<table><tr><th>variant</th><th>event time (UTC)</th><th>at version</th><th>back to</th>"
+             "<th>reason</th></tr>"
+             + "".join(f"<tr><td>{html.escape(str(a.get('variant')))}</td><td>{_when(a.get('event_ts'))}</td>"
+                       f"<td>{_fmt(a.get('version'))}</td><td>{_fmt(a.get('to_version'))}</td>"
+                       f"<td>{html.escape(str(a.get('reason')))}</td></tr>" for a in alerts)
+             + "</table>") if alerts else "<p>None.</p>"
     start = min(w["window_start"] for w in windows)
     end = max(w["window_end"] for w in windows)
     return f"""<!doctype html>
@@ -179,6 +197,7 @@ against the list its user was last served, before the model learns it.</p>
 <table><tr><th>variant</th><th>events</th><th>tested</th><th>hits</th><th>hit rate [95 % CI]</th><th>NDCG@k</th>
 <th>MRR</th><th>diversity</th><th>novelty (bits)</th></tr>{"".join(rows)}</table>
 <h2>A/B: two-proportion z-test on the hit rate, against {html.escape(control)}</h2>{ab}
+<h2>Health guard: rollbacks</h2>{guard}
 <h2>Over time</h2>{plots}
 </body></html>
 """
@@ -234,11 +253,13 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     windows = [r for r in records if isinstance(r, dict) and r.get("kind") == args.kind
                and (args.since is None or r.get("window_start", 0) >= args.since)]
+    alerts = [r for r in records if isinstance(r, dict) and r.get("kind") == "alert"
+              and (args.since is None or (r.get("event_ts") or 0) >= args.since)]
     if not windows:
         print(f"report: no {args.kind} windows to show", file=sys.stderr)
         return 2
     try:
-        page = render(windows, args.control, str(args.input or args.metrics_topic))
+        page = render(windows, args.control, str(args.input or args.metrics_topic), alerts)
     except (KeyError, TypeError, ValueError) as exc:
         print(f"report: not metrics records: {exc}", file=sys.stderr)
         return 2

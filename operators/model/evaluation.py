@@ -51,6 +51,11 @@ class Evaluation:
             rank = served.index(item_id) if item_id in served else -1
         return cls(rank, *quality, model_lag_ms)
 
+    @property
+    def served(self) -> int:
+        """The test as the health guard counts it: 1 hit, 0 miss, -1 (health.UNTESTED) no list."""
+        return -1 if self.rank is None else int(self.rank >= 0)
+
     def as_dict(self) -> dict[str, Any]:
         """The output record's ``evaluation``: every field the metrics SQL sums, always present."""
         tested = self.rank is not None

@@ -50,6 +50,7 @@ from operators.rows import KEYED_JSON_ROW, USER_EVENT_NUMBER, row_to_event, row_
 from operators.state_ttl import idle_state_ttl
 
 UPDATE_TAG = OutputTag("model-updates", KEYED_JSON_ROW)
+ALERT_TAG = OutputTag("model-alerts", Types.STRING())     # the health guard's rollbacks, to the metrics topic
 log = logging.getLogger(__name__)
 
 
@@ -117,6 +118,7 @@ class VariantModel:
     skipped: Any
     tested: Any                  # test-then-learn on the served lists (evaluation.py):
     hits: Any                    # their ratio is the hit rate
+    alerted: int = 0             # the guard's rollbacks already sent as alerts (or there at start)
 
     @property
     def ranker(self) -> OnlineRanker:
@@ -192,9 +194,15 @@ class RecommendFunction(KeyedProcessFunction):
         step = ModelStep(ranker, s.k, s.features, test_every_event=False, lineage=lifecycle.lineage)
         for gauge_name, gauge in lifecycle.metrics().items():
             metrics.gauge(gauge_name, gauge)
+        # Rollbacks of the restored snapshot were alerted before it was cut; those of the
+        # replayed log may not have been (their output went with the failed checkpoint): they
+        # are sent again (at least once; an alert is keyed by variant, lineage and version).
+        restored = lifecycle.restored_from.learned_events if lifecycle.restored_from is not None else 0
+        alerted = sum(1 for r in ranker.guard.rollbacks if r.version <= restored)
         return VariantModel(variant, lifecycle, replica, tail, step, Tally(),
                             learned=metrics.counter("learned"), skipped=metrics.counter("skipped_already_in_snapshot"),
-                            tested=metrics.counter("online_tested"), hits=metrics.counter("online_hits"))
+                            tested=metrics.counter("online_tested"), hits=metrics.counter("online_hits"),
+                            alerted=alerted)
 
     def process_element(self, value: Row, ctx: KeyedProcessFunction.Context) -> Iterator[tuple[OutputTag, Row] | Row]:
         s = self.settings
@@ -235,6 +243,25 @@ class RecommendFunction(KeyedProcessFunction):
             yield UPDATE_TAG, Row(model.lifecycle.lineage, result.update.to_json())
         if model.replica is None:
             model.lifecycle.after_event()    # a replica's model changes, and is cut, only in its fold
+        for alert in self._alerts():
+            yield ALERT_TAG, alert
+
+    def _alerts(self) -> Iterator[str]:
+        """The health guard's new rollbacks (any variant's), as metrics-topic records. Every
+        replica rolls back alike; subtask 0 speaks for a shared model."""
+        for model in self.models.values():
+            rollbacks = model.ranker.guard.rollbacks
+            if len(rollbacks) <= model.alerted:
+                continue
+            for rollback in rollbacks[model.alerted:]:
+                log.warning("model %s/%d: health guard rolled the model back from version %d to the state at %d: %s",
+                            model_name(self.settings.model_name, model.variant), self.shard, rollback.version,
+                            rollback.to_version, rollback.reason)
+                if model.replica is None or self.shard == 0:
+                    yield json.dumps({"kind": "alert", "alert": "model_rollback", "variant": model.variant.name,
+                                      "lineage": model.lifecycle.lineage, "model_shard": self.shard,
+                                      **rollback.as_dict(), "emitted_ts": int(time.time() * 1000)})
+            model.alerted = len(rollbacks)
 
     def _poll(self, timers: TimerService) -> None:
         """Apply the committed log when ``replica_poll_ms`` has passed since the last read, and
@@ -251,15 +278,15 @@ class RecommendFunction(KeyedProcessFunction):
             self.poll_timer_at = now_ms + self.settings.replica_poll_ms
             timers.register_processing_time_timer(self.poll_timer_at)
 
-    def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext) -> Iterator[Row]:
-        """A poll timer (on whichever user's key it was set); emits nothing (a generator all the
-        same: process mode iterates what on_timer returns). Timers restored from a checkpoint,
-        or moved here by a rescale, may run alongside the live one: one older than the live
-        timer stops its chain, so one chain remains."""
+    def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext) -> Iterator[tuple[OutputTag, str]]:
+        """A poll timer (on whichever user's key it was set); emits only the alerts of rollbacks
+        its fold made. Timers restored from a checkpoint, or moved here by a rescale, may run
+        alongside the live one: one older than the live timer stops its chain, so one chain remains."""
         if timestamp >= self.poll_timer_at and any(m.replica is not None for m in self.models.values()):
             self.poll_timer_at = 0
             self._poll(ctx.timer_service())
-        yield from ()
+        for alert in self._alerts():
+            yield ALERT_TAG, alert
 
     def close(self) -> None:
         for model in getattr(self, "models", {}).values():

@@ -24,6 +24,7 @@ The Flink operator (flink.py) only moves records and calls this; unit tests run 
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 import uuid
@@ -186,8 +187,10 @@ class ModelLifecycle:
         and writes it)."""
         started = time.monotonic()
         self.cut_events = self.ranker.learned_events
+        rollbacks = self.ranker.guard.rollbacks
         pending = PendingSnapshot(self.ranker.cut(), dict(self.ranker.positions), self.ranker.learned_events,
-                                  self.lineage, int(self._clock() * 1000), self.log_offset)
+                                  self.lineage, int(self._clock() * 1000), self.log_offset,
+                                  json.dumps([r.as_dict() for r in rollbacks]) if rollbacks else "")
         self.last_cut_ms = round((time.monotonic() - started) * 1000)
         return pending
 
@@ -207,7 +210,8 @@ class ModelLifecycle:
         shard, shards = self.slot
         info = self.store.save(pending.state.blob(), pending.positions, pending.learned_events,
                                self.placement.source_topic, pending.lineage, shard, shards,
-                               created_ms=pending.cut_ms, digest=pending.state.digest(), log_offset=pending.log_offset)
+                               created_ms=pending.cut_ms, digest=pending.state.digest(), log_offset=pending.log_offset,
+                               rollbacks=pending.rollbacks)
         try:
             self.store.prune(self.retain, shard, shards)
         except Exception:  # noqa: BLE001 - a failed clean-up is retried after the next snapshot
@@ -228,6 +232,8 @@ class ModelLifecycle:
                 "snapshot_last_write_ms": lambda: self.writer.last_write_ms if self.writer else 0,
                 "snapshot_last_cut_ms": lambda: self.last_cut_ms,
                 "updates_replayed_at_start": lambda: self.replayed,
+                # the health guard's rollbacks in the model's history (health.py)
+                "guard_rollbacks": lambda: len(self.ranker.guard.rollbacks),
                 # the newest written snapshot's digest, its first 48 bits (gauges are numbers)
                 "snapshot_digest": lambda: int(self.snapshot_digest[:12] or "0", 16)}
 

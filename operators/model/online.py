@@ -42,6 +42,7 @@ from operators.model.ann import EmbeddingIndex
 from operators.model.candidates import Candidates, Slots, ranks_of_targets, segment_max, top_k_per_segment
 from operators.model.components import Cooccurrence, Embeddings, ItemRegression, Trending, dense_pairs
 from operators.model.evaluation import list_quality
+from operators.model.health import UNTESTED, HealthGuard, Rollback
 from operators.model.progress import LearnedEvents
 from operators.model.ranker import CONTEXT, FEATURE_GROUPS, FEATURES, GENERATOR_OF, LearnedRanker, ranker_features
 from operators.records import Event, Recommendation, SourcePosition
@@ -84,6 +85,15 @@ class OnlineConfig:
     ranker_rate: float = 0.02             # Adam step size of the learned ranker
     ranker_every: int = 2                 # every n-th taken event is a training example of the learned ranker
     ranker_without: tuple[str, ...] = ()  # ranker.FEATURE_GROUPS it does not see (ablations; kept at 0)
+    # the health guard (health.py): every guard_every learned events (0: off), roll back to the
+    # last good state on a non-finite parameter or when the served-list hit rate of the last
+    # guard_short_ms falls below guard_ratio x that of the guard_long_ms before it (each window
+    # with guard_min_tests tests or more)
+    guard_every: int = 0
+    guard_short_ms: int = 3_600_000
+    guard_long_ms: int = 86_400_000
+    guard_ratio: float = 0.7
+    guard_min_tests: int = 200
 
     def event_weight(self, event: Event) -> float:
         if event.event_type == "rating":     # 1..5 stars -> 0.5..1.5: every rating is a signal
@@ -93,12 +103,14 @@ class OnlineConfig:
 
 @dataclass(frozen=True, slots=True)
 class Interaction:
-    """An event, the user's recent items before it (most recent last) and the situation of
-    the request it answers (ranker.CONTEXT, as of the user's previous event; empty: unknown)."""
+    """An event, the user's recent items before it (most recent last), the situation of the
+    request it answers (ranker.CONTEXT, as of the user's previous event; empty: unknown) and
+    its served-list test (1 hit, 0 miss, UNTESTED: no list served before; the health guard's input)."""
 
     event: Event
     history: Sequence[str]
     situation: tuple[float, ...] = ()
+    served: int = UNTESTED
 
 
 @dataclass
@@ -179,6 +191,10 @@ class OnlineRanker:
         self._trending: np.ndarray | None = None     # the trending top-N as of the last boundary
         self._trending_mask = np.zeros(0, dtype=bool)   # the same, as a mask over the items
         self._slots = Slots()                            # scratch for grouping candidates
+        self.guard = HealthGuard(c.guard_short_ms, c.guard_long_ms, c.guard_ratio, c.guard_min_tests)
+        self._good: dict[str, Any] | None = None     # the learned parts at the last healthy check (None: empty)
+        self.good_version = 0
+        self._changed_since_good = False
 
     @property
     def positions(self) -> dict[int, int]:
@@ -202,7 +218,31 @@ class OnlineRanker:
             taken += 1
             if len(self.pending) >= self.config.learn_every:
                 self._learn_pending()
+            self.guard.count(event.ts, it.served)
+            if self.config.guard_every and self.learned_events % self.config.guard_every == 0:
+                self._check_health()
         return taken
+
+    def _check_health(self) -> Rollback | None:
+        """The health guard's check (health.py): keep this state as the good copy, or roll the
+        learned parts back to the good copy. Returns the rollback, if any."""
+        state = self._state(guard=False)
+        reason = self.guard.check(_nonfinite_part(state))
+        if reason is None:
+            self._good, self.good_version, self._changed_since_good = state, self.learned_events, False
+            return None
+        rollback = self.guard.rolled_back(self.learned_events, self.good_version, reason)
+        self._load_learned(self._good)
+        self._changed_since_good = False
+        return rollback
+
+    def _load_learned(self, state: dict[str, Any] | None) -> None:
+        """Replace the learned parts by those of ``state`` (None: an empty model); what the
+        model has taken (positions, version, pending batch) and the guard stay."""
+        source = OnlineRanker(self.config) if state is None else OnlineRanker._from_state(state, self.config)
+        for name in ("item_ids", "index", "counts", "cooc", "regression", "embedding", "nearest", "trending",
+                     "fusion", "learned", "_trending", "_trending_mask"):
+            setattr(self, name, getattr(source, name))
 
     @property
     def until_boundary(self) -> int:
@@ -214,6 +254,7 @@ class OnlineRanker:
         batch, self.pending = self.pending, []
         if not batch:
             return
+        self._changed_since_good = True
         c = self.config
         self._train_learned(batch, self.learned_events - len(batch))
         items = np.array([self._add_item(it.event.item_id) for it, _ in batch], dtype=np.int64)
@@ -576,7 +617,9 @@ class OnlineRanker:
         """A copy of the state, taken between events; serialise or hash it on any thread."""
         return ModelState(self._state())
 
-    def _state(self) -> dict[str, Any]:
+    def _state(self, guard: bool = True) -> dict[str, Any]:
+        """The whole state as copies; with ``guard``, the health guard's too (its counters,
+        rollbacks and good copy: ``"self"`` when that is this state's learned parts)."""
         n = len(self.item_ids)
         e = self.embedding
         solving = self.regression.solved() if self.regression.solving is not None else None
@@ -607,7 +650,13 @@ class OnlineRanker:
                          e.position.offset, list(it.history), None if hits is None else hits.tolist(),
                          list(it.situation)]
                         for it, hits in self.pending for e in (it.event,)],
+            "pending_served": [it.served for it, _ in self.pending],
         }
+        if guard:
+            good: Any = "empty" if self._good is None else self._good
+            if not self._changed_since_good and self.good_version == self.learned_events:
+                good = "self"
+            state["guard"] = {**self.guard.to_state(), "good_version": self.good_version, "good": good}
         return state
 
     @classmethod
@@ -615,7 +664,20 @@ class OnlineRanker:
         state = torch.load(io.BytesIO(data), weights_only=True)
         if state.get("format") != 8:     # 7: no embedding index; 6: no request context; 5: no learned ranker; ...
             raise ValueError(f"not an OnlineRanker snapshot (format {state.get('format')!r})")
-        r = cls(config or OnlineConfig(**state["config"]))
+        r = cls._from_state(state, config or OnlineConfig(**state["config"]))
+        guard = state.get("guard")      # absent in snapshots of earlier releases: a healthy start here
+        good: Any = "self" if guard is None else guard["good"]
+        r.good_version = r.learned_events if guard is None else int(guard["good_version"])
+        r._changed_since_good = good != "self"
+        if r.config.guard_every and good != "empty":     # the good copy is kept only with the guard on
+            r._good = {k: v for k, v in state.items() if k != "guard"} if good == "self" else good
+        if guard is not None:
+            r.guard.load(guard)
+        return r
+
+    @classmethod
+    def _from_state(cls, state: dict[str, Any], config: OnlineConfig) -> OnlineRanker:
+        r = cls(config)
         r.item_ids = list(state["item_ids"])
         r.index = {item: j for j, item in enumerate(r.item_ids)}
         r.counts = np.zeros(max(64, 2 * len(r.item_ids)))
@@ -646,10 +708,12 @@ class OnlineRanker:
         r.progress = LearnedEvents.from_state(state["progress"])
         r.learned_events = int(state["learned_events"])
         r.observed = int(state["observed"])
+        served = state.get("pending_served") or [UNTESTED] * len(state["pending"])
         r.pending = [(Interaction(Event(eid, user, item, kind, value, int(ts), SourcePosition(int(part), int(off))),
-                                  tuple(history), tuple(situation)),
+                                  tuple(history), tuple(situation), int(test)),
                       None if hits is None else np.array(hits, dtype=bool))
-                     for eid, user, item, kind, value, ts, part, off, history, hits, situation in state["pending"]]
+                     for (eid, user, item, kind, value, ts, part, off, history, hits, situation), test
+                     in zip(state["pending"], served, strict=True)]
         return r
 
 
@@ -676,6 +740,22 @@ class ModelState:
 
 
 _SCALARS = (str, int, float, bool, type(None))
+
+
+def _nonfinite_part(state: dict[str, Any]) -> str | None:
+    """The first entry of ``state`` (a ranker's, nested) holding a NaN or an Inf, if any."""
+    for key, value in state.items():
+        if isinstance(value, torch.Tensor) and value.is_floating_point() and not bool(torch.isfinite(value).all()):
+            return key
+        if isinstance(value, np.ndarray) and value.dtype.kind == "f" and not np.isfinite(value).all():
+            return key
+        if isinstance(value, float) and not np.isfinite(value):
+            return key
+        if isinstance(value, dict):
+            inner = _nonfinite_part(value)
+            if inner is not None:
+                return f"{key}.{inner}"
+    return None
 
 
 def _plain(value: object) -> bool:

@@ -44,7 +44,7 @@ _NAME = re.compile(r"^[a-z][a-z0-9_]{0,47}$")
 # Manifest columns that releases added after the first one, with their types.
 _ADDED_MANIFEST_COLUMNS = [("positions", "map<int, bigint>"), ("learned_events", "bigint"), ("source", "text"),
                            ("lineage", "text"), ("shard", "int"), ("shards", "int"), ("compression", "text"),
-                          ("digest", "text"), ("log_offset", "bigint")]
+                          ("digest", "text"), ("log_offset", "bigint"), ("rollbacks", "text")]
 DEFAULT_REPLICATION = "{'class': 'SimpleStrategy', 'replication_factor': 1}"
 _REPLICATION = re.compile(r"^\{[\w\s'\":,.-]+\}$")
 
@@ -70,6 +70,7 @@ class SnapshotInfo:
     compression: str = ""     # how the chunks are encoded: "zlib", or "" (raw)
     digest: str = ""          # the model state's hash (OnlineRanker.digest): equal models, equal digests
     log_offset: int = -1      # a shared model's (replica.py): the update-log offset it continues from
+    rollbacks: str = ""       # the health guard's rollbacks in this model's history (JSON list; health.py)
 
     @property
     def shared(self) -> bool:
@@ -107,7 +108,7 @@ class CassandraTables:
     """``SnapshotTables`` in a Cassandra keyspace."""
 
     _COLUMNS = ("version, created_ms, size, chunks, sha256, positions, learned_events, source, lineage, shard, shards,"
-                " compression, digest, log_offset")
+                " compression, digest, log_offset, rollbacks")
 
     def __init__(self, session: Any, keyspace: str, model: str = "default") -> None:
         if not _NAME.match(keyspace):
@@ -151,7 +152,7 @@ class CassandraTables:
             f"CREATE TABLE IF NOT EXISTS {ks}.snapshot_manifests ("
             " model text, version bigint, created_ms bigint, size bigint, chunks int, sha256 text,"
             " positions map<int, bigint>, learned_events bigint, source text, lineage text, shard int, shards int,"
-            " compression text, digest text, log_offset bigint,"
+            " compression text, digest text, log_offset bigint, rollbacks text,"
             " PRIMARY KEY (model, version)) WITH CLUSTERING ORDER BY (version DESC)")
         # A keyspace made by an older release lacks the columns added since: add them.
         present = {r.column_name for r in self.session.execute(
@@ -191,10 +192,10 @@ class CassandraTables:
     def put_manifest(self, info: SnapshotInfo) -> None:
         self.session.execute(
             f"INSERT INTO {self.keyspace}.snapshot_manifests ({self._COLUMNS.replace('version', 'model, version', 1)})"
-            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
             (self.model, info.version, info.created_ms, info.size, info.chunks, info.sha256,
              info.positions, info.learned_events, info.source, info.lineage, info.shard, info.shards,
-             info.compression, info.digest, info.log_offset))
+             info.compression, info.digest, info.log_offset, info.rollbacks))
 
     def manifests(self, limit: int) -> builtins.list[SnapshotInfo]:
         rows = self.session.execute(
@@ -204,7 +205,7 @@ class CassandraTables:
                              r.learned_events or 0, r.source or "", r.lineage or "",
                              r.shard if r.shard is not None else 0, r.shards if r.shards is not None else 1,
                              r.compression or "", r.digest or "",
-                             r.log_offset if r.log_offset is not None else -1) for r in rows]
+                             r.log_offset if r.log_offset is not None else -1, r.rollbacks or "") for r in rows]
 
     def delete_version(self, version: int) -> None:
         for table in ("snapshot_manifests", "snapshot_chunks", "snapshot_versions"):
@@ -322,7 +323,7 @@ class SnapshotStore:
 
     def save(self, blob: bytes, positions: dict[int, int], learned_events: int, source: str = "",
              lineage: str = "", shard: int = 0, shards: int = 1, created_ms: int | None = None,
-             digest: str = "", log_offset: int = -1) -> SnapshotInfo:
+             digest: str = "", log_offset: int = -1, rollbacks: str = "") -> SnapshotInfo:
         """Write a new version: reserve its number, chunks, then the manifest. Returns the manifest."""
         version = self._reserve(shard, shards)
         stored = compress(blob)
@@ -331,7 +332,7 @@ class SnapshotStore:
             self.tables.put_chunk(version, n, chunk)
         info = SnapshotInfo(version, created_ms or int(time.time() * 1000), len(blob), len(chunks),
                             hashlib.sha256(blob).hexdigest(), dict(positions), learned_events, source,
-                            lineage, shard, shards, "zlib", digest, log_offset)
+                            lineage, shard, shards, "zlib", digest, log_offset, rollbacks)
         self.tables.put_manifest(info)
         return info
 

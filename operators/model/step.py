@@ -30,6 +30,7 @@ from operators.features.spec import FeatureConfig
 from operators.features.user import SessionFeatures
 from operators.features.windows import WindowFeatures
 from operators.model.evaluation import Evaluation
+from operators.model.health import UNTESTED
 from operators.model.history import UserState
 from operators.model.online import Interaction, OnlineRanker, Tally
 from operators.model.ranker import request_context
@@ -84,11 +85,12 @@ class ModelStep:
         ranker.progress.advance(watermark)
         observed = ranker.observed
         served = self._serve(event, user, window, recommend, None)
-        learned = ranker.learn([Interaction(event, served.context, served.before)], [served.hits]) > 0
+        test = served.evaluation.served if served.evaluation is not None else UNTESTED
+        learned = ranker.learn([Interaction(event, served.context, served.before, test)], [served.hits]) > 0
         update = None
         if learned:
             update = ModelUpdate(self.lineage, ranker.learned_events, event, served.context, ranker.progress.watermark,
-                                 ranker.observed != observed, _bits(served.hits), served.before)
+                                 ranker.observed != observed, _bits(served.hits), served.before, test)
         return StepResult(served.recs, learned, served.session, served.rank, update, served.hits, served.evaluation)
 
     def propose(self, event: Event, user: UserState, window: WindowFeatures | None, watermark: int | None,
@@ -102,7 +104,8 @@ class ModelStep:
         update = None
         if not served.held:
             update = ModelUpdate(self.lineage, 0, event, served.context, watermark, tally.observed != before,
-                                 _bits(served.hits), served.before)
+                                 _bits(served.hits), served.before,
+                                 served.evaluation.served if served.evaluation is not None else UNTESTED)
         return StepResult(served.recs, update is not None, served.session, served.rank, update, served.hits,
                           served.evaluation)
 

@@ -35,6 +35,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from operators.model.health import UNTESTED
 from operators.model.online import Interaction, OnlineRanker
 from operators.records import Event, SourcePosition
 
@@ -51,6 +52,7 @@ class ModelUpdate:
     observed: bool                    # the "test" half counted the event (ranker.observed += 1)
     hits: tuple[bool, ...] | None     # the fusion's measurement, when this event was measured
     situation: tuple[float, ...] = ()  # ranker.CONTEXT of the request the event answers (Interaction)
+    served: int = UNTESTED            # its served-list test (Interaction.served: the health guard's input)
 
     def to_json(self) -> str:
         e = self.event
@@ -60,7 +62,7 @@ class ModelUpdate:
                       e.position.partition, e.position.offset],
             "history": list(self.history), "observed": self.observed,
             "hits": None if self.hits is None else "".join("1" if h else "0" for h in self.hits),
-            "situation": list(self.situation),
+            "situation": list(self.situation), "served": self.served,
         }, separators=(",", ":"))
 
     @classmethod
@@ -70,7 +72,8 @@ class ModelUpdate:
         return cls(d["lineage"], int(d["seq"]), Event(eid, user, item, kind, value, int(ts),
                                                       SourcePosition(int(partition), int(offset))),
                    tuple(d["history"]), d["watermark"], bool(d["observed"]),
-                   None if d["hits"] is None else tuple(c == "1" for c in d["hits"]), tuple(d.get("situation", ())))
+                   None if d["hits"] is None else tuple(c == "1" for c in d["hits"]), tuple(d.get("situation", ())),
+                   int(d.get("served", UNTESTED)))
 
 
 def apply(ranker: OnlineRanker, update: ModelUpdate, check: bool = True) -> None:
@@ -80,7 +83,7 @@ def apply(ranker: OnlineRanker, update: ModelUpdate, check: bool = True) -> None
     if update.observed:
         ranker.observed += 1
     hits = None if update.hits is None else np.array(update.hits, dtype=bool)
-    ranker.learn([Interaction(update.event, update.history, update.situation)], [hits], check=check)
+    ranker.learn([Interaction(update.event, update.history, update.situation, update.served)], [hits], check=check)
 
 
 def replay(ranker: OnlineRanker, updates: Iterable[ModelUpdate], lineage: str) -> int:

@@ -36,6 +36,7 @@ class PendingSnapshot:
     lineage: str
     cut_ms: int = field(default_factory=lambda: int(time.time() * 1000))
     log_offset: int = -1              # a shared model's: the update-log offset it continues from
+    rollbacks: str = ""               # the health guard's rollbacks so far (JSON; SnapshotInfo.rollbacks)
 
 
 class SnapshotWriter:

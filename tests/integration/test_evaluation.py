@@ -5,7 +5,10 @@ and the Prometheus counters, per variant, agree with it."""
 
 from __future__ import annotations
 
+import html
+import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -102,3 +105,47 @@ def test_metrics_topic_equals_the_offline_replay(pipeline: Pipeline, tmp_path: P
     assert test.n + test.n_control == tested
     assert f"<td>treatment vs control</td><td>{test.n:,} / {test.n_control:,}</td>" in page
     assert f"<td>{test.z:.3f}</td><td>{test.p_value:.4g}</td>" in page
+
+
+def test_the_guard_rolls_back_a_variant_gone_bad_and_leaves_the_other_alone(
+        new_pipeline: Callable[..., Pipeline], tmp_path: Path) -> None:
+    """A treatment whose embedding step overflows (learning rate 1e38: NaN within one learning
+    batch) beside a sound control, at parallelism 2 (shared replicas): the guard rolls the
+    treatment back at its checks, every output still comes once, the alerts reach the metrics
+    topic once each, the treatment's snapshots list the rollbacks, and the control has none."""
+    events = stream(1500, seed=21)
+    p = new_pipeline(snapshot_every=200, partitions=2)
+    p.extra_args = ["--variants", 'control=0.5,treatment=0.5:{"learning_rate": 1e38}', "--metrics-window-ms",
+                    str(HOUR), "--metrics-sliding-ms", "0", "--metrics-slide-ms", "0"]
+    variants = parse_variants('control=0.5,treatment=0.5')
+    p.send(events)
+    p.submit(parallelism=2)
+    recs = p.read("output", len(events), timeout=600)
+    assert sorted(r["event_id"] for r in recs) == sorted(e["event_id"] for e in events)     # all served, once
+    assert all(r["variant"] == assign(r["user_id"], variants).name for r in recs)
+    treated = sum(r["variant"] == "treatment" for r in recs)
+
+    records = p.read("metrics", 1, settle=10)
+    alerts = [r for r in records if r.get("kind") == "alert"]
+    assert alerts and {a["variant"] for a in alerts} == {"treatment"}
+    keys = [(a["lineage"], a["version"]) for a in alerts]
+    assert len(set(keys)) == len(keys), "an alert twice"
+    assert all(a["version"] % 200 == 0 and a["to_version"] < a["version"] for a in alerts)
+    assert all(a["reason"].startswith("non-finite parameters in ") for a in alerts)
+    # one check every 200 of the treatment's events, and each one after its first batch is bad
+    assert len(alerts) >= treated // 200 - 2
+
+    store = snapshot_store(p.name, model="default.treatment")
+    newest = store.list(limit=1)[0]
+    listed = json.loads(newest.rollbacks)
+    assert [(r["version"], r["reason"]) for r in listed] == \
+           [(a["version"], a["reason"]) for a in sorted(alerts, key=lambda a: a["version"])
+            if a["version"] <= newest.learned_events]
+    assert all(not i.rollbacks for i in snapshot_store(p.name, model="default.control").list(limit=100))
+
+    out = tmp_path / "report.html"
+    assert report.main(["--metrics-topic", p.topics["metrics"], "--bootstrap-servers", BOOTSTRAP,
+                        "--out", str(out)]) == 0
+    page = out.read_text()
+    assert page.count("<td>treatment</td>") >= len(alerts)       # one guard-table row each (and the totals')
+    assert all(html.escape(a["reason"]) in page for a in alerts)
