@@ -35,6 +35,8 @@ from operators.model.variants import DEFAULT, Variant, model_name
 def _describe(info: SnapshotInfo) -> dict[str, Any]:
     out = dataclasses.asdict(info)
     out["created"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(info.created_ms / 1000))
+    # the health guard's rollbacks in the model's history: version, to_version, event_ts, reason
+    out["rollbacks"] = json.loads(info.rollbacks) if info.rollbacks else []
     return out
 
 
@@ -78,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         info = next((i for i in store.list(limit=10_000) if i.version == args.version), None)
         if info is None:
-            print(f"models: no version {args.version} of model {args.model_name!r}", file=sys.stderr)
+            print(f"models: no version {args.version} of model {model!r}", file=sys.stderr)
             return 2
         blob = store.read(info)
         if args.command == "show":

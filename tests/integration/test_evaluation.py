@@ -14,12 +14,21 @@ from typing import Any
 
 import pytest
 
-from jobs import report
+from jobs import models, report
 from jobs.evaluate import online_metrics
 from operators.model.metrics_sql import SINK_COLUMNS
 from operators.model.online import OnlineConfig
 from operators.model.variants import assign, parse_variants
-from tests.integration.harness import BOOTSTRAP, REPO, Pipeline, dashboard_metrics, prometheus, snapshot_store, stream
+from tests.integration.harness import (
+    BOOTSTRAP,
+    CASSANDRA_PORT,
+    REPO,
+    Pipeline,
+    dashboard_metrics,
+    prometheus,
+    snapshot_store,
+    stream,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -108,7 +117,7 @@ def test_metrics_topic_equals_the_offline_replay(pipeline: Pipeline, tmp_path: P
 
 
 def test_the_guard_rolls_back_a_variant_gone_bad_and_leaves_the_other_alone(
-        new_pipeline: Callable[..., Pipeline], tmp_path: Path) -> None:
+        new_pipeline: Callable[..., Pipeline], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """A treatment whose embedding step overflows (learning rate 1e38: NaN within one learning
     batch) beside a sound control, at parallelism 2 (shared replicas): the guard rolls the
     treatment back at its checks, every output still comes once, the alerts reach the metrics
@@ -135,13 +144,18 @@ def test_the_guard_rolls_back_a_variant_gone_bad_and_leaves_the_other_alone(
     # one check every 200 of the treatment's events, and each one after its first batch is bad
     assert len(alerts) >= treated // 200 - 2
 
-    store = snapshot_store(p.name, model="default.treatment")
-    newest = store.list(limit=1)[0]
-    listed = json.loads(newest.rollbacks)
-    assert [(r["version"], r["reason"]) for r in listed] == \
+    def listed(variant: str) -> list[dict[str, Any]]:        # python -m jobs.models --variant V list
+        capsys.readouterr()
+        assert models.main(["--cassandra-port", str(CASSANDRA_PORT), "--keyspace", p.name, "--variant", variant,
+                            "list", "--limit", "100"]) == 0
+        return [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+
+    newest = listed("treatment")[0]
+    assert [(r["version"], r["reason"]) for r in newest["rollbacks"]] == \
            [(a["version"], a["reason"]) for a in sorted(alerts, key=lambda a: a["version"])
-            if a["version"] <= newest.learned_events]
-    assert all(not i.rollbacks for i in snapshot_store(p.name, model="default.control").list(limit=100))
+            if a["version"] <= newest["learned_events"]]
+    control = listed("control")
+    assert control and all(row["rollbacks"] == [] for row in control)
 
     out = tmp_path / "report.html"
     assert report.main(["--metrics-topic", p.topics["metrics"], "--bootstrap-servers", BOOTSTRAP,
