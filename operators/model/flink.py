@@ -197,8 +197,8 @@ class RecommendFunction(KeyedProcessFunction):
         # Rollbacks of the restored snapshot were alerted before it was cut; those of the
         # replayed log may not have been (their output went with the failed checkpoint): they
         # are sent again (at least once; an alert is keyed by variant, lineage and version).
-        restored = lifecycle.restored_from.learned_events if lifecycle.restored_from is not None else 0
-        alerted = sum(1 for r in ranker.guard.rollbacks if r.version <= restored)
+        restored_version = lifecycle.restored_from.learned_events if lifecycle.restored_from is not None else 0
+        alerted = sum(1 for r in ranker.guard.rollbacks if r.version <= restored_version)
         return VariantModel(variant, lifecycle, replica, tail, step, Tally(),
                             learned=metrics.counter("learned"), skipped=metrics.counter("skipped_already_in_snapshot"),
                             tested=metrics.counter("online_tested"), hits=metrics.counter("online_hits"),
@@ -251,8 +251,6 @@ class RecommendFunction(KeyedProcessFunction):
         replica rolls back alike; subtask 0 speaks for a shared model."""
         for model in self.models.values():
             rollbacks = model.ranker.guard.rollbacks
-            if len(rollbacks) <= model.alerted:
-                continue
             for rollback in rollbacks[model.alerted:]:
                 log.warning("model %s/%d: health guard rolled the model back from version %d to the state at %d: %s",
                             model_name(self.settings.model_name, model.variant), self.shard, rollback.version,

@@ -60,6 +60,11 @@ class _Served:
     held: bool                      # the model already holds the event
     evaluation: Evaluation | None
 
+    @property
+    def test(self) -> int:
+        """The served-list test as the model and its update log carry it (Interaction.served)."""
+        return self.evaluation.served if self.evaluation is not None else UNTESTED
+
 
 def _bits(hits: np.ndarray | None) -> tuple[bool, ...] | None:
     return None if hits is None else tuple(bool(h) for h in hits)
@@ -85,12 +90,11 @@ class ModelStep:
         ranker.progress.advance(watermark)
         observed = ranker.observed
         served = self._serve(event, user, window, recommend, None)
-        test = served.evaluation.served if served.evaluation is not None else UNTESTED
-        learned = ranker.learn([Interaction(event, served.context, served.before, test)], [served.hits]) > 0
+        learned = ranker.learn([Interaction(event, served.context, served.before, served.test)], [served.hits]) > 0
         update = None
         if learned:
             update = ModelUpdate(self.lineage, ranker.learned_events, event, served.context, ranker.progress.watermark,
-                                 ranker.observed != observed, _bits(served.hits), served.before, test)
+                                 ranker.observed != observed, _bits(served.hits), served.before, served.test)
         return StepResult(served.recs, learned, served.session, served.rank, update, served.hits, served.evaluation)
 
     def propose(self, event: Event, user: UserState, window: WindowFeatures | None, watermark: int | None,
@@ -104,8 +108,7 @@ class ModelStep:
         update = None
         if not served.held:
             update = ModelUpdate(self.lineage, 0, event, served.context, watermark, tally.observed != before,
-                                 _bits(served.hits), served.before,
-                                 served.evaluation.served if served.evaluation is not None else UNTESTED)
+                                 _bits(served.hits), served.before, served.test)
         return StepResult(served.recs, update is not None, served.session, served.rank, update, served.hits,
                           served.evaluation)
 
