@@ -42,7 +42,7 @@ from operators.model.ann import EmbeddingIndex
 from operators.model.candidates import Candidates, Slots, ranks_of_targets, segment_max, top_k_per_segment
 from operators.model.components import Cooccurrence, Embeddings, ItemRegression, Trending, dense_pairs
 from operators.model.evaluation import list_quality
-from operators.model.health import UNTESTED, HealthGuard, Rollback
+from operators.model.health import UNTESTED, HealthGuard
 from operators.model.progress import LearnedEvents
 from operators.model.ranker import CONTEXT, FEATURE_GROUPS, FEATURES, GENERATOR_OF, LearnedRanker, ranker_features
 from operators.records import Event, Recommendation, SourcePosition
@@ -171,6 +171,7 @@ class OnlineRanker:
         self.item_ids: list[str] = []
         self.index: dict[str, int] = {}
         self.counts = np.zeros(64)
+        self.counts_total = 0.0           # the sum of ``counts``: one per learned event (not in the snapshot)
         self.cooc = Cooccurrence(c.neighbours, c.knn_alpha, c.knn_beta, c.neighbour_half_life_events)
         self.regression = ItemRegression(c.max_dense_items, c.regression_l2, c.refit_every)
         self.embedding = Embeddings(c.dim, c.learning_rate, c.negatives, c.batch_size, c.seed)
@@ -223,25 +224,24 @@ class OnlineRanker:
                 self._check_health()
         return taken
 
-    def _check_health(self) -> Rollback | None:
+    def _check_health(self) -> None:
         """The health guard's check (health.py): keep this state as the good copy, or roll the
-        learned parts back to the good copy. Returns the rollback, if any."""
+        learned parts back to the good copy (the rollback is in ``guard.rollbacks``)."""
         state = self._state(guard=False)
         reason = self.guard.check(_nonfinite_part(state))
         if reason is None:
-            self._good, self.good_version, self._changed_since_good = state, self.learned_events, False
-            return None
-        rollback = self.guard.rolled_back(self.learned_events, self.good_version, reason)
-        self._load_learned(self._good)
+            self._good, self.good_version = state, self.learned_events
+        else:
+            self.guard.rolled_back(self.learned_events, self.good_version, reason)
+            self._load_learned(self._good)
         self._changed_since_good = False
-        return rollback
 
     def _load_learned(self, state: dict[str, Any] | None) -> None:
         """Replace the learned parts by those of ``state`` (None: an empty model); what the
         model has taken (positions, version, pending batch) and the guard stay."""
         source = OnlineRanker(self.config) if state is None else OnlineRanker._from_state(state, self.config)
-        for name in ("item_ids", "index", "counts", "cooc", "regression", "embedding", "nearest", "trending",
-                     "fusion", "learned", "_trending", "_trending_mask"):
+        for name in ("item_ids", "index", "counts", "counts_total", "cooc", "regression", "embedding", "nearest",
+                     "trending", "fusion", "learned", "_trending", "_trending_mask"):
             setattr(self, name, getattr(source, name))
 
     @property
@@ -269,6 +269,7 @@ class OnlineRanker:
             self.embedding.learn(item, h, r, len(self.item_ids))
         self.trending.learn_many(items, np.array([it.event.ts for it, _ in batch], dtype=np.int64), weights)
         np.add.at(self.counts, items, 1.0)
+        self.counts_total += len(batch)
         for _, measured in batch:
             if measured is not None:
                 self.fusion.apply(measured)
@@ -574,8 +575,9 @@ class OnlineRanker:
     def list_quality(self, items: Sequence[str]) -> tuple[float | None, float | None]:
         """(intra-list diversity, novelty) of a served list (evaluation.list_quality): pairwise
         similarity from the co-occurrence neighbours, popularity from the learned counts."""
-        learned = self.learned_events - len(self.pending)     # the sum of ``counts``: one per learned event
-        return list_quality(self._indices(items), self.counts, float(learned),
+        # Not learned_events minus the pending batch: after a health-guard rollback the counts
+        # are the good copy's, while the version keeps counting.
+        return list_quality(self._indices(items), self.counts, self.counts_total,
                             lambda idx: self.cooc.similarity(idx, self.counts))
 
     @property
@@ -682,6 +684,7 @@ class OnlineRanker:
         r.index = {item: j for j, item in enumerate(r.item_ids)}
         r.counts = np.zeros(max(64, 2 * len(r.item_ids)))
         r.counts[: len(r.item_ids)] = state["counts"].numpy()
+        r.counts_total = float(r.counts.sum())
         nb = r.cooc.neighbours
         nb.ensure(len(r.item_ids))
         nb.ids[: len(r.item_ids)] = state["neighbour_ids"].numpy()

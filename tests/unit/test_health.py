@@ -9,6 +9,7 @@ import dataclasses
 import torch
 
 from operators.model import Interaction, OnlineConfig, OnlineRanker
+from operators.model.evaluation import list_quality
 from operators.model.health import UNTESTED
 from operators.model.updates import ModelUpdate, apply
 from operators.records import Event, SourcePosition
@@ -55,6 +56,13 @@ def test_a_drop_in_the_hit_rate_rolls_back_to_the_last_good_check() -> None:
     assert "hit rate of the last 1 h 0.0000" in rollback.reason
     assert ranker.learned_events == 700                  # what was taken stays taken
     assert good[600] == good[500]                        # at 600 the model was the one of 500 again
+    # a served list's novelty uses the popularity the model holds, not the events it has taken
+    learned = ranker.learned_events - len(ranker.pending)
+    assert ranker.counts.sum() < learned                 # the rollback forgot 100 learned events
+    items = ranker.item_ids[:10]
+    assert ranker.list_quality(items) == list_quality(ranker._indices(items), ranker.counts,
+                                                      float(ranker.counts.sum()),
+                                                      lambda idx: ranker.cooc.similarity(idx, ranker.counts))
 
 
 def test_a_healthy_stream_never_rolls_back_and_the_guard_off_never_checks() -> None:
