@@ -17,8 +17,10 @@ jvm:
 $(VENV)/.installed: pyproject.toml constraints.txt
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) on PATH (or make PYTHON=...)"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --progress-bar on -c constraints.txt -e '.[dev]'
+	$(PY) -m pip install --quiet --no-cache-dir --upgrade pip
+	# --no-cache-dir: torch from PyPI brings ~4 GB of CUDA wheels; a cached copy
+	# doubles that on disk, and a CI host once ran out of space in this step.
+	$(PY) -m pip install --no-cache-dir --progress-bar on -c constraints.txt -e '.[dev]'
 	touch $@
 
 demo: install
