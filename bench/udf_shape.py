@@ -83,7 +83,7 @@ class ModelUdf(ScalarFunction):
                 after.append((now, np.array(seen, dtype=np.int64)))
                 events.append(Interaction(Event(eid, user, item, "rating", float(value), int(t)), tuple(before)))
             tested = ranker.observe_many(tests, 10, fusion_only=True)
-            ranker.learn(events, [hits for _, hits in tested])
+            ranker.learn(events, [t.hits for t in tested])
             for it, recs in zip(events, ranker.recommend_many(after, 10), strict=True):
                 out.append(json.dumps({"user_id": it.event.user_id, "event_id": it.event.event_id,
                                        "items": [{"item_id": r.item_id, "reason": r.reason} for r in recs]}))

@@ -132,13 +132,13 @@ def online_metrics(events: Sequence[dict[str, Any] | str], windows: Sequence[tup
     closed: those the last event's time is past (the watermark a heartbeat puts there)."""
     pipeline = OfflinePipeline(recommend=True, test_every_event=False, model=model or OnlineConfig(),
                                variants=tuple(variants), variant_salt=variant_salt)
-    rows: list[tuple[str, int, dict[str, Any]]] = []
+    rows: list[tuple[str, int, dict[str, Any], list[str]]] = []
     for n, e in enumerate(tqdm(events, desc="online metrics", unit="ev", file=sys.stderr, mininterval=1.0)):
         payload = (json.dumps(e) if isinstance(e, dict) else e).encode("utf-8", "surrogateescape")
         released = pipeline.process(payload) + (pipeline.flush() if n == len(events) - 1 else [])
-        rows += [(m.variant, m.event.ts, m.result.evaluation.as_dict()) for m in released
-                 if m.result.evaluation is not None]
-    closed_by = max((ts for _, ts, _ in rows), default=None)
+        rows += [(m.variant, m.event.ts, m.result.evaluation.as_dict(), [r.item_id for r in m.result.recommendations])
+                 for m in released if m.result.evaluation is not None]
+    closed_by = max((ts for _, ts, _, _ in rows), default=None)
     return [w for kind, size, slide in windows
             for w in window_totals(rows, size, slide, kind, closed_by)]
 

@@ -40,7 +40,7 @@ from operators.cleaning.event_time import (  # noqa: E402
 from operators.cleaning.flink import DLQ_TAG, CleanFunction, guard_in_jvm, split_late  # noqa: E402
 from operators.features.flink import configure_sql, window_features  # noqa: E402
 from operators.model.flink import ALERT_TAG, UPDATE_TAG, ModelSettings, RecommendFunction  # noqa: E402
-from operators.model.metrics_sql import metrics_query, metrics_sink_ddl  # noqa: E402
+from operators.model.metrics_sql import metrics_query, metrics_sink_ddl, served_rows  # noqa: E402
 from operators.model.update_log import ensure_log_topic  # noqa: E402
 from operators.rows import CLEAN_ROW, RECOMMENDATION_ROW  # noqa: E402
 
@@ -178,7 +178,8 @@ def build_pipeline(t_env: StreamTableEnvironment, source_table: str, recs_sink: 
         # Online evaluation: each record's test-then-learn numbers, summed per variant over
         # event-time windows in SQL (exact across restarts, all subtasks together).
         t_env.create_temporary_view("model_outputs", outputs)
-        statements.add_insert(METRICS_SINK, t_env.sql_query(metrics_query("model_outputs", windows)))
+        t_env.create_temporary_view("model_served", t_env.sql_query(served_rows("model_outputs")))
+        statements.add_insert(METRICS_SINK, t_env.sql_query(metrics_query("model_served", windows)))
     return statements
 
 

@@ -6,9 +6,9 @@
 Reads the metrics topic (read_committed, from its beginning to its current end) or a JSON lines
 file of the same records (``jobs.evaluate --metrics-out``), keeps the windows of one ``--kind``
 (default ``tumble``) that start at or after ``--since``, and writes one self-contained page:
-per variant over event time, recall@k, NDCG@k and MRR, diversity and novelty, and the model's
-event-time lag (PNG plots embedded); per variant, the totals with a 95 % Wilson interval of
-the hit rate; and each variant against the first (the control, by name order unless
+per variant over event time, recall@k, NDCG@k and MRR, diversity and novelty, the model's
+event-time lag, online AUC, catalogue coverage and the job's latency (PNG plots embedded); per variant, the totals
+with a 95 % Wilson interval of the hit rate; and each variant against the first (the control, by name order unless
 ``--control``) with a two-proportion z-test on the hit rate (sample sizes, difference, z, p);
 the health guard's rollbacks (``"kind": "alert"`` records) in a table and as dashed lines on
 the plots. Exit 2 with one line for an unreadable input or no windows to show.
@@ -35,6 +35,10 @@ from operators.model.evaluation import SUMS, ratios
 PLOTS = [("Hit rate / recall@k, NDCG@k, MRR", ["recall_at_k", "ndcg_at_k", "mrr"], "rate"),
          ("Intra-list diversity", ["diversity"], "1 - mean pairwise similarity"),
          ("Novelty", ["novelty"], "bits"),
+         ("Online AUC (the event's item against every other item, before learning)", ["auc"], "AUC"),
+         ("Catalogue coverage (distinct items served / items known)", ["coverage"], "share"),
+         ("Job latency (the event's Kafka timestamp to its list; mean and largest)", ["latency_ms", "latency_ms_max"],
+          "seconds"),
          ("Model lag (event time ahead of the newest learned event)", ["model_lag_ms"], "seconds")]
 
 
@@ -81,11 +85,12 @@ def two_proportion_z(hits: int, n: int, hits_control: int, n_control: int) -> tu
 
 
 def totals(windows: Iterable[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """Per variant: the windows' sums added up, with the rates made from them."""
+    """Per variant: the windows' sums added up, with the rates made from them (not coverage:
+    distinct items do not add up over windows). A sum an older job did not write counts 0."""
     sums: dict[str, dict[str, float]] = defaultdict(lambda: dict.fromkeys(SUMS, 0))
     for w in windows:
         for name in SUMS:
-            sums[w["variant"]][name] += w[name]
+            sums[w["variant"]][name] += w.get(name, 0)
     return {v: {**s, **ratios(s)} for v, s in sorted(sums.items())}
 
 
@@ -112,8 +117,8 @@ def _plot_png(windows: list[dict[str, Any]], title: str, fields: list[str], unit
     for variant in sorted({w["variant"] for w in windows}):
         mine = sorted((w for w in windows if w["variant"] == variant), key=lambda w: w["window_start"])
         for field in fields:
-            points = [(w["window_end"] / 1000, w[field]) for w in mine if w[field] is not None]
-            if field == "model_lag_ms":
+            points = [(w["window_end"] / 1000, w[field]) for w in mine if w.get(field) is not None]
+            if "_ms" in field:
                 points = [(x, y / 1000) for x, y in points]
             if points:
                 xs, ys = zip(*points, strict=True)
@@ -167,7 +172,7 @@ def render(windows: list[dict[str, Any]], control: str | None = None, source: st
         rows.append(f"<tr><td>{html.escape(v)}</td><td>{_fmt(int(t['events']))}</td><td>{_fmt(int(t['tested']))}</td>"
                     f"<td>{_fmt(int(t['hits']))}</td><td>{_fmt(t['recall_at_k'])} [{lo:.4f}, {hi:.4f}]</td>"
                     f"<td>{_fmt(t['ndcg_at_k'])}</td><td>{_fmt(t['mrr'])}</td><td>{_fmt(t['diversity'])}</td>"
-                    f"<td>{_fmt(t['novelty'], 2)}</td></tr>")
+                    f"<td>{_fmt(t['novelty'], 2)}</td><td>{_fmt(t['auc'])}</td></tr>")
     tests = [f"<tr><td>{html.escape(c.variant)} vs {html.escape(c.control)}</td><td>{c.n:,} / {c.n_control:,}</td>"
              f"<td>{c.rate:.4f} vs {c.rate_control:.4f}</td><td>{c.rate - c.rate_control:+.4f}</td>"
              f"<td>{c.z:.3f}</td><td>{c.p_value:.4g}</td></tr>" for c in compare(by_variant, control)]
@@ -195,7 +200,7 @@ td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}} img{{max-width:1
 against the list its user was last served, before the model learns it.</p>
 <h2>Per variant</h2>
 <table><tr><th>variant</th><th>events</th><th>tested</th><th>hits</th><th>hit rate [95 % CI]</th><th>NDCG@k</th>
-<th>MRR</th><th>diversity</th><th>novelty (bits)</th></tr>{"".join(rows)}</table>
+<th>MRR</th><th>diversity</th><th>novelty (bits)</th><th>AUC</th></tr>{"".join(rows)}</table>
 <h2>A/B: two-proportion z-test on the hit rate, against {html.escape(control)}</h2>{ab}
 <h2>Health guard: rollbacks</h2>{guard}
 <h2>Over time</h2>{plots}

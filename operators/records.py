@@ -11,10 +11,11 @@ EVENT_TYPES: frozenset[str] = frozenset({"view", "click", "add_to_cart", "purcha
 
 @dataclass(frozen=True, slots=True)
 class SourcePosition:
-    """Where a record came from in Kafka; -1 when unknown (e.g. offline files)."""
+    """Where and when a record came into Kafka; -1 when unknown (e.g. offline files)."""
 
     partition: int = -1
     offset: int = -1
+    timestamp: int = -1     # the Kafka record's timestamp, epoch ms: the job's latency is measured from it
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,4 +67,6 @@ class Recommendation:
 # record's ``evaluation`` JSON has these fields (and ``rank``), and the model's output row
 # carries them as typed columns for the metrics SQL: (name, SQL type).
 EVALUATION_COLUMNS = [("tested", "INT"), ("hit", "INT"), ("ndcg", "DOUBLE"), ("rr", "DOUBLE"), ("listed", "INT"),
-                      ("diversity", "DOUBLE"), ("novelty", "DOUBLE"), ("lagged", "INT"), ("model_lag_ms", "BIGINT")]
+                      ("diversity", "DOUBLE"), ("novelty", "DOUBLE"), ("lagged", "INT"), ("model_lag_ms", "BIGINT"),
+                      ("ranked", "INT"), ("auc", "DOUBLE"), ("catalogue", "INT"), ("timed", "INT"),
+                      ("latency_ms", "BIGINT")]

@@ -5,12 +5,13 @@ from __future__ import annotations
 from pyflink.common import Row, Types
 
 from operators.features.spec import FEATURE_COLUMNS, WINDOW_COLUMNS
+from operators.features.sql import EVENT_COLUMNS
 from operators.features.windows import WindowFeatures
 from operators.records import EVALUATION_COLUMNS, Event, SourcePosition
 
-EVENT_FIELDS = ["event_id", "user_id", "item_id", "event_type", "value", "ts", "partition", "offset"]
+EVENT_FIELDS = EVENT_COLUMNS
 EVENT_TYPES = [Types.STRING(), Types.STRING(), Types.STRING(), Types.STRING(), Types.DOUBLE(),
-               Types.LONG(), Types.INT(), Types.LONG()]
+               Types.LONG(), Types.INT(), Types.LONG(), Types.LONG()]
 EVENT_ROW = Types.ROW_NAMED(EVENT_FIELDS, EVENT_TYPES)
 # A validated event still carrying its original payload, for dead letters of the guard.
 CLEAN_ROW = Types.ROW_NAMED(EVENT_FIELDS + ["raw"], EVENT_TYPES + [Types.STRING()])
@@ -30,21 +31,23 @@ def watermark_or_none(watermark: int) -> int | None:
 KEYED_JSON_ROW = Types.ROW_NAMED(["msg_key", "payload"], [Types.STRING(), Types.STRING()])
 JSON_ROW = Types.ROW_NAMED(["payload"], [Types.STRING()])
 # The model's output: the recommendation record (KEYED_JSON_ROW's columns), then its variant,
-# event time and test-then-learn evaluation as typed columns, which the metrics SQL sums
-# without parsing the JSON (operators/model/metrics_sql.py).
+# event time, the items served (after metrics_sql.SERVED_MARK) and the test-then-learn
+# evaluation as typed columns, which the metrics SQL sums without parsing the JSON
+# (operators/model/metrics_sql.py).
 _SQL_TYPES = {"INT": Types.INT(), "BIGINT": Types.LONG(), "DOUBLE": Types.DOUBLE()}
 RECOMMENDATION_ROW = Types.ROW_NAMED(
-    ["msg_key", "payload", "variant", "event_ts", *(name for name, _ in EVALUATION_COLUMNS)],
-    [Types.STRING(), Types.STRING(), Types.STRING(), Types.LONG(), *(_SQL_TYPES[t] for _, t in EVALUATION_COLUMNS)])
+    ["msg_key", "payload", "variant", "event_ts", "served", *(name for name, _ in EVALUATION_COLUMNS)],
+    [Types.STRING(), Types.STRING(), Types.STRING(), Types.LONG(), Types.BASIC_ARRAY(Types.STRING()),
+     *(_SQL_TYPES[t] for _, t in EVALUATION_COLUMNS)])
 
 
 def event_to_row(e: Event) -> Row:
     return Row(e.event_id, e.user_id, e.item_id, e.event_type, e.value, e.ts,
-               e.position.partition, e.position.offset)
+               e.position.partition, e.position.offset, e.position.timestamp)
 
 
 def row_to_event(r: Row) -> Event:
-    return Event(r[0], r[1], r[2], r[3], r[4], r[5], SourcePosition(r[6], r[7]))
+    return Event(r[0], r[1], r[2], r[3], r[4], r[5], SourcePosition(r[6], r[7], r[8]))
 
 
 def row_to_window_features(r: Row) -> WindowFeatures:

@@ -71,9 +71,10 @@ class CleanFunction(ProcessFunction):
 
     def process_element(self, value: Row, ctx: ProcessFunction.Context) -> Iterator[Any]:
         payload = bytes(value[0]) if value[0] is not None else b""
-        position = SourcePosition(value[1], value[2])
+        record_ts = _epoch_ms(value[3])
+        position = SourcePosition(value[1], value[2], -1 if record_ts is None else record_ts)
         try:
-            result: Event | Heartbeat | Rejection = self.cleaner.clean(payload, position, _epoch_ms(value[3]))
+            result: Event | Heartbeat | Rejection = self.cleaner.clean(payload, position, record_ts)
         except Exception as exc:  # noqa: BLE001 - a bug here must cost one record, not the job
             result = Rejection("internal_error", f"{type(exc).__name__}: {exc}"[:500], payload, position)
         if isinstance(result, Event):

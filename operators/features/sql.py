@@ -26,8 +26,9 @@ from __future__ import annotations
 from operators.cleaning.event_time import sql_interval
 from operators.features.spec import COUNTED_TYPES, ENTITIES, FEATURE_COLUMNS, WINDOWS, FeatureConfig
 
-# Columns of the input view, besides `rowtime` (the event-time attribute, TIMESTAMP_LTZ(3)).
-EVENT_COLUMNS = ["event_id", "user_id", "item_id", "event_type", "value", "ts", "partition", "offset"]
+# Columns of the input view, besides `rowtime` (the event-time attribute, TIMESTAMP_LTZ(3)):
+# the job's event rows (operators/rows.py), ``ingest_ts`` being the Kafka record's timestamp.
+EVENT_COLUMNS = ["event_id", "user_id", "item_id", "event_type", "value", "ts", "partition", "offset", "ingest_ts"]
 
 
 def _window_view(source: str, name: str, key: str, size: int, slide: int, aggregates: str) -> list[str]:

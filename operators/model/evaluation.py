@@ -3,13 +3,17 @@ on the lists the job actually served.
 
 For each event the model stage asks, before it learns the event: was the event's item in the
 top-k this user was last served (the list the job emitted for the user's previous event, kept
-in the user's keyed state)? Its position gives the hit, NDCG@k and reciprocal rank; the list
-served for the event itself gives intra-list diversity and novelty; the model's event-time lag
-is how far the event's time is ahead of the newest event the model has learned. Each output
-record carries these as its ``evaluation`` (``Evaluation.as_dict``); Flink SQL sums them per
-variant over event-time windows into the metrics topic (operators/model/metrics_sql.py), and
-``window_totals`` makes the same sums offline (jobs.evaluate --metrics-out), so the job's
-windows and the offline replay's can be compared number for number.
+in the user's keyed state)? Its position gives the hit, NDCG@k and reciprocal rank. On the
+events the fusion measures (every ``fusion_every``-th, the job's sample), the model also ranks
+the event's item against every other item the user may get, before learning it: the share of
+those it scores above is the event's AUC. The list served for the event itself gives
+intra-list diversity and novelty, and, summed over a window, catalogue coverage (distinct
+items served / items the model knows); the model's event-time lag is how far the event's time
+is ahead of the newest event the model has learned. Each output record carries these as its
+``evaluation`` (``Evaluation.as_dict``); Flink SQL sums them per variant over event-time
+windows into the metrics topic (operators/model/metrics_sql.py), and ``window_totals`` makes
+the same sums offline (jobs.evaluate --metrics-out), so the job's windows and the offline
+replay's can be compared number for number.
 
 >>> e = Evaluation.of(("a", "b", "c"), "b", (None, None), None)
 >>> e.as_dict()["hit"], round(e.as_dict()["ndcg"], 4), e.as_dict()["rr"]
@@ -28,10 +32,21 @@ from typing import Any
 
 import numpy as np
 
-# Sums over a window; the metrics topic carries them with the ratios made from them, so that
-# windows of several subtasks or variants can be added up again.
-SUMS = ("events", "tested", "hits", "ndcg_sum", "rr_sum", "lists", "diversity_sum", "novelty_sum",
-        "lagged", "model_lag_ms_sum")
+# A window's sums, each of one field of the records' evaluations: (sum, field). The metrics
+# topic carries them with the rates made from them (RATES), so that windows of several
+# subtasks or variants can be added up again.
+SUMMED = (("tested", "tested"), ("hits", "hit"), ("ndcg_sum", "ndcg"), ("rr_sum", "rr"), ("lists", "listed"),
+          ("diversity_sum", "diversity"), ("novelty_sum", "novelty"), ("lagged", "lagged"),
+          ("model_lag_ms_sum", "model_lag_ms"), ("ranked", "ranked"), ("auc_sum", "auc"), ("timed", "timed"),
+          ("latency_ms_sum", "latency_ms"))
+SUMS = ("events", *(name for name, _ in SUMMED))
+# A window's maxima of a field: (maximum, field).
+MAXED = (("catalogue", "catalogue"), ("latency_ms_max", "latency_ms"))
+# A window's rates: (rate, numerator sum, denominator sum); None where the denominator is 0.
+RATES = (("recall_at_k", "hits", "tested"), ("ndcg_at_k", "ndcg_sum", "tested"), ("mrr", "rr_sum", "tested"),
+         ("diversity", "diversity_sum", "lists"), ("novelty", "novelty_sum", "lists"),
+         ("model_lag_ms", "model_lag_ms_sum", "lagged"), ("auc", "auc_sum", "ranked"),
+         ("latency_ms", "latency_ms_sum", "timed"))
 
 
 @dataclass(frozen=True)
@@ -40,16 +55,20 @@ class Evaluation:
     diversity: float | None       # of the list served for this event: 1 - mean pairwise similarity (None: < 2 items)
     novelty: float | None         # its mean self-information, -log2(popularity share), in bits (None: empty list)
     model_lag_ms: int | None      # event time minus the newest learned event's time (None: nothing learned)
+    auc: float | None = None      # the item against every other item the user may get (None: not ranked)
+    catalogue: int = 0            # the items the model knew when it served the list now
+    latency_ms: int | None = None  # wall clock at the list's emission minus the event's Kafka timestamp (job only)
 
     @classmethod
     def of(cls, served: Sequence[str], item_id: str, quality: tuple[float | None, float | None],
-           model_lag_ms: int | None) -> Evaluation:
+           model_lag_ms: int | None, auc: float | None = None, catalogue: int = 0) -> Evaluation:
         """``served``: the list the user was last served (empty: none); ``quality``: the
-        (diversity, novelty) of the list served now (``list_quality``)."""
+        (diversity, novelty) of the list served now (``list_quality``); ``auc``: the event's
+        ``catalogue_auc``, where the model ranked it."""
         rank = None
         if served:
             rank = served.index(item_id) if item_id in served else -1
-        return cls(rank, *quality, model_lag_ms)
+        return cls(rank, *quality, model_lag_ms, auc, catalogue)
 
     @property
     def served(self) -> int:
@@ -67,7 +86,10 @@ class Evaluation:
                 "diversity": float(self.diversity) if self.diversity is not None else 0.0,
                 "novelty": float(self.novelty) if self.novelty is not None else 0.0,
                 "lagged": int(self.model_lag_ms is not None),
-                "model_lag_ms": int(self.model_lag_ms) if self.model_lag_ms is not None else 0}
+                "model_lag_ms": int(self.model_lag_ms) if self.model_lag_ms is not None else 0,
+                "ranked": int(self.auc is not None), "auc": float(self.auc) if self.auc is not None else 0.0,
+                "catalogue": self.catalogue, "timed": int(self.latency_ms is not None),
+                "latency_ms": int(self.latency_ms) if self.latency_ms is not None else 0}
 
 
 NOT_EVALUATED = Evaluation(None, None, None, None)     # an event answered without a list (never in the job)
@@ -94,50 +116,70 @@ def list_quality(indices: np.ndarray, counts: np.ndarray, total: float,
     return round(1.0 - float(mean_pair), 4), novelty
 
 
+def catalogue_auc(rank: int, candidates: int, negatives: int) -> float | None:
+    """The AUC of one positive item against ``negatives`` other items, when the model scored
+    ``candidates`` of them (best first) and the rest not at all: the share of negatives the
+    positive is ranked above, ties counting half. ``rank``: the positive's 0-based place among
+    the candidates, or -1 when it is not one (then it ties with every item not scored).
+    None when there is no negative.
+
+    >>> catalogue_auc(0, 50, 100), catalogue_auc(9, 50, 100), catalogue_auc(-1, 50, 100)
+    (1.0, 0.91, 0.25)
+    """
+    if negatives <= 0:
+        return None
+    if rank >= 0:
+        return (negatives - rank) / negatives
+    return 0.5 * (negatives - candidates) / negatives
+
+
 def _row(evaluation: dict[str, Any]) -> dict[str, float]:
-    e = evaluation
-    return {"events": 1, "tested": e["tested"], "hits": e["hit"], "ndcg_sum": e["ndcg"], "rr_sum": e["rr"],
-            "lists": e["listed"], "diversity_sum": e["diversity"], "novelty_sum": e["novelty"],
-            "lagged": e["lagged"], "model_lag_ms_sum": e["model_lag_ms"]}
+    return {"events": 1, **{name: evaluation[field] for name, field in SUMMED}}
 
 
 def ratios(sums: dict[str, float]) -> dict[str, float | None]:
-    """The window's rates from its sums (None where nothing was measured)."""
-    def per(num: str, den: str) -> float | None:
-        return sums[num] / sums[den] if sums[den] else None
+    """The window's rates from its sums (None where nothing was measured), and its catalogue
+    coverage when it has its distinct items and catalogue (``items_served``, ``catalogue``)."""
+    out = {rate: sums[num] / sums[den] if sums[den] else None for rate, num, den in RATES}
+    if "catalogue" in sums:
+        out["coverage"] = sums["items_served"] / sums["catalogue"] if sums["catalogue"] else None
+    return out
 
-    return {"recall_at_k": per("hits", "tested"), "ndcg_at_k": per("ndcg_sum", "tested"),
-            "mrr": per("rr_sum", "tested"), "diversity": per("diversity_sum", "lists"),
-            "novelty": per("novelty_sum", "lists"), "model_lag_ms": per("model_lag_ms_sum", "lagged")}
 
+def window_totals(records: Iterable[tuple[str, int, dict[str, Any], Sequence[str]]], size_ms: int,
+                  slide_ms: int | None = None, kind: str = "tumble",
+                  closed_by: int | None = None) -> list[dict[str, Any]]:
+    """Sum (variant, event ts, evaluation, items served) per variant over event-time windows of
+    ``size_ms`` sliding by ``slide_ms`` (tumbling when None), aligned to the epoch, as the
+    metrics SQL does, with each window's distinct items served and its MAXED; only
+    windows whose last millisecond is at or before ``closed_by`` (a watermark), when given.
+    Records in the metrics topic's schema, sorted by (variant, window_start).
 
-def window_totals(records: Iterable[tuple[str, int, dict[str, Any]]], size_ms: int, slide_ms: int | None = None,
-                  kind: str = "tumble", closed_by: int | None = None) -> list[dict[str, Any]]:
-    """Sum (variant, event ts, evaluation) per variant over event-time windows of ``size_ms``
-    sliding by ``slide_ms`` (tumbling when None), aligned to the epoch, as the metrics SQL
-    does; only windows whose last millisecond is at or before ``closed_by`` (a watermark), when
-    given. Records in the metrics topic's schema, sorted by (variant, window_start).
-
-    >>> ev = {"tested": 1, "hit": 1, "ndcg": 1.0, "rr": 1.0, "listed": 0, "diversity": 0.0,
-    ...       "novelty": 0.0, "lagged": 0, "model_lag_ms": 0}
-    >>> [(w["window_start"], w["events"], w["recall_at_k"]) for w in window_totals([("v", 5, ev), ("v", 12, ev)], 10)]
-    [(0, 1, 1.0), (10, 1, 1.0)]
-    >>> [(w["window_start"], w["events"]) for w in window_totals([("v", 5, ev)], 10, 5, "hop")]
+    >>> ev = Evaluation(0, None, None, None, catalogue=4).as_dict()
+    >>> [(w["window_start"], w["events"], w["recall_at_k"], w["coverage"])
+    ...  for w in window_totals([("v", 5, ev, ["a"]), ("v", 12, ev, ["a", "b"])], 10)]
+    [(0, 1, 1.0, 0.25), (10, 1, 1.0, 0.5)]
+    >>> [(w["window_start"], w["items_served"]) for w in window_totals([("v", 5, ev, ["a"])], 10, 5, "hop")]
     [(0, 1), (5, 1)]
     """
     slide = slide_ms or size_ms
     totals: dict[tuple[str, int], dict[str, float]] = defaultdict(lambda: dict.fromkeys(SUMS, 0))
-    for variant, ts, evaluation in records:
+    served: dict[tuple[str, int], set[str]] = defaultdict(set)
+    for variant, ts, evaluation, items in records:
         row = _row(evaluation)
         last_start = ts - ts % slide
         for start in range(last_start, ts - size_ms, -slide):
             sums = totals[(variant, start)]
             for name, value in row.items():
                 sums[name] += value
+            for name, field in MAXED:
+                sums[name] = max(sums.get(name, 0), evaluation[field])
+            served[(variant, start)].update(items)
     out = []
     for (variant, start), sums in sorted(totals.items()):
         if closed_by is not None and start + size_ms - 1 > closed_by:
             continue
+        sums["items_served"] = len(served[(variant, start)])
         out.append({"kind": kind, "variant": variant, "window_start": start, "window_end": start + size_ms,
                     **sums, **ratios(sums)})
     return out

@@ -27,7 +27,7 @@ import logging
 import os
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from pyflink.common import Row, Types
@@ -39,6 +39,7 @@ from operators.model.evaluation import NOT_EVALUATED
 from operators.model.history import UserState
 from operators.model.lifecycle import ModelLifecycle, Placement
 from operators.model.metadata import load_titles, recommendation_json
+from operators.model.metrics_sql import SERVED_MARK
 from operators.model.online import OnlineConfig, OnlineRanker, Tally
 from operators.model.replica import ReplicaLifecycle, shares_model
 from operators.model.snapshot_store import DEFAULT_REPLICATION, SnapshotStore
@@ -119,6 +120,7 @@ class VariantModel:
     tested: Any                  # test-then-learn on the served lists (evaluation.py):
     hits: Any                    # their ratio is the hit rate
     alerted: int = 0             # the guard's rollbacks already sent as alerts (or there at start)
+    latency_ms: int = 0          # the latest output's, from its event's Kafka timestamp (a gauge)
 
     @property
     def ranker(self) -> OnlineRanker:
@@ -199,10 +201,12 @@ class RecommendFunction(KeyedProcessFunction):
         # are sent again (at least once; an alert is keyed by variant, lineage and version).
         restored_version = lifecycle.restored_from.learned_events if lifecycle.restored_from is not None else 0
         alerted = sum(1 for r in ranker.guard.rollbacks if r.version <= restored_version)
-        return VariantModel(variant, lifecycle, replica, tail, step, Tally(),
-                            learned=metrics.counter("learned"), skipped=metrics.counter("skipped_already_in_snapshot"),
-                            tested=metrics.counter("online_tested"), hits=metrics.counter("online_hits"),
-                            alerted=alerted)
+        model = VariantModel(variant, lifecycle, replica, tail, step, Tally(),
+                             learned=metrics.counter("learned"), skipped=metrics.counter("skipped_already_in_snapshot"),
+                             tested=metrics.counter("online_tested"), hits=metrics.counter("online_hits"),
+                             alerted=alerted)
+        metrics.gauge("latency_ms", lambda: model.latency_ms)
+        return model
 
     def process_element(self, value: Row, ctx: KeyedProcessFunction.Context) -> Iterator[tuple[OutputTag, Row] | Row]:
         s = self.settings
@@ -220,6 +224,7 @@ class RecommendFunction(KeyedProcessFunction):
         (model.learned if result.learned else model.skipped).inc()
         self.user_state.update(user.snapshot())
         variant = model.variant.name
+        emitted = int(time.time() * 1000)
         record = {
             "user_id": event.user_id,
             "items": [recommendation_json(r) for r in result.recommendations],
@@ -229,15 +234,21 @@ class RecommendFunction(KeyedProcessFunction):
             "variant": variant,
             "event_id": event.event_id,
             "event_ts": event.ts,
-            "emitted_ts": int(time.time() * 1000),
+            "ingest_ts": event.position.timestamp,
+            "emitted_ts": emitted,
         }
-        evaluation = record["evaluation"] = (result.evaluation or NOT_EVALUATED).as_dict()
+        evaluated = result.evaluation or NOT_EVALUATED
+        if event.position.timestamp >= 0:     # the job's latency: Kafka append (or create) time to this list
+            model.latency_ms = emitted - event.position.timestamp
+            evaluated = replace(evaluated, latency_ms=model.latency_ms)
+        evaluation = record["evaluation"] = evaluated.as_dict()
         model.tested.inc(evaluation["tested"])
         model.hits.inc(evaluation["hit"])
         if s.emit_features:
             record["features"] = {**window.as_dict(), **result.session.as_dict(),
                                   "user_event_number": value[USER_EVENT_NUMBER]}
         yield Row(event.user_id, json.dumps(record), variant, event.ts,
+                  [SERVED_MARK, *(r.item_id for r in result.recommendations)],
                   *(evaluation[name] for name, _ in EVALUATION_COLUMNS))
         if result.update is not None:
             yield UPDATE_TAG, Row(model.lifecycle.lineage, result.update.to_json())

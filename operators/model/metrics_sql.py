@@ -5,21 +5,33 @@ variant, sums and rates over event-time windows, a tumbling one and, optionally,
 restarts and add up every model subtask's events; a window is emitted once the watermark
 passes its end.
 
->>> print(metrics_query("recs_view", [("tumble", 60_000, 60_000)])[:62])
+Catalogue coverage counts the distinct items served in a window, so the query reads the
+outputs unnested: each output row's ``served`` column holds ``SERVED_MARK`` and then the items
+of its list (rows.RECOMMENDATION_ROW), and UNNEST makes one row per entry; the row of the mark
+carries the record's evaluation, the rows of the items carry the items (and zeros).
+
+>>> print(metrics_query("served_view", [("tumble", 60_000, 60_000)])[:62])
 SELECT 'tumble' AS kind, `variant`, UNIX_TIMESTAMP(DATE_FORMAT
 """
 
 from __future__ import annotations
 
 from operators.cleaning.event_time import sql_interval
+from operators.model.evaluation import MAXED, RATES, SUMMED
+from operators.records import EVALUATION_COLUMNS
+
+# The first entry of an output row's ``served`` column: it stands for the record itself (an
+# item id is never empty: cleaning rejects it).
+SERVED_MARK = ""
+_SUM_TYPE = {"INT": "BIGINT", "BIGINT": "BIGINT", "DOUBLE": "DOUBLE"}
+_FIELD_TYPE = dict(EVALUATION_COLUMNS)
 
 # The metrics topic's record, in order: evaluation.window_totals gives the same keys offline.
 SINK_COLUMNS = [
     ("kind", "STRING"), ("variant", "STRING"), ("window_start", "BIGINT"), ("window_end", "BIGINT"),
-    ("events", "BIGINT"), ("tested", "BIGINT"), ("hits", "BIGINT"), ("ndcg_sum", "DOUBLE"), ("rr_sum", "DOUBLE"),
-    ("lists", "BIGINT"), ("diversity_sum", "DOUBLE"), ("novelty_sum", "DOUBLE"), ("lagged", "BIGINT"),
-    ("model_lag_ms_sum", "BIGINT"), ("recall_at_k", "DOUBLE"), ("ndcg_at_k", "DOUBLE"), ("mrr", "DOUBLE"),
-    ("diversity", "DOUBLE"), ("novelty", "DOUBLE"), ("model_lag_ms", "DOUBLE")]
+    ("events", "BIGINT"), *((name, _SUM_TYPE[_FIELD_TYPE[field]]) for name, field in SUMMED),
+    ("items_served", "BIGINT"), *((name, "BIGINT") for name, _ in MAXED), *((rate, "DOUBLE") for rate, _, _ in RATES),
+    ("coverage", "DOUBLE")]
 
 
 def _epoch_ms(column: str) -> str:
@@ -28,27 +40,38 @@ def _epoch_ms(column: str) -> str:
     return f"UNIX_TIMESTAMP(DATE_FORMAT({column}, 'yyyy-MM-dd HH:mm:ss')) * 1000"
 
 
-def _rate(num: str, den: str) -> str:
-    return f"CAST(SUM({num}) AS DOUBLE) / NULLIF(SUM({den}), 0)"
+def _sum(field: str) -> str:
+    return f"CAST(SUM(`{field}`) AS {_SUM_TYPE[_FIELD_TYPE[field]]})"
+
+
+def served_rows(view: str) -> str:
+    """``view``'s output rows (``variant``, ``rowtime``, ``served`` and
+    records.EVALUATION_COLUMNS) unnested: one row per ``served`` entry, the mark's with the
+    record's evaluation columns, the items' with zeros; ``record`` is 1 on the mark's row."""
+    mark = f"served_item = '{SERVED_MARK}'"
+    columns = ", ".join(f"CASE WHEN {mark} THEN `{name}` ELSE 0 END AS `{name}`" for name, _ in EVALUATION_COLUMNS)
+    return (f"SELECT `variant`, rowtime, CASE WHEN {mark} THEN 1 ELSE 0 END AS record, "
+            f"NULLIF(served_item, '{SERVED_MARK}') AS served_item, {columns} "
+            f"FROM {view} CROSS JOIN UNNEST(served) AS entries(served_item)")
 
 
 def metrics_query(view: str, windows: list[tuple[str, int, int]]) -> str:
-    """One SELECT per (kind, size ms, slide ms) window over ``view`` (``variant``, ``rowtime``
-    and evaluation.COLUMNS), unioned."""
+    """One SELECT per (kind, size ms, slide ms) window over ``view`` (a view of ``served_rows``:
+    a window function takes a named table only), unioned: the columns of SINK_COLUMNS."""
+    by_field = dict(SUMMED)
+    sums = ", ".join(f"{_sum(field)} AS {name}" for name, field in SUMMED)
+    maxima = ", ".join(f"CAST(MAX(`{field}`) AS BIGINT) AS {name}" for name, field in MAXED)
+    rates = ", ".join(f"CAST(SUM(`{by_field[num]}`) AS DOUBLE) / NULLIF(SUM(`{by_field[den]}`), 0) AS {rate}"
+                      for rate, num, den in RATES)
     selects = []
     for kind, size, slide in windows:
         table = (f"TUMBLE(TABLE {view}, DESCRIPTOR(rowtime), {sql_interval(size)})" if size == slide else
                  f"HOP(TABLE {view}, DESCRIPTOR(rowtime), {sql_interval(slide)}, {sql_interval(size)})")
         selects.append(
             f"SELECT '{kind}' AS kind, `variant`, {_epoch_ms('window_start')} AS window_start, "
-            f"{_epoch_ms('window_end')} AS window_end, COUNT(*) AS events, "
-            "CAST(SUM(tested) AS BIGINT) AS tested, CAST(SUM(hit) AS BIGINT) AS hits, SUM(ndcg) AS ndcg_sum, "
-            "SUM(rr) AS rr_sum, CAST(SUM(listed) AS BIGINT) AS lists, SUM(diversity) AS diversity_sum, "
-            "SUM(novelty) AS novelty_sum, CAST(SUM(lagged) AS BIGINT) AS lagged, "
-            "CAST(SUM(model_lag_ms) AS BIGINT) AS model_lag_ms_sum, "
-            f"{_rate('hit', 'tested')} AS recall_at_k, {_rate('ndcg', 'tested')} AS ndcg_at_k, "
-            f"{_rate('rr', 'tested')} AS mrr, {_rate('diversity', 'listed')} AS diversity, "
-            f"{_rate('novelty', 'listed')} AS novelty, {_rate('model_lag_ms', 'lagged')} AS model_lag_ms "
+            f"{_epoch_ms('window_end')} AS window_end, CAST(SUM(record) AS BIGINT) AS events, {sums}, "
+            f"COUNT(DISTINCT served_item) AS items_served, {maxima}, "
+            f"{rates}, CAST(COUNT(DISTINCT served_item) AS DOUBLE) / NULLIF(MAX(catalogue), 0) AS coverage "
             f"FROM TABLE({table}) GROUP BY `variant`, window_start, window_end")
     return " UNION ALL ".join(selects)
 

@@ -33,7 +33,7 @@ import io
 import itertools
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -41,7 +41,7 @@ import torch
 from operators.model.ann import EmbeddingIndex
 from operators.model.candidates import Candidates, Slots, ranks_of_targets, segment_max, top_k_per_segment
 from operators.model.components import Cooccurrence, Embeddings, ItemRegression, Trending, dense_pairs
-from operators.model.evaluation import list_quality
+from operators.model.evaluation import catalogue_auc, list_quality
 from operators.model.health import UNTESTED, HealthGuard
 from operators.model.progress import LearnedEvents
 from operators.model.ranker import CONTEXT, FEATURE_GROUPS, FEATURES, GENERATOR_OF, LearnedRanker, ranker_features
@@ -155,6 +155,14 @@ class AdaptiveFusion:
         nb = len(self.blends) + 1
         self.blend_hits += self.rate * (hits[:nb] - self.blend_hits)
         self.component_hits += self.rate * (hits[nb:] - self.component_hits)
+
+
+class Test(NamedTuple):
+    """One event's test before learning (``OnlineRanker.observe``)."""
+
+    rank: int | None                # the item in the top-k: 0.., -1 absent, None not asked
+    hits: np.ndarray | None         # the fusion's measurement of it (blends, then components)
+    auc: float | None = None        # the item against every other item the user may get (None: not ranked)
 
 
 @dataclass
@@ -403,23 +411,25 @@ class OnlineRanker:
 
     def observe(self, history: Sequence[str], exclude: set[str], item_id: str, k: int = 10,
                 fusion_only: bool = False, situation: tuple[float, ...] = (),
-                tally: Tally | None = None) -> tuple[int | None, np.ndarray | None]:
+                tally: Tally | None = None) -> Test:
         """Test before learn: where does ``item_id`` stand in the top-k the ranker would give
         now (its 0-based position, or -1 if absent), and the fusion's measurement of the event
         when it is one the fusion measures (every ``fusion_every``-th observed event whose item
         is known; ``learn`` takes it with the event). The rank is None when the question does
         not apply (no history) or, with ``fusion_only``, when the event is not measured (the
-        job's way to save the work). ``situation``: the request's ranker.CONTEXT. ``tally``
+        job's way to save the work). Where the ranker ranked the item (a known item the user
+        may get), the test also has its AUC against every other such item
+        (evaluation.catalogue_auc). ``situation``: the request's ranker.CONTEXT. ``tally``
         counts the observed events instead of the ranker (a replica, which only the log changes)."""
         return self.observe_many([(history, self._indices(exclude), item_id)], k, fusion_only, [situation], tally)[0]
 
     def observe_many(self, requests: Sequence[tuple[Sequence[str], np.ndarray, str]], k: int = 10,
                      fusion_only: bool = False, situations: Sequence[tuple[float, ...]] | None = None,
-                     tally: Tally | None = None) -> list[tuple[int | None, np.ndarray | None]]:
+                     tally: Tally | None = None) -> list[Test]:
         """``observe`` for a list of (history, excluded item indices, item) of one batch (and
         each one's situation): the same questions asked of the same (unchanging) model, on
         the candidates of all of them at once."""
-        out: list[tuple[int | None, np.ndarray | None]] = [(None, None)] * len(requests)
+        out: list[Test] = [Test(None, None)] * len(requests)
         asked, targets, measured = [], [], []
         counter: Tally | OnlineRanker = self if tally is None else tally
         for n, (history, exclude, item_id) in enumerate(requests):
@@ -431,7 +441,7 @@ class OnlineRanker:
             if fusion_only and not measure:
                 continue
             if target is None or (exclude == target).any():
-                out[n] = (-1, None)           # an item never seen before cannot be recommended
+                out[n] = Test(-1, None)       # an item never seen before cannot be recommended
                 continue
             asked.append(n)
             targets.append(target)
@@ -442,15 +452,19 @@ class OnlineRanker:
         scored = self.candidates(contexts, [requests[n][1] for n in asked],
                                  situations=None if situations is None else [situations[n] for n in asked])
         t = np.array(targets, dtype=np.int64)
+        total = self._fuse(scored)[1]
+        places = ranks_of_targets(total, scored.cand.item, scored.cand.starts, t)   # among all the candidates
         if self.config.mmr_lambda < 1.0:
-            total = self._fuse(scored)[1]
             ranks = np.array([self._diversified_rank(scored, total, row, int(t[row]), k) for row in range(len(asked))])
         else:
-            ranks = ranks_of_targets(self._fuse(scored)[1], scored.cand.item, scored.cand.starts, t)
+            ranks = places
         hits = self._measure(scored, t, np.array(measured), k)
+        sizes = np.diff(scored.cand.starts)
         for row, n in enumerate(asked):
             rank = int(ranks[row])
-            out[n] = (rank if 0 <= rank < k else -1, hits[row] if measured[row] else None)
+            negatives = len(self.item_ids) - np.unique(requests[n][1]).size - 1
+            out[n] = Test(rank if 0 <= rank < k else -1, hits[row] if measured[row] else None,
+                          catalogue_auc(int(places[row]), int(sizes[row]), negatives))
         return out
 
     def _measure(self, scored: Scored, targets: np.ndarray, measured: np.ndarray, k: int) -> np.ndarray:

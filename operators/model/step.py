@@ -32,7 +32,7 @@ from operators.features.windows import WindowFeatures
 from operators.model.evaluation import Evaluation
 from operators.model.health import UNTESTED
 from operators.model.history import UserState
-from operators.model.online import Interaction, OnlineRanker, Tally
+from operators.model.online import Interaction, OnlineRanker, Tally, Test
 from operators.model.ranker import request_context
 from operators.model.updates import ModelUpdate
 from operators.records import Event, Recommendation
@@ -121,24 +121,24 @@ class ModelStep:
         session = user.activity.observe(event.item_id, event.event_type, event.ts, self.features.session_gap_ms,
                                         self.features.sequence_length)
         history = user.history
-        rank, hits = None, None
+        test = Test(None, None)
         held = ranker.progress.contains(event)
         if not held:
-            rank, hits = ranker.observe(history.recent, history.seen, event.item_id, self.k,
-                                        fusion_only=not self.test_every_event, situation=before, tally=tally)
+            test = ranker.observe(history.recent, history.seen, event.item_id, self.k,
+                                  fusion_only=not self.test_every_event, situation=before, tally=tally)
         context = tuple(history.recent)
         history.apply(event, ranker.config.history)
         # The top-k before the event is taken: when it completes a batch, the batch is learned
         # after, so every event's answers come from the model as of the start of its batch.
         user.situation = request_context(session.session_events, session.gap_ms, window)
         if not recommend:
-            return _Served(before, session, context, rank, hits, [], held, None)
+            return _Served(before, session, context, test.rank, test.hits, [], held, None)
         recs = ranker.recommend(history.recent, self.k, exclude=history.seen, situation=user.situation)
         last_served, user.served = user.served, tuple(r.item_id for r in recs)
         newest = ranker.newest_learned_ts
         evaluation = Evaluation.of(last_served, event.item_id, ranker.list_quality(user.served),
-                                   None if newest is None else event.ts - newest)
-        return _Served(before, session, context, rank, hits, recs, held, evaluation)
+                                   None if newest is None else event.ts - newest, test.auc, len(ranker.item_ids))
+        return _Served(before, session, context, test.rank, test.hits, recs, held, evaluation)
 
     def process_many(self, events: Sequence[Event], users: dict[str, UserState],
                      windows: Sequence[WindowFeatures | None] | None = None) -> list[StepResult]:
@@ -176,6 +176,7 @@ class ModelStep:
                     seen.append(np.array([index[event.item_id]]))
             tested = ranker.observe_many(requests, self.k, situations=situations)
             ranker.learn([Interaction(e, c, s) for e, c, s in zip(chunk, contexts, situations, strict=True)],
-                         [h for _, h in tested])
-            out += [StepResult([], True, s, rank, None, hits) for s, (rank, hits) in zip(sessions, tested, strict=True)]
+                         [test.hits for test in tested])
+            out += [StepResult([], True, s, test.rank, None, test.hits)
+                    for s, test in zip(sessions, tested, strict=True)]
         return out

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from operators.model import ModelStep, OnlineConfig, OnlineRanker, UserState
-from operators.model.evaluation import Evaluation, list_quality, window_totals
+from operators.model.evaluation import Evaluation, catalogue_auc, list_quality, window_totals
+from operators.model.online import Interaction
 from operators.records import Event
 
 
@@ -61,17 +62,64 @@ def test_windows_equal_a_brute_force_count() -> None:
     rows = []
     for n in range(400):
         hit = rng.random() < 0.3
+        ranked = rng.random() < 0.25
+        served = rng.sample([f"i{j}" for j in range(60)], 3)
         rows.append((rng.choice(["a", "b"]), rng.randrange(0, 50_000), {
             "tested": 1, "hit": int(hit), "ndcg": 0.5 if hit else 0.0, "rr": 0.25 if hit else 0.0, "listed": 1,
-            "diversity": 0.5, "novelty": 3.0, "lagged": 1, "model_lag_ms": n}))
+            "diversity": 0.5, "novelty": 3.0, "lagged": 1, "model_lag_ms": n, "ranked": int(ranked),
+            "auc": rng.random() if ranked else 0.0, "catalogue": 100 + n, "timed": 0, "latency_ms": 0}, served))
     size, slide = 10_000, 2_500
     windows = window_totals(rows, size, slide, "sliding", closed_by=40_000)
     assert windows and all(w["window_end"] - 1 <= 40_000 for w in windows)
     for w in windows:
-        inside = [e for v, ts, e in rows if v == w["variant"] and w["window_start"] <= ts < w["window_end"]]
+        inside = [(e, items) for v, ts, e, items in rows
+                  if v == w["variant"] and w["window_start"] <= ts < w["window_end"]]
         assert w["events"] == w["tested"] == len(inside)
-        assert w["hits"] == sum(e["hit"] for e in inside)
-        assert w["model_lag_ms_sum"] == sum(e["model_lag_ms"] for e in inside)
+        assert w["hits"] == sum(e["hit"] for e, _ in inside)
+        assert w["model_lag_ms_sum"] == sum(e["model_lag_ms"] for e, _ in inside)
         assert w["recall_at_k"] == pytest.approx(w["hits"] / len(inside))
+        assert w["ranked"] == sum(e["ranked"] for e, _ in inside)
+        if w["ranked"]:
+            assert w["auc"] == pytest.approx(sum(e["auc"] for e, _ in inside) / w["ranked"])
+        distinct = {i for _, items in inside for i in items}
+        catalogue = max(e["catalogue"] for e, _ in inside)
+        assert (w["items_served"], w["catalogue"]) == (len(distinct), catalogue)
+        assert w["coverage"] == pytest.approx(len(distinct) / catalogue)
     starts = {w["window_start"] for w in windows}
     assert starts == set(range(-7_500, 32_500, slide))      # every window whose end is closed, from the first
+
+
+@pytest.mark.parametrize(("rank", "candidates", "negatives", "auc"),
+                         [(0, 10, 99, 1.0), (9, 10, 99, 90 / 99), (-1, 10, 99, 0.5 * 89 / 99), (-1, 0, 5, 0.5),
+                          (0, 1, 0, None)])
+def test_catalogue_auc_counts_the_negatives_ranked_below_and_half_the_unscored(
+        rank: int, candidates: int, negatives: int, auc: float | None) -> None:
+    assert catalogue_auc(rank, candidates, negatives) == (pytest.approx(auc) if auc is not None else None)
+
+
+def test_the_auc_of_a_test_is_the_share_of_every_other_eligible_item_scored_below() -> None:
+    """Brute force over the whole catalogue: score every item the user may get with the
+    model's own fused score (an item that is no candidate: below every candidate), and count."""
+    rng = random.Random(5)
+    ranker = OnlineRanker(OnlineConfig(learn_every=1))
+    items = [f"i{j}" for j in range(40)]
+    for n in range(600):
+        ranker.learn([Interaction(Event(f"e{n}", f"u{n % 30}", rng.choice(items[: 5 + n % 36]), "view", None, n),
+                                  tuple(rng.sample(items[:20], 3)))])
+    aucs = []
+    for n in range(40):
+        history = rng.sample(items[:25], 4)
+        target = rng.choice([i for i in items if i not in history])
+        test = ranker.observe(history, set(history), target)
+        assert test.auc is not None
+        excluded = ranker._indices(set(history))
+        scored = ranker.candidates([ranker._context(history, ranker.config.history)], [excluded])
+        total = ranker._fuse(scored)[1]
+        score = dict.fromkeys(range(len(ranker.item_ids)), -np.inf)     # not a candidate: below every candidate
+        score.update({int(i): float(v) for i, v in zip(scored.cand.item, total, strict=True)})
+        mine = score[ranker.index[target]]
+        others = [v for i, v in score.items() if i != ranker.index[target] and i not in set(excluded.tolist())]
+        below = sum(v < mine for v in others) + 0.5 * sum(v == mine for v in others)
+        assert test.auc == pytest.approx(below / len(others)), n
+        aucs.append(test.auc)
+    assert 0.6 < float(np.mean(aucs)) < 1.0       # the learned model ranks the next item well above chance

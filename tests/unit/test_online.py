@@ -132,7 +132,7 @@ def test_the_model_beats_popularity_clearly_on_planted_structure() -> None:
     tests = 0
     for n, (u, i) in enumerate(events):
         h = hist.setdefault(u, [])
-        rank, _ = ranker.observe(h, set(h), i)
+        rank = ranker.observe(h, set(h), i).rank
         pop_rank = pop.observe(u, i)
         if rank is not None and n > 1_000:
             tests += 1

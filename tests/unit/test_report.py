@@ -23,7 +23,9 @@ HOUR = 3_600_000
 def _windows(variant: str, hit_every: int, events: int = 600) -> list[dict[str, Any]]:
     rows = [(variant, n * 60_000, {"tested": 1, "hit": int(n % hit_every == 0), "ndcg": 0.5 * (n % hit_every == 0),
                                    "rr": 0.5 * (n % hit_every == 0), "listed": 1, "diversity": 0.7, "novelty": 8.0,
-                                   "lagged": 1, "model_lag_ms": 2_000})
+                                   "lagged": 1, "model_lag_ms": 2_000, "ranked": int(n % 4 == 0),
+                                   "auc": 0.8 * (n % 4 == 0), "catalogue": 50, "timed": 1, "latency_ms": 300},
+                 [f"i{n % 7}"])
             for n in range(events)]
     return window_totals(rows, HOUR)
 

@@ -90,8 +90,8 @@ def test_fusion_only_tests_ask_what_the_one_event_path_asks() -> None:
                                                               dtype=np.int64), e.item_id))
             history.apply(e, SMALL.history)
         tested = many.observe_many(requests, 10, fusion_only=True)
-        many.learn([Interaction(e, r[0]) for e, r in zip(chunk, requests, strict=True)], [h for _, h in tested])
-        asked += [rank is not None for rank, _ in tested]
+        many.learn([Interaction(e, r[0]) for e, r in zip(chunk, requests, strict=True)], [t.hits for t in tested])
+        asked += [t.rank is not None for t in tested]
     assert asked == [r.rank is not None for r in one] and sum(asked) > 100
     assert many.observed == single.ranker.observed
 

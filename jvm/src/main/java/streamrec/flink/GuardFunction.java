@@ -24,7 +24,7 @@ import org.apache.flink.util.OutputTag;
  * tests/flink/test_guard.py holds this class to, event for event.
  *
  * <p>Keyed by user ({@link UserKey}); rows are the job's CLEAN_ROW (event_id, user_id, item_id,
- * event_type, value, ts, partition, offset, raw). A duplicate (an event_id seen within
+ * event_type, value, ts, partition, offset, ingest_ts, raw). A duplicate (an event_id seen within
  * {@code dedupeTtlMs} of event time) is counted and dropped; an event beyond
  * {@code rateLimit} accepted events per {@code rateWindowMs} of event time goes to
  * {@link #REJECTED} as (reason, raw, partition, offset), which the job turns into a dead
@@ -51,7 +51,7 @@ public class GuardFunction extends KeyedProcessFunction<String, Row, Row> {
     private static final int EVENT_ID = 0;
     private static final int PARTITION = 6;
     private static final int OFFSET = 7;
-    private static final int RAW = 8;
+    private static final int RAW = 9;
 
     private final long dedupeTtlMs;
     private final int maxDedupeIds;
