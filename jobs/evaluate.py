@@ -39,7 +39,7 @@ from jobs.config import JobConfig
 from jobs.offline import OfflinePipeline
 from jobs.replay import read_events
 from operators.model.baselines import ItemKNN, Popularity
-from operators.model.evaluation import window_totals
+from operators.model.evaluation import ab_tests, window_totals
 from operators.model.metadata import load_titles
 from operators.model.online import COMPONENTS, OnlineConfig
 from operators.model.ranker import FEATURE_GROUPS
@@ -128,8 +128,9 @@ def online_metrics(events: Sequence[dict[str, Any] | str], windows: Sequence[tup
                    variant_salt: str = "") -> list[dict[str, Any]]:
     """The job's metrics topic, offline: ``events`` through the job's path (lists served, the
     fusion's tests only, OfflinePipeline), each output's evaluation summed per event-time
-    window (evaluation.window_totals) as the job's SQL does. Only windows the job would have
-    closed: those the last event's time is past (the watermark a heartbeat puts there)."""
+    window (evaluation.window_totals) as the job's SQL does, and with several variants the A/B
+    records (evaluation.ab_tests). Only windows the job would have closed: those the last
+    event's time is past (the watermark a heartbeat puts there)."""
     pipeline = OfflinePipeline(recommend=True, test_every_event=False, model=model or OnlineConfig(),
                                variants=tuple(variants), variant_salt=variant_salt)
     rows: list[tuple[str, int, dict[str, Any], list[str]]] = []
@@ -139,8 +140,10 @@ def online_metrics(events: Sequence[dict[str, Any] | str], windows: Sequence[tup
         rows += [(m.variant, m.event.ts, m.result.evaluation.as_dict(), [r.item_id for r in m.result.recommendations])
                  for m in released if m.result.evaluation is not None]
     closed_by = max((ts for _, ts, _, _ in rows), default=None)
-    return [w for kind, size, slide in windows
-            for w in window_totals(rows, size, slide, kind, closed_by)]
+    out = [w for kind, size, slide in windows for w in window_totals(rows, size, slide, kind, closed_by)]
+    if len(variants) > 1:       # the job's A/B records: each variant against the first
+        out += ab_tests(out, [v.name for v in variants])
+    return out
 
 
 def plot(curves: dict[str, Curve], out: Path, title: str) -> None:

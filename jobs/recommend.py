@@ -40,12 +40,13 @@ from operators.cleaning.event_time import (  # noqa: E402
 from operators.cleaning.flink import DLQ_TAG, CleanFunction, guard_in_jvm, split_late  # noqa: E402
 from operators.features.flink import configure_sql, window_features  # noqa: E402
 from operators.model.flink import ALERT_TAG, UPDATE_TAG, ModelSettings, RecommendFunction  # noqa: E402
-from operators.model.metrics_sql import metrics_query, metrics_sink_ddl, served_rows  # noqa: E402
+from operators.model.metrics_sql import AB_COLUMNS, ab_query, metrics_query, metrics_sink_ddl, served_rows  # noqa: E402
 from operators.model.update_log import ensure_log_topic  # noqa: E402
 from operators.rows import CLEAN_ROW, RECOMMENDATION_ROW  # noqa: E402
 
 METRICS_SINK = "metrics_sink"      # the metrics topic's table, when the job has a model
 ALERTS_SINK = "alerts_sink"        # the same topic's health-guard alerts (raw JSON records)
+AB_SINK = "ab_sink"                # the same topic's A/B z-tests, when the job has several variants
 
 
 def _kafka_options(config: JobConfig, topic: str) -> str:
@@ -180,6 +181,9 @@ def build_pipeline(t_env: StreamTableEnvironment, source_table: str, recs_sink: 
         t_env.create_temporary_view("model_outputs", outputs)
         t_env.create_temporary_view("model_served", t_env.sql_query(served_rows("model_outputs")))
         statements.add_insert(METRICS_SINK, t_env.sql_query(metrics_query("model_served", windows)))
+        variants = [v.name for v in config.variant_list()]
+        if len(variants) > 1:       # each variant against the first, per window
+            statements.add_insert(AB_SINK, t_env.sql_query(ab_query("model_served", windows, variants)))
     return statements
 
 
@@ -279,6 +283,8 @@ def main(argv: list[str] | None = None, build: Build = build_pipeline, with_mode
         if config.metrics_windows():
             t_env.execute_sql(metrics_sink_ddl(METRICS_SINK, _exactly_once_options(config, config.metrics_topic_name,
                                                                                    "metrics")))
+            t_env.execute_sql(metrics_sink_ddl(AB_SINK, _exactly_once_options(config, config.metrics_topic_name, "ab"),
+                                               AB_COLUMNS))
 
     # transforms, then run
     build(t_env, "interactions_source", "recommendations_sink", "dlq_sink", config, updates).attach_as_datastream()

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from operators.model.evaluation import SUMS, ratios
+from operators.model.evaluation import SUMS, ratios, two_proportion_z
 
 PLOTS = [("Hit rate / recall@k, NDCG@k, MRR", ["recall_at_k", "ndcg_at_k", "mrr"], "rate"),
          ("Intra-list diversity", ["diversity"], "1 - mean pairwise similarity"),
@@ -68,22 +68,6 @@ def wilson(hits: int, n: int, z: float = 1.959964) -> tuple[float, float]:
     return centre - half, centre + half
 
 
-def two_proportion_z(hits: int, n: int, hits_control: int, n_control: int) -> tuple[float, float]:
-    """z and two-sided p-value of the difference of two hit rates (pooled standard error).
-
-    >>> [round(x, 4) for x in two_proportion_z(120, 1000, 100, 1000)]
-    [1.4293, 0.1529]
-    """
-    if not n or not n_control:
-        return 0.0, 1.0
-    pooled = (hits + hits_control) / (n + n_control)
-    se = math.sqrt(pooled * (1 - pooled) * (1 / n + 1 / n_control))
-    if se == 0:
-        return 0.0, 1.0
-    z = (hits / n - hits_control / n_control) / se
-    return z, math.erfc(abs(z) / math.sqrt(2))
-
-
 def totals(windows: Iterable[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """Per variant: the windows' sums added up, with the rates made from them (not coverage:
     distinct items do not add up over windows). A sum an older job did not write counts 0."""
@@ -100,7 +84,7 @@ def compare(by_variant: dict[str, dict[str, Any]], control: str) -> list[Compari
     for variant, t in by_variant.items():
         if variant == control:
             continue
-        z, p = two_proportion_z(int(t["hits"]), int(t["tested"]), int(base["hits"]), int(base["tested"]))
+        z, p = two_proportion_z(int(t["hits"]), int(t["tested"]), int(base["hits"]), int(base["tested"])) or (0.0, 1.0)
         out.append(Comparison(variant, control, int(t["tested"]), int(base["tested"]), t["recall_at_k"] or 0.0,
                               base["recall_at_k"] or 0.0, z, p))
     return out
@@ -130,8 +114,10 @@ def _plot_png(windows: list[dict[str, Any]], title: str, fields: list[str], unit
     ax.set_ylabel(unit)
     ax.set_xlabel("window end (event time, UTC)")
     ax.grid(alpha=0.3)
-    if ax.get_legend_handles_labels()[0]:       # a metric no window measured draws nothing
+    if ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize=8)
+    elif not ax.lines:                          # a metric no window measured (e.g. latency offline)
+        ax.text(0.5, 0.5, "not measured in these records", ha="center", va="center", transform=ax.transAxes)
     fig.autofmt_xdate()
     fig.tight_layout()
     buf = io.BytesIO()

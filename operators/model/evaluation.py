@@ -40,8 +40,10 @@ SUMMED = (("tested", "tested"), ("hits", "hit"), ("ndcg_sum", "ndcg"), ("rr_sum"
           ("model_lag_ms_sum", "model_lag_ms"), ("ranked", "ranked"), ("auc_sum", "auc"), ("timed", "timed"),
           ("latency_ms_sum", "latency_ms"))
 SUMS = ("events", *(name for name, _ in SUMMED))
-# A window's maxima of a field: (maximum, field).
-MAXED = (("catalogue", "catalogue"), ("latency_ms_max", "latency_ms"))
+# A window's maxima of a field: (maximum, field, the flag of the records that measured it or
+# None for all); None where no record measured it.
+MAXED = (("catalogue", "catalogue", None), ("latency_ms_max", "latency_ms", "timed"))
+MAXED_NAMES = tuple(name for name, _, _ in MAXED)
 # A window's rates: (rate, numerator sum, denominator sum); None where the denominator is 0.
 RATES = (("recall_at_k", "hits", "tested"), ("ndcg_at_k", "ndcg_sum", "tested"), ("mrr", "rr_sum", "tested"),
          ("diversity", "diversity_sum", "lists"), ("novelty", "novelty_sum", "lists"),
@@ -146,6 +148,53 @@ def ratios(sums: dict[str, float]) -> dict[str, float | None]:
     return out
 
 
+def two_proportion_z(hits: int, n: int, hits_control: int, n_control: int) -> tuple[float, float] | None:
+    """z and two-sided p-value of the difference of two hit rates (pooled standard error);
+    None when a side has no test or the pooled rate is 0 or 1 (no variance to test against).
+
+    >>> [round(x, 4) for x in two_proportion_z(120, 1000, 100, 1000)]
+    [1.4293, 0.1529]
+    """
+    if not n or not n_control:
+        return None
+    pooled = (hits + hits_control) / (n + n_control)
+    se = math.sqrt(pooled * (1 - pooled) * (1 / n + 1 / n_control))
+    if se == 0:
+        return None
+    z = (hits / n - hits_control / n_control) / se
+    return z, math.erfc(abs(z) / math.sqrt(2))
+
+
+def ab_tests(windows: Iterable[dict[str, Any]], variants: Sequence[str]) -> list[dict[str, Any]]:
+    """The metrics topic's A/B records of ``windows`` (``window_totals`` records of several
+    kinds): per window that holds any event and per variant after the first (the control),
+    the two-proportion z-test of its hit rate against the control's, in that window. Sorted
+    by (window kind, window_start, variant).
+
+    >>> w = [{"kind": "tumble", "variant": v, "window_start": 0, "window_end": 10, "tested": 100, "hits": h}
+    ...      for v, h in (("c", 10), ("t", 25))]
+    >>> [(r["variant"], r["control"], round(r["z"], 3), round(r["p_value"], 4)) for r in ab_tests(w, ["c", "t"])]
+    [('t', 'c', 2.791, 0.0052)]
+    """
+    control, *others = variants
+    by_window: dict[tuple[str, int, int], dict[str, dict[str, Any]]] = defaultdict(dict)
+    for w in windows:
+        by_window[(w["kind"], w["window_start"], w["window_end"])][w["variant"]] = w
+    out = []
+    for (kind, start, end), of in sorted(by_window.items()):
+        base = of.get(control, {})
+        n_c, h_c = int(base.get("tested", 0)), int(base.get("hits", 0))
+        for variant in others:
+            mine = of.get(variant, {})
+            n, h = int(mine.get("tested", 0)), int(mine.get("hits", 0))
+            test = two_proportion_z(h, n, h_c, n_c)
+            out.append({"kind": "ab", "window": kind, "window_start": start, "window_end": end, "variant": variant,
+                        "control": control, "tested": n, "hits": h, "control_tested": n_c, "control_hits": h_c,
+                        "recall_at_k": h / n if n else None, "control_recall_at_k": h_c / n_c if n_c else None,
+                        "z": None if test is None else test[0], "p_value": None if test is None else test[1]})
+    return out
+
+
 def window_totals(records: Iterable[tuple[str, int, dict[str, Any], Sequence[str]]], size_ms: int,
                   slide_ms: int | None = None, kind: str = "tumble",
                   closed_by: int | None = None) -> list[dict[str, Any]]:
@@ -165,6 +214,7 @@ def window_totals(records: Iterable[tuple[str, int, dict[str, Any], Sequence[str
     slide = slide_ms or size_ms
     totals: dict[tuple[str, int], dict[str, float]] = defaultdict(lambda: dict.fromkeys(SUMS, 0))
     served: dict[tuple[str, int], set[str]] = defaultdict(set)
+    maxima: dict[tuple[str, int], dict[str, float | None]] = defaultdict(lambda: dict.fromkeys(MAXED_NAMES))
     for variant, ts, evaluation, items in records:
         row = _row(evaluation)
         last_start = ts - ts % slide
@@ -172,14 +222,17 @@ def window_totals(records: Iterable[tuple[str, int, dict[str, Any], Sequence[str
             sums = totals[(variant, start)]
             for name, value in row.items():
                 sums[name] += value
-            for name, field in MAXED:
-                sums[name] = max(sums.get(name, 0), evaluation[field])
+            top = maxima[(variant, start)]
+            for name, field, flag in MAXED:
+                if flag is None or evaluation[flag]:
+                    top[name] = evaluation[field] if top.get(name) is None else max(top[name], evaluation[field])
             served[(variant, start)].update(items)
     out = []
     for (variant, start), sums in sorted(totals.items()):
         if closed_by is not None and start + size_ms - 1 > closed_by:
             continue
         sums["items_served"] = len(served[(variant, start)])
+        top = maxima[(variant, start)]
         out.append({"kind": kind, "variant": variant, "window_start": start, "window_end": start + size_ms,
-                    **sums, **ratios(sums)})
+                    **sums, **top, **ratios({**sums, "catalogue": top["catalogue"] or 0})})
     return out

@@ -16,8 +16,8 @@ from pyflink.table import Schema, StreamTableEnvironment
 
 from operators.features.flink import configure_sql
 from operators.features.spec import FeatureConfig
-from operators.model.evaluation import Evaluation, window_totals
-from operators.model.metrics_sql import SERVED_MARK, SINK_COLUMNS, metrics_query, served_rows
+from operators.model.evaluation import Evaluation, ab_tests, window_totals
+from operators.model.metrics_sql import AB_COLUMNS, SERVED_MARK, SINK_COLUMNS, ab_query, metrics_query, served_rows
 from operators.records import EVALUATION_COLUMNS
 from operators.rows import RECOMMENDATION_ROW
 
@@ -49,7 +49,9 @@ def outputs(n: int, seed: int) -> list[tuple[str, int, dict[str, Any], list[str]
     return out
 
 
-def run_sql(rows: list[tuple[str, int, dict[str, Any], list[str]]]) -> list[dict[str, Any]]:
+def run_sql(rows: list[tuple[str, int, dict[str, Any], list[str]]], variants: list[str] | None = None,
+            ) -> list[dict[str, Any]]:
+    """The metrics query's records of ``rows``, or with ``variants`` its A/B query's."""
     conf = Configuration()
     conf.set_string("python.executable", sys.executable)
     env = StreamExecutionEnvironment.get_execution_environment(conf)
@@ -65,8 +67,10 @@ def run_sql(rows: list[tuple[str, int, dict[str, Any], list[str]]]) -> list[dict
                                    .watermark("rowtime", "SOURCE_WATERMARK()").build())
     t_env.create_temporary_view("model_outputs", table)
     t_env.create_temporary_view("model_served", t_env.sql_query(served_rows("model_outputs")))
-    with t_env.sql_query(metrics_query("model_served", WINDOWS)).execute().collect() as result:
-        return [dict(zip((name for name, _ in SINK_COLUMNS), row, strict=True)) for row in result]
+    query, columns = ((metrics_query("model_served", WINDOWS), SINK_COLUMNS) if variants is None else
+                      (ab_query("model_served", WINDOWS, variants), AB_COLUMNS))
+    with t_env.sql_query(query).execute().collect() as result:
+        return [dict(zip((name for name, _ in columns), row, strict=True)) for row in result]
 
 
 def test_the_metrics_sql_makes_the_offline_windows() -> None:
@@ -84,3 +88,21 @@ def test_the_metrics_sql_makes_the_offline_windows() -> None:
     # a real measurement: windows with AUCs, several items served, coverage below 1, latencies
     assert all(0 < w["ranked"] < w["events"] and 0 < w["coverage"] < 1 and 0 < w["timed"] < w["events"]
                and w["latency_ms"] < w["latency_ms_max"] for w in got.values() if w["events"] > 30)
+
+
+def test_the_ab_sql_makes_the_offline_z_tests() -> None:
+    """Three variants, the first the control."""
+    rows = [(["a", "b", "c"][n % 3] if n % 50 else "a", ts, e, items)
+            for n, (_, ts, e, items) in enumerate(outputs(900, seed=8))]
+    got = {(w["window"], w["variant"], w["window_start"]): w for w in run_sql(rows, ["a", "b", "c"])}
+    windows = [w for kind, size, slide in WINDOWS for w in window_totals(rows, size, slide, kind)]
+    want = {(w["window"], w["variant"], w["window_start"]): w for w in ab_tests(windows, ["a", "b", "c"])}
+    assert sorted(got) == sorted(want)
+    for key, expected in want.items():
+        assert set(got[key]) == set(expected)
+        for name, value in expected.items():
+            if value is None or isinstance(value, str | int):
+                assert got[key][name] == value, (key, name)
+            else:    # the SQL's erfc is Abramowitz and Stegun's, to 1.5e-7
+                assert got[key][name] == pytest.approx(value, rel=1e-9, abs=2e-7 if name == "p_value" else 1e-12)
+    assert sum(w["z"] is not None for w in got.values()) > len(got) // 2

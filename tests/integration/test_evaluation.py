@@ -16,7 +16,7 @@ import pytest
 
 from jobs import models, report
 from jobs.evaluate import online_metrics
-from operators.model.metrics_sql import SINK_COLUMNS
+from operators.model.metrics_sql import AB_COLUMNS, SINK_COLUMNS
 from operators.model.online import OnlineConfig
 from operators.model.variants import assign, parse_variants
 from tests.integration.harness import (
@@ -35,13 +35,14 @@ pytestmark = pytest.mark.integration
 HOUR = 3_600_000
 WINDOWS = [("tumble", HOUR, HOUR), ("sliding", 6 * HOUR, HOUR)]
 VARIANTS = 'control=0.5,treatment=0.5:{"mmr_lambda": 0.7, "ranker_rate": 0.05}'
-COUNTS = {"events", "tested", "hits", "lists", "lagged", "model_lag_ms_sum", "ranked", "items_served", "catalogue",
-          "window_start", "window_end"}
+COUNTS = {"events", "tested", "hits", "control_tested", "control_hits", "lists", "lagged", "model_lag_ms_sum",
+          "ranked", "items_served", "catalogue", "window_start", "window_end"}
 LATENCY = {"timed", "latency_ms_sum", "latency_ms", "latency_ms_max"}    # wall clock: the job's own, not replayed
 
 
-def _keyed(windows: list[dict[str, Any]]) -> dict[tuple[str, str, int], dict[str, Any]]:
-    return {(w["variant"], w["kind"], w["window_start"]): w for w in windows}
+def _keyed(windows: list[dict[str, Any]]) -> dict[tuple[str, str, str, int], dict[str, Any]]:
+    """Windows and A/B records by (variant, kind, window kind of an A/B record, start)."""
+    return {(w["variant"], w["kind"], w.get("window", ""), w["window_start"]): w for w in windows}
 
 
 def test_metrics_topic_equals_the_offline_replay(pipeline: Pipeline, tmp_path: Path) -> None:
@@ -57,16 +58,18 @@ def test_metrics_topic_equals_the_offline_replay(pipeline: Pipeline, tmp_path: P
     got = _keyed(pipeline.read("metrics", len(expected), settle=5))
 
     assert sorted(got) == sorted(expected)          # every closed window, once (exactly-once sink)
+    assert {kind for _, kind, _, _ in expected} == {"tumble", "sliding", "ab"}     # the z-tests per window too
     for key, want in expected.items():
         have = got[key]
-        assert set(have) == {name for name, _ in SINK_COLUMNS}
+        assert set(have) == {name for name, _ in (AB_COLUMNS if key[1] == "ab" else SINK_COLUMNS)}
         for name, value in want.items():
             if name in LATENCY:
                 continue
             if name in COUNTS or value is None or isinstance(value, str):
                 assert have[name] == value, (key, name)
-            else:
-                assert have[name] == pytest.approx(value, rel=1e-9, abs=1e-12), (key, name)
+            else:      # the SQL's p-value comes from an erfc to 1.5e-7
+                assert have[name] == pytest.approx(value, rel=1e-9, abs=2e-7 if name == "p_value" else 1e-12), \
+                    (key, name)
     tumbling = [w for w in got.values() if w["kind"] == "tumble"]
     tested = sum(w["tested"] for w in tumbling)
     assert tested > 500 and 0 < sum(w["hits"] for w in tumbling) < tested    # a real measurement
@@ -155,6 +158,15 @@ def test_the_guard_rolls_back_a_variant_gone_bad_and_leaves_the_other_alone(
     assert all(a["reason"].startswith("non-finite parameters in ") for a in alerts)
     # one check every 200 of the treatment's events, and each one after its first batch is bad
     assert len(alerts) >= treated // 200 - 2
+    # A step of 1e38 x the gradient overflows float32 within two learning batches; the first
+    # check after the last good one (200 versions before) rolls back to it.
+    first = min(alerts, key=lambda a: a["version"])
+    assert first["version"] - first["to_version"] == 200 and first["version"] <= 2 * p.learn_every + 200
+    # The treatment is bad from its first event; the replicas learn once the log commits.
+    started = min(r["emitted_ts"] for r in recs)
+    with capsys.disabled():
+        print(f"\nguard: last good check at treatment version {first['to_version']}, rolled back at "
+              f"{first['version']}, alert {(first['emitted_ts'] - started) / 1000:.1f} s after the job's first output")
 
     def listed(variant: str) -> list[dict[str, Any]]:        # python -m jobs.models --variant V list
         capsys.readouterr()

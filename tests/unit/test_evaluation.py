@@ -3,13 +3,21 @@ says, and the event-time windows that the job's metrics SQL and jobs.evaluate bo
 
 from __future__ import annotations
 
+import math
 import random
 
 import numpy as np
 import pytest
 
 from operators.model import ModelStep, OnlineConfig, OnlineRanker, UserState
-from operators.model.evaluation import Evaluation, catalogue_auc, list_quality, window_totals
+from operators.model.evaluation import (
+    Evaluation,
+    ab_tests,
+    catalogue_auc,
+    list_quality,
+    two_proportion_z,
+    window_totals,
+)
 from operators.model.online import Interaction
 from operators.records import Event
 
@@ -123,3 +131,22 @@ def test_the_auc_of_a_test_is_the_share_of_every_other_eligible_item_scored_belo
         assert test.auc == pytest.approx(below / len(others)), n
         aucs.append(test.auc)
     assert 0.6 < float(np.mean(aucs)) < 1.0       # the learned model ranks the next item well above chance
+
+
+def test_ab_records_test_each_variant_against_the_control_in_every_window_with_events() -> None:
+    def window(variant: str, start: int, tested: int, hits: int) -> dict[str, object]:
+        return {"kind": "tumble", "variant": variant, "window_start": start, "window_end": start + 10,
+                "tested": tested, "hits": hits}
+
+    windows = [window("c", 0, 200, 20), window("t", 0, 200, 40), window("c", 10, 50, 5), window("t", 20, 30, 3),
+               window("c", 30, 40, 0), window("t", 30, 40, 0)]
+    records = {r["window_start"]: r for r in ab_tests(windows, ["c", "t"])}
+    assert sorted(records) == [0, 10, 20, 30]
+    z, p = two_proportion_z(40, 200, 20, 200) or (0, 0)
+    assert (records[0]["z"], records[0]["p_value"]) == (z, p) and z > 2 and p < 0.01
+    pooled = 60 / 400
+    assert z == pytest.approx((0.2 - 0.1) / math.sqrt(pooled * (1 - pooled) * (2 / 200)))
+    assert p == pytest.approx(math.erfc(z / math.sqrt(2)))
+    # a side without tests, or no hit anywhere: no test to make
+    assert all(records[s]["z"] is None and records[s]["p_value"] is None for s in (10, 20, 30))
+    assert (records[10]["tested"], records[10]["control_tested"], records[10]["recall_at_k"]) == (0, 50, None)

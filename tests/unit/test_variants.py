@@ -110,9 +110,16 @@ def test_offline_metrics_come_per_variant() -> None:
     hour = 3_600_000
     windows = online_metrics(events, [("tumble", hour, hour)], model=SMALL,
                              variants=parse_variants("a=0.5,b=0.5"))
+    ab = [w for w in windows if w["kind"] == "ab"]
+    windows = [w for w in windows if w["kind"] == "tumble"]
     assert {w["variant"] for w in windows} == {"a", "b"}
+    # one A/B record per window: b against a, on the windows' own counts
+    assert {w["window_start"] for w in ab} == {w["window_start"] for w in windows}
+    assert all((r["variant"], r["control"]) == ("b", "a") for r in ab)
+    assert sum(r["tested"] for r in ab) == sum(w["tested"] for w in windows if w["variant"] == "b")
+    assert sum(r["control_tested"] for r in ab) == sum(w["tested"] for w in windows if w["variant"] == "a")
     single = online_metrics(events, [("tumble", hour, hour)], model=SMALL)
-    assert {w["variant"] for w in single} == {DEFAULT}
+    assert {w["variant"] for w in single} == {DEFAULT} and all(w["kind"] == "tumble" for w in single)
     # the same events in both: the variants' windows add up to the single model's counts
     assert sum(w["events"] for w in windows) == sum(w["events"] for w in single)
 
