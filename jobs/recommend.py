@@ -283,8 +283,9 @@ def main(argv: list[str] | None = None, build: Build = build_pipeline, with_mode
         if config.metrics_windows():
             t_env.execute_sql(metrics_sink_ddl(METRICS_SINK, _exactly_once_options(config, config.metrics_topic_name,
                                                                                    "metrics")))
-            t_env.execute_sql(metrics_sink_ddl(AB_SINK, _exactly_once_options(config, config.metrics_topic_name, "ab"),
-                                               AB_COLUMNS))
+            if len(config.variant_list()) > 1:
+                t_env.execute_sql(metrics_sink_ddl(AB_SINK, _exactly_once_options(config, config.metrics_topic_name,
+                                                                                  "ab"), AB_COLUMNS))
 
     # transforms, then run
     build(t_env, "interactions_source", "recommendations_sink", "dlq_sink", config, updates).attach_as_datastream()

@@ -69,8 +69,8 @@ def wilson(hits: int, n: int, z: float = 1.959964) -> tuple[float, float]:
 
 
 def totals(windows: Iterable[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """Per variant: the windows' sums added up, with the rates made from them (not coverage:
-    distinct items do not add up over windows). A sum an older job did not write counts 0."""
+    """Per variant: the windows' sums added up, with the rates made from them (coverage, a
+    distinct count, does not add up over windows). A sum an older job did not write counts 0."""
     sums: dict[str, dict[str, float]] = defaultdict(lambda: dict.fromkeys(SUMS, 0))
     for w in windows:
         for name in SUMS:

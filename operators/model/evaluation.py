@@ -140,12 +140,8 @@ def _row(evaluation: dict[str, Any]) -> dict[str, float]:
 
 
 def ratios(sums: dict[str, float]) -> dict[str, float | None]:
-    """The window's rates from its sums (None where nothing was measured), and its catalogue
-    coverage when it has its distinct items and catalogue (``items_served``, ``catalogue``)."""
-    out = {rate: sums[num] / sums[den] if sums[den] else None for rate, num, den in RATES}
-    if "catalogue" in sums:
-        out["coverage"] = sums["items_served"] / sums["catalogue"] if sums["catalogue"] else None
-    return out
+    """The window's rates from its sums (None where nothing was measured)."""
+    return {rate: sums[num] / sums[den] if sums[den] else None for rate, num, den in RATES}
 
 
 def two_proportion_z(hits: int, n: int, hits_control: int, n_control: int) -> tuple[float, float] | None:
@@ -231,8 +227,9 @@ def window_totals(records: Iterable[tuple[str, int, dict[str, Any], Sequence[str
     for (variant, start), sums in sorted(totals.items()):
         if closed_by is not None and start + size_ms - 1 > closed_by:
             continue
-        sums["items_served"] = len(served[(variant, start)])
+        distinct = len(served[(variant, start)])
         top = maxima[(variant, start)]
         out.append({"kind": kind, "variant": variant, "window_start": start, "window_end": start + size_ms,
-                    **sums, **top, **ratios({**sums, "catalogue": top["catalogue"] or 0})})
+                    **sums, "items_served": distinct, **top, **ratios(sums),
+                    "coverage": distinct / top["catalogue"] if top["catalogue"] else None})
     return out
