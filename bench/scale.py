@@ -9,8 +9,10 @@ the same users, events and seed for every size) into a temporary folder and runs
 ``python -m jobs.evaluate`` on it pinned to one core (``bench.model_scale.evaluate``). Prints a
 line per size (unless ``--json``), then, as the last line of stdout, the JSON
 ``{"results": [{"items", "users", "events", "events_per_sec", "model_bytes",
-"snapshot_bytes", "snapshot_bytes_compressed", "recall_at_10", "items_seen", "peak_rss_mb"},
-...]}``; ``model_bytes`` is the sum of the model's arrays (``OnlineRanker.memory``). Writes
+"snapshot_bytes", "snapshot_bytes_compressed", "incremental_bytes_compressed", "recall_at_10",
+"items_seen", "peak_rss_mb"}, ...]}``; ``model_bytes`` is the sum of the model's arrays
+(``OnlineRanker.memory``); ``incremental_bytes_compressed`` is an incremental snapshot (delta.py)
+of the last 5,000 events, the job's default snapshot interval. Writes
 the JSON to bench/results/scale.json and a plot of events/s, model memory and snapshot size
 against the catalogue.
 """
@@ -38,6 +40,7 @@ def measure(items: int, users: int, events: int, seed: int, folder: Path) -> dic
     return {"items": items, "users": users, "events": s["events"], "events_per_sec": s["events_per_sec"],
             "model_bytes": sum(v for k, v in memory.items() if k != "items"),
             "snapshot_bytes": s["snapshot_bytes"]["raw"], "snapshot_bytes_compressed": s["snapshot_bytes"]["stored"],
+            "incremental_bytes_compressed": s["snapshot_bytes"]["incremental"]["stored"],
             "recall_at_10": s["recall_at_10"], "items_seen": memory["items"], "peak_rss_mb": s["peak_rss_mb"]}
 
 
@@ -49,11 +52,16 @@ def plot(results: list[dict[str, Any]], out: Path) -> None:
 
     items = [r["items"] for r in results]
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
-    panels = [("events/s (one core)", [r["events_per_sec"] for r in results]),
-              ("MB", [r["model_bytes"] / 2**20 for r in results]),
-              ("snapshot MB", [r["snapshot_bytes_compressed"] / 2**20 for r in results])]
-    for ax, (label, values) in zip(axes, panels, strict=True):
-        ax.plot(items, values, marker="o")
+    panels = [("events/s (one core)", {"": [r["events_per_sec"] for r in results]}),
+              ("MB", {"": [r["model_bytes"] / 2**20 for r in results]}),
+              ("snapshot MB", {"full": [r["snapshot_bytes_compressed"] / 2**20 for r in results],
+                               "incremental (5,000 events)":
+                                   [r["incremental_bytes_compressed"] / 2**20 for r in results]})]
+    for ax, (label, series) in zip(axes, panels, strict=True):
+        for name, values in series.items():
+            ax.plot(items, values, marker="o", label=name or None)
+        if len(series) > 1:
+            ax.legend()
         ax.set_xscale("log")
         ax.set_ylim(bottom=0)
         ax.set_xlabel("catalogue (items requested)")
@@ -91,7 +99,9 @@ def main() -> int:
             if not args.json:
                 print(f"{items:>9,} items ({r['items_seen']:,} seen): {r['events_per_sec']:,} ev/s, "
                       f"model {r['model_bytes'] / 2**20:.1f} MB, snapshot {r['snapshot_bytes'] / 2**20:.1f} MB raw / "
-                      f"{r['snapshot_bytes_compressed'] / 2**20:.1f} MB compressed, Recall@10 {r['recall_at_10']}",
+                      f"{r['snapshot_bytes_compressed'] / 2**20:.1f} MB compressed "
+                      f"({r['incremental_bytes_compressed'] / 2**20:.1f} MB incremental), "
+                      f"Recall@10 {r['recall_at_10']}",
                       flush=True)
     out = {"results": results}
     (ROOT / "bench" / "results").mkdir(parents=True, exist_ok=True)

@@ -90,6 +90,9 @@ class JobConfig:
     checkpoint_interval_ms: int = 10_000
     snapshot_every_events: int = 5_000
     snapshot_retain: int = 5              # complete snapshots kept per model subtask
+    # a full snapshot at least every this many; those between hold only the rows changed since
+    # (delta.py; 1: every snapshot whole)
+    snapshot_full_every: int = 4
     # The update-log topic must keep updates this long (update_log.MIN_RETENTION_MS): more than the
     # longest time between snapshots plus the longest outage a restart should recover from.
     update_log_min_retention_ms: int = 24 * 3_600_000

@@ -39,9 +39,10 @@ from jobs.config import JobConfig
 from jobs.offline import OfflinePipeline
 from jobs.replay import read_events
 from operators.model.baselines import ItemKNN, Popularity
+from operators.model.delta import compose, encode
 from operators.model.evaluation import ab_tests, window_totals
 from operators.model.metadata import load_titles
-from operators.model.online import COMPONENTS, OnlineConfig
+from operators.model.online import COMPONENTS, ModelState, OnlineConfig
 from operators.model.ranker import FEATURE_GROUPS
 from operators.model.snapshot_store import compress
 from operators.model.variants import DEFAULT, Variant, parse_variants
@@ -75,8 +76,12 @@ class Curve:
 
 def evaluate(path: Path, fmt: str, limit: int | None, baselines: bool, window: int = 5_000,
              item_metadata: str | None = None, model: OnlineConfig | None = None,
-             ) -> tuple[dict[str, Any], dict[str, Curve]]:
+             delta_events: int = 5_000) -> tuple[dict[str, Any], dict[str, Curve]]:
+    """Prequential quality and cost of the model on the log at ``path``; the snapshot's size
+    whole and as an incremental one over the last ``delta_events`` events (delta.py; the job
+    cuts a snapshot every 5,000 learned events by default)."""
     events = read_events(path, fmt, limit)
+    earlier: ModelState | None = None
     pipeline = OfflinePipeline(recommend=False, model=model or OnlineConfig())
     if item_metadata:
         pipeline.step.ranker.titles = load_titles(item_metadata)
@@ -92,6 +97,8 @@ def evaluate(path: Path, fmt: str, limit: int | None, baselines: bool, window: i
         if n == len(events) - 1:
             released += pipeline.flush()
         spent += time.perf_counter() - start
+        if n == len(events) - 1 - delta_events:
+            earlier = pipeline.step.ranker.cut()
         for m in released:
             if m.result.rank is not None:
                 curves["fusion"].add(m.result.rank, curves["fusion"].tests)
@@ -115,8 +122,25 @@ def evaluate(path: Path, fmt: str, limit: int | None, baselines: bool, window: i
         "components_on_measured_tests": {c: v.summary()["recall_at_10"] for c, v in component_curves.items()},
         "model_bytes": pipeline.step.ranker.memory(),
     }
-    blob = pipeline.step.ranker.snapshot()
-    summary["snapshot_bytes"] = {"raw": len(blob), "stored": len(compress(blob))}
+    # what the snapshot writer thread does: serialise (or diff against the last full state and
+    # serialise the delta) and compress; and what a start does first to read an incremental one
+    started = time.perf_counter()
+    state = pipeline.step.ranker.cut()
+    blob = state.blob()
+    stored = compress(blob)
+    summary["snapshot_bytes"] = {"raw": len(blob), "stored": len(stored),
+                                 "write_s": round(time.perf_counter() - started, 2)}
+    if earlier is not None:
+        started = time.perf_counter()
+        delta = encode(earlier.values, state.values)
+        stored = compress(delta)
+        written = time.perf_counter() - started
+        base = earlier.blob()
+        started = time.perf_counter()
+        compose(base, delta)
+        summary["snapshot_bytes"]["incremental"] = {"events": delta_events, "raw": len(delta), "stored": len(stored),
+                                                    "write_s": round(written, 2),
+                                                    "compose_s": round(time.perf_counter() - started, 2)}
     if others:
         summary["baselines"] = {b.name: curves[b.name].summary() for b in others}
     curves.update({f"component: {c} (measured tests)": v for c, v in component_curves.items()})

@@ -108,6 +108,7 @@ def model_settings(config: JobConfig) -> ModelSettings:
         source_topic=config.input_topic, bootstrap_servers=config.bootstrap_servers,
         update_topic=config.update_log_topic, cassandra_replication=config.cassandra_replication,
         k=config.k, snapshot_every_events=config.snapshot_every_events, snapshot_retain=config.snapshot_retain,
+        snapshot_full_every=config.snapshot_full_every,
         update_log_min_retention_ms=config.update_log_min_retention_ms,
         shared_model=config.shared_model, replica_poll_ms=config.replica_poll_ms,
         user_state_ttl_ms=config.user_state_ttl_ms, emit_features=bool(config.emit_features),

@@ -68,6 +68,7 @@ class ModelSettings:
     k: int = 10
     snapshot_every_events: int = 5_000
     snapshot_retain: int = 5                     # complete snapshots kept per model subtask
+    snapshot_full_every: int = 4                 # incremental snapshots in between (delta.py)
     update_log_min_retention_ms: int = MIN_RETENTION_MS
     shared_model: str = "auto"                   # one model for all subtasks (replica.shares_model)
     replica_poll_ms: int = 200                   # a replica applies the committed log this often
@@ -180,10 +181,11 @@ class RecommendFunction(KeyedProcessFunction):
             # The variants share the log topic; each replica applies only its own lineage.
             tail = KafkaLogTail(s.bootstrap_servers, s.update_topic)
             lifecycle = replica = ReplicaLifecycle(store, tail, placement, config, s.snapshot_every_events,
-                                                   s.snapshot_retain, s.close_timeout_s, read_log=read_log)
+                                                   s.snapshot_retain, s.close_timeout_s, read_log=read_log,
+                                                   full_every=s.snapshot_full_every)
         else:
             lifecycle = ModelLifecycle(store, read_log, placement, config, s.snapshot_every_events,
-                                       s.snapshot_retain, s.close_timeout_s)
+                                       s.snapshot_retain, s.close_timeout_s, full_every=s.snapshot_full_every)
         ranker = lifecycle.open()
         restored = time.monotonic()
         # Where a restart's time goes (README "Recovery time"): the worker's age covers its

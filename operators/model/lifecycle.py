@@ -32,6 +32,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from operators.model.delta import Increments
 from operators.model.online import OnlineConfig, OnlineRanker
 from operators.model.progress import LearnedEvents
 from operators.model.snapshot_store import SnapshotInfo, SnapshotStore
@@ -85,7 +86,7 @@ class ModelLifecycle:
     def __init__(self, store: SnapshotStore, read_log: ReadLog, placement: Placement,
                  config: OnlineConfig | None = None, snapshot_every_events: int = 5_000, retain: int = 5,
                  close_timeout_s: float = 30.0, writer: WriterFactory = background_writer,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, full_every: int = 1) -> None:
         self.store, self.read_log, self.placement = store, read_log, placement
         self.config = config or OnlineConfig()
         self.snapshot_every_events, self.retain, self.close_timeout_s = snapshot_every_events, retain, close_timeout_s
@@ -100,6 +101,8 @@ class ModelLifecycle:
         self.cut_events = 0
         self.next_snapshot_at = 0
         self.writer: Writer | None = None
+        # full_every > 1: snapshots in between hold only the rows changed since the last full one
+        self.increments = Increments(full_every)
 
     @property
     def name(self) -> str:
@@ -208,20 +211,27 @@ class ModelLifecycle:
     def _write(self, pending: PendingSnapshot) -> SnapshotInfo:
         """Runs on the writer (and once in open): save, then prune old versions."""
         shard, shards = self.slot
-        info = self.store.save(pending.state.blob(), pending.positions, pending.learned_events,
+        blob, base = self.increments.blob(pending.state.values, pending.state.blob, self._complete)
+        info = self.store.save(blob, pending.positions, pending.learned_events,
                                self.placement.source_topic, pending.lineage, shard, shards,
                                created_ms=pending.cut_ms, digest=pending.state.digest(), log_offset=pending.log_offset,
-                               rollbacks=pending.rollbacks)
+                               rollbacks=pending.rollbacks, base=base)
+        self.increments.written(info.version, pending.state.values, info.size, base)
         try:
             self.store.prune(self.retain, shard, shards)
         except Exception:  # noqa: BLE001 - a failed clean-up is retried after the next snapshot
             log.warning("model %s: pruning old snapshots failed", self.name, exc_info=True)
         return info
 
+    def _complete(self, version: int) -> bool:
+        info = next((i for i in self.store.list(limit=10_000) if i.version == version), None)
+        return info is not None and self.store.complete(info)
+
     def _saved(self, info: SnapshotInfo) -> None:
         self.snapshot_version, self.snapshot_digest = info.version, info.digest
-        log.info("model %s: wrote snapshot v%d (%d events, %d bytes, positions %s)", self.name,
-                 info.version, info.learned_events, info.size, info.positions)
+        log.info("model %s: wrote snapshot v%d (%d events, %d bytes%s, positions %s)", self.name,
+                 info.version, info.learned_events, info.size,
+                 f", incremental on v{info.base}" if info.base >= 0 else "", info.positions)
 
     def metrics(self) -> dict[str, Callable[[], Any]]:
         """Gauges for the operator's metric group."""

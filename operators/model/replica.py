@@ -142,9 +142,10 @@ class ReplicaLifecycle(ModelLifecycle):
                  close_timeout_s: float = 30.0, writer: WriterFactory = background_writer,
                  clock: Callable[[], float] = time.time, read_log: ReadLog = lambda lineage, since: (),
                  digest_every: int | None = None, on_digest: Callable[[int, str], None] | None = None,
-                 founder_wait_s: float = 300.0, sleep: Callable[[float], None] = time.sleep) -> None:
+                 founder_wait_s: float = 300.0, sleep: Callable[[float], None] = time.sleep,
+                 full_every: int = 1) -> None:
         super().__init__(store, read_log, placement, config, snapshot_every_events, retain, close_timeout_s,
-                         writer, clock)
+                         writer, clock, full_every)
         self.tail = tail
         self.next_offset = 0                 # the log offset of the next update to apply
         self.other_lineages = 0              # updates passed over: another lineage's (a rollback's past)

@@ -11,6 +11,10 @@ replication):
   whose manifest exists and whose chunks are all present and decode to the manifest's sha256,
   so a half-written snapshot is never read.
 
+An incremental snapshot (delta.py) holds only the rows that changed since a full one, its
+``base``: reading it composes the two, it is complete only while its base is, and ``prune``
+keeps the base of every version it keeps.
+
 Each manifest records the Kafka positions (partition -> highest offset) the snapshot contains,
 the number of learned events, the lineage its update log continues (updates.py) and which
 model subtask wrote it (``shard`` of ``shards``). ``prune`` keeps the newest N complete
@@ -44,7 +48,7 @@ _NAME = re.compile(r"^[a-z][a-z0-9_]{0,47}$")
 # Manifest columns that releases added after the first one, with their types.
 _ADDED_MANIFEST_COLUMNS = [("positions", "map<int, bigint>"), ("learned_events", "bigint"), ("source", "text"),
                            ("lineage", "text"), ("shard", "int"), ("shards", "int"), ("compression", "text"),
-                          ("digest", "text"), ("log_offset", "bigint"), ("rollbacks", "text")]
+                          ("digest", "text"), ("log_offset", "bigint"), ("rollbacks", "text"), ("base", "bigint")]
 DEFAULT_REPLICATION = "{'class': 'SimpleStrategy', 'replication_factor': 1}"
 _REPLICATION = re.compile(r"^\{[\w\s'\":,.-]+\}$")
 
@@ -71,6 +75,7 @@ class SnapshotInfo:
     digest: str = ""          # the model state's hash (OnlineRanker.digest): equal models, equal digests
     log_offset: int = -1      # a shared model's (replica.py): the update-log offset it continues from
     rollbacks: str = ""       # the health guard's rollbacks in this model's history (JSON list; health.py)
+    base: int = -1            # an incremental snapshot's: the full version its rows apply to (delta.py)
 
     @property
     def shared(self) -> bool:
@@ -108,7 +113,7 @@ class CassandraTables:
     """``SnapshotTables`` in a Cassandra keyspace."""
 
     _COLUMNS = ("version, created_ms, size, chunks, sha256, positions, learned_events, source, lineage, shard, shards,"
-                " compression, digest, log_offset, rollbacks")
+                " compression, digest, log_offset, rollbacks, base")
 
     def __init__(self, session: Any, keyspace: str, model: str = "default") -> None:
         if not _NAME.match(keyspace):
@@ -152,7 +157,7 @@ class CassandraTables:
             f"CREATE TABLE IF NOT EXISTS {ks}.snapshot_manifests ("
             " model text, version bigint, created_ms bigint, size bigint, chunks int, sha256 text,"
             " positions map<int, bigint>, learned_events bigint, source text, lineage text, shard int, shards int,"
-            " compression text, digest text, log_offset bigint, rollbacks text,"
+            " compression text, digest text, log_offset bigint, rollbacks text, base bigint,"
             " PRIMARY KEY (model, version)) WITH CLUSTERING ORDER BY (version DESC)")
         # A keyspace made by an older release lacks the columns added since: add them.
         present = {r.column_name for r in self.session.execute(
@@ -192,10 +197,10 @@ class CassandraTables:
     def put_manifest(self, info: SnapshotInfo) -> None:
         self.session.execute(
             f"INSERT INTO {self.keyspace}.snapshot_manifests ({self._COLUMNS.replace('version', 'model, version', 1)})"
-            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
             (self.model, info.version, info.created_ms, info.size, info.chunks, info.sha256,
              info.positions, info.learned_events, info.source, info.lineage, info.shard, info.shards,
-             info.compression, info.digest, info.log_offset, info.rollbacks))
+             info.compression, info.digest, info.log_offset, info.rollbacks, info.base))
 
     def manifests(self, limit: int) -> builtins.list[SnapshotInfo]:
         rows = self.session.execute(
@@ -205,7 +210,8 @@ class CassandraTables:
                              r.learned_events or 0, r.source or "", r.lineage or "",
                              r.shard if r.shard is not None else 0, r.shards if r.shards is not None else 1,
                              r.compression or "", r.digest or "",
-                             r.log_offset if r.log_offset is not None else -1, r.rollbacks or "") for r in rows]
+                             r.log_offset if r.log_offset is not None else -1, r.rollbacks or "",
+                             r.base if r.base is not None else -1) for r in rows]
 
     def delete_version(self, version: int) -> None:
         for table in ("snapshot_manifests", "snapshot_chunks", "snapshot_versions"):
@@ -224,6 +230,7 @@ class MemoryTables:
         self.versions: dict[int, tuple[int, int]] = {}
         self.chunk_rows: dict[int, dict[int, bytes]] = {}
         self.manifest_rows: dict[int, SnapshotInfo] = {}
+        self.history: builtins.list[SnapshotInfo] = []     # every manifest written, pruned ones too
         self.fail_after: int | None = None
         self.writes = 0          # writes and deletes done
 
@@ -257,6 +264,7 @@ class MemoryTables:
     def put_manifest(self, info: SnapshotInfo) -> None:
         self._write()
         self.manifest_rows[info.version] = info
+        self.history.append(info)
 
     def manifests(self, limit: int) -> builtins.list[SnapshotInfo]:
         return [self.manifest_rows[v] for v in sorted(self.manifest_rows, reverse=True)[:limit]]
@@ -323,8 +331,10 @@ class SnapshotStore:
 
     def save(self, blob: bytes, positions: dict[int, int], learned_events: int, source: str = "",
              lineage: str = "", shard: int = 0, shards: int = 1, created_ms: int | None = None,
-             digest: str = "", log_offset: int = -1, rollbacks: str = "") -> SnapshotInfo:
-        """Write a new version: reserve its number, chunks, then the manifest. Returns the manifest."""
+             digest: str = "", log_offset: int = -1, rollbacks: str = "", base: int = -1) -> SnapshotInfo:
+        """Write a new version: reserve its number, chunks, then the manifest. Returns the manifest.
+        With ``base``, ``blob`` is a delta on that full version (delta.encode), and reading
+        this version composes the two."""
         version = self._reserve(shard, shards)
         stored = compress(blob)
         chunks = [stored[i:i + self.chunk_bytes] for i in range(0, len(stored), self.chunk_bytes)] or [b""]
@@ -332,7 +342,7 @@ class SnapshotStore:
             self.tables.put_chunk(version, n, chunk)
         info = SnapshotInfo(version, created_ms or int(time.time() * 1000), len(blob), len(chunks),
                             hashlib.sha256(blob).hexdigest(), dict(positions), learned_events, source,
-                            lineage, shard, shards, "zlib", digest, log_offset, rollbacks)
+                            lineage, shard, shards, "zlib", digest, log_offset, rollbacks, base)
         self.tables.put_manifest(info)
         return info
 
@@ -342,14 +352,16 @@ class SnapshotStore:
         Returns the deleted version numbers."""
         if keep < 1:
             raise ValueError("keep must be at least 1")
-        mine = [i for i in self.list(limit=10_000) if (i.shard, i.shards) == (shard, shards)]
-        complete = [i.version for i in mine if self._chunks_present(i)][:keep]
+        every = self.list(limit=10_000)
+        mine = [i for i in every if (i.shard, i.shards) == (shard, shards)]
+        complete = [i for i in mine if self.complete(i, every)][:keep]
         if len(complete) < keep:
             return []
-        oldest_kept = complete[-1]
+        oldest_kept = complete[-1].version
+        bases = {i.base for i in complete if i.base >= 0}      # the full versions kept deltas apply to
         reserved = {v for v, *writer in self.tables.reserved() if tuple(writer) == (shard, shards)}
-        doomed = sorted({i.version for i in mine if i.version < oldest_kept}
-                        | {v for v in reserved if v < oldest_kept})
+        doomed = sorted(({i.version for i in mine if i.version < oldest_kept}
+                         | {v for v in reserved if v < oldest_kept}) - bases)
         self.delete(doomed)
         return doomed
 
@@ -358,7 +370,27 @@ class SnapshotStore:
             self.tables.delete_version(version)
 
     def read(self, info: SnapshotInfo, quiet: bool = False) -> bytes | None:
-        """The blob of one version, or None when its chunks are missing or corrupt."""
+        """The blob of one version (an incremental one composed with its base), or None when
+        its chunks, or its base's, are missing or corrupt."""
+        blob = self._stored(info, quiet)
+        if blob is None or info.base < 0:
+            return blob
+        base = next((i for i in self.list(limit=10_000) if i.version == info.base), None)
+        base_blob = self._stored(base, quiet) if base is not None and base.base < 0 else None
+        if base_blob is None:
+            if not quiet:
+                log.warning("snapshot v%d: its base v%d is missing or incomplete; ignored", info.version, info.base)
+            return None
+        from operators.model.delta import compose  # late: torch, which the store's other users need not load
+        try:
+            return compose(base_blob, blob)
+        except Exception as exc:  # noqa: BLE001 - an unreadable delta is an unreadable snapshot
+            if not quiet:
+                log.warning("snapshot v%d: cannot apply it to v%d (%s); ignored", info.version, info.base, exc)
+            return None
+
+    def _stored(self, info: SnapshotInfo, quiet: bool) -> bytes | None:
+        """The bytes written for one version, checked against its manifest."""
         parts = self.tables.chunks(info.version)
         if sorted(parts) != builtins.list(range(info.chunks)):
             if not quiet:
@@ -378,6 +410,16 @@ class SnapshotStore:
 
     def _chunks_present(self, info: SnapshotInfo) -> bool:
         return sorted(self.tables.chunk_numbers(info.version)) == builtins.list(range(info.chunks))
+
+    def complete(self, info: SnapshotInfo, manifests: Sequence[SnapshotInfo] | None = None) -> bool:
+        """Whether every chunk of ``info`` is present, and of its base if it is incremental
+        (``manifests``: the store's, if the caller has just listed them)."""
+        if not self._chunks_present(info):
+            return False
+        if info.base < 0:
+            return True
+        base = next((i for i in manifests or self.list(limit=10_000) if i.version == info.base), None)
+        return base is not None and base.base < 0 and self._chunks_present(base)
 
     def load_shared(self) -> tuple[SnapshotInfo, bytes] | None:
         """The newest complete snapshot of the shared model (replica.py), if any."""

@@ -95,6 +95,42 @@ def test_retention_keeps_the_newest_complete_versions_of_each_writer(store: Any)
     assert store.prune(keep=5, shard=0, shards=2) == []    # fewer than 5: nothing goes
 
 
+def test_an_incremental_snapshot_reads_back_whole_keeps_its_base_and_rolls_back_as_a_full_one(store: Any) -> None:
+    import io
+
+    import torch
+
+    from operators.model.delta import encode
+
+    def saved(values: dict[str, Any]) -> bytes:
+        buf = io.BytesIO()
+        torch.save(values, buf)
+        return buf.getvalue()
+
+    base = {"rows": torch.zeros(4_000, 8), "n": 1}
+    new = {"rows": base["rows"].clone(), "n": 2}
+    new["rows"][17] = 1.0
+    full = store.save(saved(base), {0: 9}, 10, "t", "L")
+    delta = store.save(encode(base, new), {0: 19}, 20, "t", "L", base=full.version)
+    assert delta.size < full.size / 10
+    newest = store.list()[0]
+    assert newest.base == full.version                  # the manifest column round-trips
+    read = store.read(newest)
+    assert read is not None
+    loaded = torch.load(io.BytesIO(read), weights_only=True)
+    assert loaded["n"] == 2 and torch.equal(loaded["rows"], new["rows"])
+    assert store.prune(keep=1) == []                    # the delta needs its base
+    shown = json.loads(models(store.keyspace, "show", str(delta.version)).stdout)
+    assert shown["complete"] and shown["base"] == full.version
+    rolled = models(store.keyspace, "rollback", str(delta.version))
+    assert rolled.returncode == 0, rolled.stderr
+    copy = store.list()[0]
+    assert copy.base == -1                                # a rollback copy is whole
+    copied = torch.load(io.BytesIO(store.read(copy)), weights_only=True)
+    assert copied["n"] == 2 and torch.equal(copied["rows"], new["rows"])
+    assert store.prune(keep=1) == [full.version, delta.version]
+
+
 def test_concurrent_writers_never_share_a_version() -> None:
     from concurrent.futures import ThreadPoolExecutor
 

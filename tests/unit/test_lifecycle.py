@@ -61,12 +61,15 @@ class Job:
     log's open transaction commit together every ``CHECKPOINT_EVERY`` events."""
 
     def __init__(self, tables: MemoryTables, log: UpdateLog, position: int = 0,
-                 users: dict[str, UserState] | None = None) -> None:
+                 users: dict[str, UserState] | None = None, full_every: int = 1) -> None:
         self.tables, self.log, self.position = tables, log, position
         self.users = copy.deepcopy(users or {})
         self.lifecycle = ModelLifecycle(SnapshotStore(tables, chunk_bytes=16_384), log.read, Placement("m", "clicks"),
                                         SMALL, SNAPSHOT_EVERY, retain=1, writer=InlineWriter,
-                                        clock=lambda: NOW_MS / 1000)
+                                        clock=lambda: NOW_MS / 1000, full_every=full_every)
+        # 120 items, most of them touched between two snapshots: a delta would not pay, and the
+        # writer would store them whole. Keep every delta, so the crashes below hit delta writes.
+        self.lifecycle.increments.max_share = 1.0
         self.ranker = self.lifecycle.open()
         self.step = ModelStep(self.ranker, k=10, test_every_event=False, lineage=self.lifecycle.lineage)
         self.checkpoint = (position, copy.deepcopy(self.users))
@@ -91,10 +94,10 @@ class Job:
         return self.checkpoint
 
 
-def uninterrupted() -> tuple[OnlineRanker, list[int], MemoryTables]:
+def uninterrupted(full_every: int = 1) -> tuple[OnlineRanker, list[int], MemoryTables]:
     """The reference model, and the store's write count at the end of each snapshot."""
     tables, ends = MemoryTables(), []
-    job = Job(tables, UpdateLog())
+    job = Job(tables, UpdateLog(), full_every=full_every)
     ends.append(tables.writes)
     prune = job.lifecycle.store.prune       # the last step of every snapshot write
 
@@ -109,21 +112,23 @@ def uninterrupted() -> tuple[OnlineRanker, list[int], MemoryTables]:
 
 
 REFERENCE, WRITES_AT_SNAPSHOT_END, REFERENCE_TABLES = uninterrupted()
+# Incremental snapshots (a full one every third): full, delta, delta, full, ...
+INCREMENTAL, INCREMENTAL_WRITES_AT_SNAPSHOT_END, INCREMENTAL_TABLES = uninterrupted(full_every=3)
 
 
-def crash_and_resume(fail_after: int) -> tuple[Job, MemoryTables]:
+def crash_and_resume(fail_after: int, full_every: int = 1) -> tuple[Job, MemoryTables]:
     tables, log = MemoryTables(), UpdateLog()
     tables.fail_after = fail_after
     position, users = 0, {}
     try:
-        job = Job(tables, log)
+        job = Job(tables, log, full_every=full_every)
         job.run(EVENTS)
         pytest.fail(f"the store never failed (write {fail_after} of {tables.writes})")
     except MemoryTables.StoreDown:
         if "job" in locals():
             position, users = job.crashed()
     tables.fail_after = None                # the store is back; Flink restarts the task
-    resumed = Job(tables, log, position, users)
+    resumed = Job(tables, log, position, users, full_every=full_every)
     resumed.run(EVENTS)
     return resumed, tables
 
@@ -150,11 +155,34 @@ def test_the_reference_run_writes_several_snapshots_and_prunes() -> None:
     assert WRITES_AT_SNAPSHOT_END[2] == 18
 
 
+def test_incremental_snapshots_are_deltas_on_the_full_one_they_keep() -> None:
+    assert INCREMENTAL.digest() == REFERENCE.digest()       # snapshots do not change what is learned
+    full, delta, delta_2, full_2 = (i for i in sorted(_written(INCREMENTAL_TABLES), key=lambda i: i.version)[:4])
+    assert (full.base, delta.base, delta_2.base, full_2.base) == (-1, full.version, full.version, -1)
+    assert delta.size < full.size and delta_2.size < full.size
+    # retain=1 keeps the newest snapshot and, when it is a delta, the full one it needs
+    store = SnapshotStore(INCREMENTAL_TABLES)
+    newest = store.list()[0]
+    assert {i.version for i in store.list()} == ({newest.version} | ({newest.base} - {-1}))
+    chosen = store.load_for(0, 1)
+    assert chosen is not None and chosen[0] == newest
+    assert OnlineRanker.restore(chosen[1], SMALL).digest() == newest.digest == INCREMENTAL.digest()
+
+
+def _written(tables: MemoryTables) -> list[SnapshotInfo]:
+    """Every manifest ever written, pruned ones too."""
+    return list(tables.history)
+
+
 # Every write of the first three snapshots: the new lineage's first (in open), one by cadence,
-# and one by cadence that also prunes the one before it (retain=1).
-@pytest.mark.parametrize("fail_after", range(WRITES_AT_SNAPSHOT_END[2]))
-def test_a_crash_at_any_write_of_a_snapshot_then_a_restart_gives_the_uninterrupted_model(fail_after: int) -> None:
-    resumed, tables = crash_and_resume(fail_after)
+# and one by cadence that also prunes the one before it (retain=1); with incremental snapshots,
+# of the first four: full, two deltas on it, and the next full one that prunes them all.
+@pytest.mark.parametrize(("full_every", "fail_after"),
+                         [(1, n) for n in range(WRITES_AT_SNAPSHOT_END[2])]
+                         + [(3, n) for n in range(INCREMENTAL_WRITES_AT_SNAPSHOT_END[3])])
+def test_a_crash_at_any_write_of_a_snapshot_then_a_restart_gives_the_uninterrupted_model(full_every: int,
+                                                                                       fail_after: int) -> None:
+    resumed, tables = crash_and_resume(fail_after, full_every)
     same_model(resumed.ranker, REFERENCE)
     assert resumed.ranker.digest() == REFERENCE.digest()
     # The store never offers a torn snapshot: what a start would load is whole and holds
