@@ -53,8 +53,8 @@ def plot(results: list[dict[str, Any]], out: Path) -> None:
     items = [r["items"] for r in results]
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
     panels = [("events/s (one core)", {"": [r["events_per_sec"] for r in results]}),
-              ("MB", {"": [r["model_bytes"] / 2**20 for r in results]}),
-              ("snapshot MB", {"full": [r["snapshot_bytes_compressed"] / 2**20 for r in results],
+              ("MiB", {"": [r["model_bytes"] / 2**20 for r in results]}),
+              ("snapshot MiB", {"full": [r["snapshot_bytes_compressed"] / 2**20 for r in results],
                                "incremental (5,000 events)":
                                    [r["incremental_bytes_compressed"] / 2**20 for r in results]})]
     for ax, (label, series) in zip(axes, panels, strict=True):
