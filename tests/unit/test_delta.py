@@ -9,28 +9,14 @@ import math
 import pytest
 import torch
 
-from jobs.sample import generate
-from operators.features.windows import WindowFeatureBuilder
 from operators.model import OnlineRanker
 from operators.model.delta import Increments, apply, compose, diff, encode
 from operators.model.snapshot_store import MemoryTables, SnapshotStore
-from operators.records import Event, SourcePosition
-from tests.unit.test_updates import _WINDOWS, SMALL, run, same_model
+from tests.unit.test_updates import SMALL, run, same_model, stream
 
-
-def _wide_stream(n: int) -> list[Event]:
-    """A catalogue wider than the events between two snapshots touch (test_updates.stream has
-    120 items, which 200 events touch almost all of: no delta pays there)."""
-    events = [Event(f"e{k}", f"u{u}", f"i{i}", "rating", float(r), ts * 1000, SourcePosition(0, k))
-              for k, (u, i, r, ts) in enumerate(generate(n, users=400, items=3_000, seed=5))]
-    builder = WindowFeatureBuilder()
-    for e in events:
-        builder.add(e)
-    _WINDOWS.update((e, builder.features(e)) for e in events)
-    return events
-
-
-EVENTS = _wide_stream(1_200)
+# A catalogue wider than the events between two snapshots touch (test_updates.stream's 120
+# items are almost all touched by 200 events: no delta pays there).
+EVENTS = stream(1_200, users=400, items=3_000, seed=5)
 # The regression's dense head (refit whole every refit_every events) bounded as at scale, where
 # it is a small part of the model: 2,048 of 100,000 items.
 WIDE = dataclasses.replace(SMALL, max_dense_items=256)

@@ -20,9 +20,9 @@ SMALL = OnlineConfig(batch_size=16, refit_every=300, fusion_every=2)
 _WINDOWS: dict[Event, WindowFeatures] = {}     # each streamed event's window features, from its whole stream
 
 
-def stream(n: int = 1_500) -> list[Event]:
+def stream(n: int = 1_500, users: int = 60, items: int = 120, seed: int = 4) -> list[Event]:
     events = [Event(f"e{k}", f"u{u}", f"i{i}", "rating", float(r), ts * 1000, SourcePosition(0, k))
-              for k, (u, i, r, ts) in enumerate(generate(n, users=60, items=120, seed=4))]
+              for k, (u, i, r, ts) in enumerate(generate(n, users=users, items=items, seed=seed))]
     builder = WindowFeatureBuilder()
     for e in events:
         builder.add(e)
