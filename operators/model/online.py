@@ -58,10 +58,12 @@ class OnlineConfig:
     history: int = 30                     # recent items used to score (most recent first)
     history_decay: float = 0.9            # weight of the k-th most recent item: decay**k
     knn_history: int = 20
+    knn_decay: float = 0.8                # co-occurrence scores the k-th most recent item's neighbours: decay**k
     knn_alpha: float = 0.5                # co-occurrence normalisation n_h^alpha * n_j^beta
     knn_beta: float = 0.4
     regression_l2: float = 400.0
     regression_pair_decay: float = 0.95  # Gram matrix pairs: weight decay**k over the `history` items
+    regression_decay: float = 0.8         # the regression scores the k-th most recent item with weight decay**k
     refit_every: int = 5_000              # learned events between regression refits
     max_dense_items: int = 2_048          # the regression's dense item-item matrices cover this many items
     neighbours: int = 256                 # co-occurring items kept per item
@@ -343,10 +345,11 @@ class OnlineRanker:
         c, n = self.config, len(self.item_ids)
         k = c.knn_history
         short = [(h[:k], r[:k]) for h, r in contexts]
-        owner, hist, rho = self.cooc.evidence_weights(short, self.counts)
+        owner, hist, rho = self.cooc.evidence_weights([(h, c.knn_decay ** np.arange(h.size)) for h, _ in short],
+                                                      self.counts)
         rows, at = np.unique(hist, return_inverse=True)
         ids, values = self.cooc.neighbours_of(rows)
-        head = self.regression.head_scores(list(contexts), n)                   # requests x head
+        head = self.regression.head_scores([(h, c.regression_decay ** np.arange(h.size)) for h, _ in contexts], n)
         proposed, floor = _best_per_row(head, c.regression_candidates)
         users = self.embedding.users(short, n)
         found = self.nearest.search(users, *self.embedding.arrays()[1:], c.embedding_candidates)
@@ -549,13 +552,15 @@ class OnlineRanker:
         width = max((h.size for h, _ in contexts), default=0)
         hist = np.zeros((events, width), dtype=np.int64)
         rho = np.zeros((events, width))
+        reg_rho = np.zeros((events, width))       # the regression scores with its own recency weights
         for e, (h, r) in enumerate(contexts):
             hist[e, : h.size], rho[e, : h.size] = h, r
-        for c, pairs in ((COMPONENTS.index("regression"), dense_pairs(self.regression.weights)),
-                         (COMPONENTS.index("embedding"), self.embedding.pair_values)):
+            reg_rho[e, : h.size] = self.config.regression_decay ** np.arange(h.size)
+        for c, pairs, weights in ((COMPONENTS.index("regression"), dense_pairs(self.regression.weights), reg_rho),
+                                  (COMPONENTS.index("embedding"), self.embedding.pair_values, rho)):
             mine = (top == c) & valid
             if mine.any() and width:
-                related[mine] = _strongest_many(pairs, hist, rho, chosen, mine)
+                related[mine] = _strongest_many(pairs, hist, weights, chosen, mine)
         named = self._strongest_features(scored.features[safe.ravel()]).reshape(events, k, -1).tolist()
         ids, titles = self.item_ids, self.titles
         scores = np.round(total[safe], 6).tolist()

@@ -225,12 +225,14 @@ def test_each_explanation_names_the_strongest_part_and_the_recent_item_behind_it
             if component in ("co_occurrence", "regression"):
                 if component == "co_occurrence":    # the recent item whose evidence weighs most in the sum
                     short = idx[: ranker.config.knn_history]
-                    weight = rho[: short.size] / np.maximum(ranker.counts[short], 1.0) ** ranker.cooc.alpha
+                    decay = ranker.config.knn_decay ** np.arange(short.size)
+                    weight = decay / np.maximum(ranker.counts[short], 1.0) ** ranker.cooc.alpha
                     contrib = weight * np.array([ranker.cooc.neighbours.row(int(h)).get(j, 0.0) for h in short])
                     idx = short
                 else:
                     matrix = ranker.regression.weights
-                    contrib = np.array([matrix[h, j] if max(h, j) < matrix.shape[0] else 0.0 for h in idx]) * rho
+                    contrib = (np.array([matrix[h, j] if max(h, j) < matrix.shape[0] else 0.0 for h in idx])
+                               * ranker.config.regression_decay ** np.arange(idx.size))
                 want = (ranker.item_ids[int(idx[int(np.argmax(contrib))])]
                         if contrib.size and contrib.max() > 0 else None)
                 assert rec.related_item == want
