@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
             for row in store.list(limit=args.limit):
                 print(json.dumps(_describe(row)))
             return 0
-        info = next((i for i in store.list(limit=10_000) if i.version == args.version), None)
+        info = store.manifest(args.version)
         if info is None:
             print(f"models: no version {args.version} of model {model!r}", file=sys.stderr)
             return 2

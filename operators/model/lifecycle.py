@@ -224,7 +224,7 @@ class ModelLifecycle:
         return info
 
     def _complete(self, version: int) -> bool:
-        info = next((i for i in self.store.list(limit=10_000) if i.version == version), None)
+        info = self.store.manifest(version)
         return info is not None and self.store.complete(info)
 
     def _saved(self, info: SnapshotInfo) -> None:

@@ -321,6 +321,11 @@ class SnapshotStore:
         """Manifests, newest first (complete or not: ``read`` tells)."""
         return self.tables.manifests(limit)
 
+    def manifest(self, version: int, manifests: Sequence[SnapshotInfo] | None = None) -> SnapshotInfo | None:
+        """The manifest of ``version``, if written (``manifests``: the store's, if the caller
+        has just listed them)."""
+        return next((i for i in manifests or self.list(limit=10_000) if i.version == version), None)
+
     def _reserve(self, shard: int, shards: int) -> int:
         """The next free version number, claimed with a lightweight transaction."""
         newest = [v for v, _, _ in self.tables.reserved()[:1]]
@@ -375,7 +380,7 @@ class SnapshotStore:
         blob = self._stored(info, quiet)
         if blob is None or info.base < 0:
             return blob
-        base = next((i for i in self.list(limit=10_000) if i.version == info.base), None)
+        base = self.manifest(info.base)
         base_blob = self._stored(base, quiet) if base is not None and base.base < 0 else None
         if base_blob is None:
             if not quiet:
@@ -418,7 +423,7 @@ class SnapshotStore:
             return False
         if info.base < 0:
             return True
-        base = next((i for i in manifests or self.list(limit=10_000) if i.version == info.base), None)
+        base = self.manifest(info.base, manifests)
         return base is not None and base.base < 0 and self._chunks_present(base)
 
     def load_shared(self) -> tuple[SnapshotInfo, bytes] | None:
