@@ -93,6 +93,10 @@ class JobConfig:
     # a full snapshot at least every this many; those between hold only the rows changed since
     # (delta.py; 1: every snapshot whole)
     snapshot_full_every: int = 4
+    # Snapshot chunks encrypted at rest with AES-256-GCM (operators/security.py): key files of 32
+    # random bytes, comma-separated; the first encrypts, all decrypt (rotation: new key first).
+    # Only the paths travel with the job; each TaskManager reads the files. "": plaintext.
+    snapshot_key_file: str = ""
     # The update-log topic must keep updates this long (update_log.MIN_RETENTION_MS): more than the
     # longest time between snapshots plus the longest outage a restart should recover from.
     update_log_min_retention_ms: int = 24 * 3_600_000

@@ -30,6 +30,7 @@ from typing import Any
 from jobs.config import JobConfig
 from operators.model.snapshot_store import SnapshotInfo, SnapshotStore
 from operators.model.variants import DEFAULT, Variant, model_name
+from operators.security import KeyFileError, WrongKey, snapshot_keys
 
 
 def _describe(info: SnapshotInfo) -> dict[str, Any]:
@@ -48,6 +49,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keyspace", default=defaults.keyspace)
     parser.add_argument("--model-name", default=defaults.model_name)
     parser.add_argument("--variant", default="", help="an A/B variant's model (the job's --variants): its name")
+    parser.add_argument("--snapshot-key-file", default=defaults.snapshot_key_file,
+                        help="key files of encrypted snapshots, comma-separated (the job's; the first encrypts)")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("schema", help="create keyspace and tables (idempotent)").add_argument(
         "--replication", default=defaults.cassandra_replication, help="CQL replication map for a new keyspace")
@@ -58,9 +61,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     model = model_name(args.model_name, Variant(args.variant or DEFAULT, 1.0))
     try:
+        keys = snapshot_keys(args.snapshot_key_file)
+    except KeyFileError as exc:
+        print(f"models: {exc}", file=sys.stderr)
+        return 2
+    try:
         store = SnapshotStore.connect([h.strip() for h in args.cassandra_hosts.split(",") if h.strip()],
                                       args.cassandra_port, args.keyspace, model,
-                                      create_schema=args.command != "schema")
+                                      create_schema=args.command != "schema", keys=keys)
     except Exception as exc:  # noqa: BLE001 - any driver error: one line, exit 2
         print(f"models: cannot reach Cassandra at {args.cassandra_hosts}:{args.cassandra_port}: {exc}",
               file=sys.stderr)
@@ -82,7 +90,11 @@ def main(argv: list[str] | None = None) -> int:
         if info is None:
             print(f"models: no version {args.version} of model {model!r}", file=sys.stderr)
             return 2
-        blob = store.read(info)
+        try:
+            blob = store.read(info)
+        except WrongKey as exc:
+            print(f"models: {exc}", file=sys.stderr)
+            return 2
         if args.command == "show":
             print(json.dumps({**_describe(info), "complete": blob is not None}))
             return 0

@@ -48,6 +48,7 @@ from operators.model.update_log import MIN_RETENTION_MS, KafkaLogTail, ensure_lo
 from operators.model.variants import DEFAULT, Variant, assign, model_name
 from operators.records import EVALUATION_COLUMNS
 from operators.rows import KEYED_JSON_ROW, USER_EVENT_NUMBER, row_to_event, row_to_window_features, watermark_or_none
+from operators.security import snapshot_keys
 from operators.state_ttl import idle_state_ttl
 
 UPDATE_TAG = OutputTag("model-updates", KEYED_JSON_ROW)
@@ -69,6 +70,7 @@ class ModelSettings:
     snapshot_every_events: int = 5_000
     snapshot_retain: int = 5                     # complete snapshots kept per model subtask
     snapshot_full_every: int = 4                 # incremental snapshots in between (delta.py)
+    snapshot_key_file: str = ""                  # key files that encrypt snapshots (security.snapshot_keys)
     update_log_min_retention_ms: int = MIN_RETENTION_MS
     shared_model: str = "auto"                   # one model for all subtasks (replica.shares_model)
     replica_poll_ms: int = 200                   # a replica applies the committed log this often
@@ -169,7 +171,7 @@ class RecommendFunction(KeyedProcessFunction):
         # Flink retries it (with its restart strategy's back-off).
         started = time.monotonic()
         store = SnapshotStore.connect(s.cassandra_hosts, s.cassandra_port, s.keyspace, name,
-                                      replication=s.cassandra_replication)
+                                      replication=s.cassandra_replication, keys=snapshot_keys(s.snapshot_key_file))
         connected = time.monotonic()
         placement = Placement(name, s.source_topic, self.shard, self.shards)
         config = variant.config(s.ranker)

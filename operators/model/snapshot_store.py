@@ -42,13 +42,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from operators.security import SealBroken, SnapshotKey, WrongKey
+
 log = logging.getLogger(__name__)
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,47}$")
 # Manifest columns that releases added after the first one, with their types.
 _ADDED_MANIFEST_COLUMNS = [("positions", "map<int, bigint>"), ("learned_events", "bigint"), ("source", "text"),
                            ("lineage", "text"), ("shard", "int"), ("shards", "int"), ("compression", "text"),
-                          ("digest", "text"), ("log_offset", "bigint"), ("rollbacks", "text"), ("base", "bigint")]
+                          ("digest", "text"), ("log_offset", "bigint"), ("rollbacks", "text"), ("base", "bigint"),
+                          ("key_id", "text")]
 DEFAULT_REPLICATION = "{'class': 'SimpleStrategy', 'replication_factor': 1}"
 _REPLICATION = re.compile(r"^\{[\w\s'\":,.-]+\}$")
 
@@ -76,6 +79,7 @@ class SnapshotInfo:
     log_offset: int = -1      # a shared model's (replica.py): the update-log offset it continues from
     rollbacks: str = ""       # the health guard's rollbacks in this model's history (JSON list; health.py)
     base: int = -1            # an incremental snapshot's: the full version its rows apply to (delta.py)
+    key_id: str = ""          # an encrypted snapshot's: the id (not the key) of its AES-256-GCM key (security.py)
 
     @property
     def shared(self) -> bool:
@@ -113,7 +117,7 @@ class CassandraTables:
     """``SnapshotTables`` in a Cassandra keyspace."""
 
     _COLUMNS = ("version, created_ms, size, chunks, sha256, positions, learned_events, source, lineage, shard, shards,"
-                " compression, digest, log_offset, rollbacks, base")
+                " compression, digest, log_offset, rollbacks, base, key_id")
 
     def __init__(self, session: Any, keyspace: str, model: str = "default") -> None:
         if not _NAME.match(keyspace):
@@ -157,7 +161,7 @@ class CassandraTables:
             f"CREATE TABLE IF NOT EXISTS {ks}.snapshot_manifests ("
             " model text, version bigint, created_ms bigint, size bigint, chunks int, sha256 text,"
             " positions map<int, bigint>, learned_events bigint, source text, lineage text, shard int, shards int,"
-            " compression text, digest text, log_offset bigint, rollbacks text, base bigint,"
+            " compression text, digest text, log_offset bigint, rollbacks text, base bigint, key_id text,"
             " PRIMARY KEY (model, version)) WITH CLUSTERING ORDER BY (version DESC)")
         # A keyspace made by an older release lacks the columns added since: add them.
         present = {r.column_name for r in self.session.execute(
@@ -197,10 +201,10 @@ class CassandraTables:
     def put_manifest(self, info: SnapshotInfo) -> None:
         self.session.execute(
             f"INSERT INTO {self.keyspace}.snapshot_manifests ({self._COLUMNS.replace('version', 'model, version', 1)})"
-            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
             (self.model, info.version, info.created_ms, info.size, info.chunks, info.sha256,
              info.positions, info.learned_events, info.source, info.lineage, info.shard, info.shards,
-             info.compression, info.digest, info.log_offset, info.rollbacks, info.base))
+             info.compression, info.digest, info.log_offset, info.rollbacks, info.base, info.key_id))
 
     def manifests(self, limit: int) -> builtins.list[SnapshotInfo]:
         rows = self.session.execute(
@@ -211,7 +215,7 @@ class CassandraTables:
                              r.shard if r.shard is not None else 0, r.shards if r.shards is not None else 1,
                              r.compression or "", r.digest or "",
                              r.log_offset if r.log_offset is not None else -1, r.rollbacks or "",
-                             r.base if r.base is not None else -1) for r in rows]
+                             r.base if r.base is not None else -1, r.key_id or "") for r in rows]
 
     def delete_version(self, version: int) -> None:
         for table in ("snapshot_manifests", "snapshot_chunks", "snapshot_versions"):
@@ -282,19 +286,25 @@ class MemoryTables:
 
 
 class SnapshotStore:
-    """Reads and writes snapshots of one model name, in the tables given."""
+    """Reads and writes snapshots of one model name, in the tables given. With ``keys``
+    (security.SnapshotKey), the first encrypts every snapshot written and any of them opens
+    one (a rotation: the new key first, the old ones after it until no snapshot needs them);
+    reading an encrypted snapshot without its key raises ``security.WrongKey``."""
 
-    def __init__(self, tables: SnapshotTables, chunk_bytes: int = 512 * 1024) -> None:
+    def __init__(self, tables: SnapshotTables, chunk_bytes: int = 512 * 1024,
+                 keys: Sequence[SnapshotKey] = ()) -> None:
         self.tables, self.chunk_bytes = tables, chunk_bytes
+        self.keys = {k.key_id: k for k in keys}
+        self.sealing = keys[0] if keys else None
 
     @classmethod
     def connect(cls, hosts: builtins.list[str], port: int, keyspace: str, model: str = "default",
                 replication: str = DEFAULT_REPLICATION, connect_timeout: float = 10.0,
-                create_schema: bool = True) -> SnapshotStore:
+                create_schema: bool = True, keys: Sequence[SnapshotKey] = ()) -> SnapshotStore:
         tables = CassandraTables.connect(hosts, port, keyspace, model, connect_timeout)
         if create_schema:
             tables.ensure_schema(replication)
-        return cls(tables)
+        return cls(tables, keys=keys)
 
     @property
     def cassandra(self) -> CassandraTables:
@@ -342,12 +352,15 @@ class SnapshotStore:
         this version composes the two."""
         version = self._reserve(shard, shards)
         stored = compress(blob)
+        if self.sealing is not None:
+            stored = self.sealing.seal(stored, version)
         chunks = [stored[i:i + self.chunk_bytes] for i in range(0, len(stored), self.chunk_bytes)] or [b""]
         for n, chunk in enumerate(chunks):
             self.tables.put_chunk(version, n, chunk)
         info = SnapshotInfo(version, created_ms or int(time.time() * 1000), len(blob), len(chunks),
                             hashlib.sha256(blob).hexdigest(), dict(positions), learned_events, source,
-                            lineage, shard, shards, "zlib", digest, log_offset, rollbacks, base)
+                            lineage, shard, shards, "zlib", digest, log_offset, rollbacks, base,
+                            self.sealing.key_id if self.sealing is not None else "")
         self.tables.put_manifest(info)
         return info
 
@@ -402,6 +415,8 @@ class SnapshotStore:
                 log.warning("snapshot v%d: %d of %d chunks present; ignored", info.version, len(parts), info.chunks)
             return None
         blob = b"".join(parts[i] for i in range(info.chunks))
+        if info.key_id:
+            blob = self._open(blob, info, quiet)
         if info.compression == "zlib":
             try:
                 blob = zlib.decompress(blob)
@@ -412,6 +427,21 @@ class SnapshotStore:
                 log.warning("snapshot v%d: checksum mismatch; ignored", info.version)
             return None
         return blob
+
+    def _open(self, sealed: bytes, info: SnapshotInfo, quiet: bool) -> bytes:
+        """The stored bytes of an encrypted snapshot; b"" (which fails the checksum) when they
+        fail authentication. Without the snapshot's key: WrongKey, never an empty model."""
+        key = self.keys.get(info.key_id)
+        if key is None:
+            have = ", ".join(self.keys) or "none"
+            raise WrongKey(f"snapshot v{info.version} is encrypted with key {info.key_id}; this reader's keys: "
+                           f"{have} (--snapshot-key-file)")
+        try:
+            return key.open(sealed, info.version, info.key_id)
+        except SealBroken as exc:
+            if not quiet:
+                log.warning("%s; ignored", exc)
+            return b""
 
     def _chunks_present(self, info: SnapshotInfo) -> bool:
         return sorted(self.tables.chunk_numbers(info.version)) == builtins.list(range(info.chunks))

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from operators.security import SnapshotKey, WrongKey
 from tests.integration.harness import REPO, Pipeline, dashboard_metrics, event, prometheus, snapshot_store
 
 pytestmark = pytest.mark.integration
@@ -104,9 +105,14 @@ def test_savepoint_stop_and_restore_keeps_state_and_loses_nothing(pipeline: Pipe
         store.close()
 
 
-def test_fresh_job_bootstraps_model_from_newest_snapshot(pipeline: Pipeline) -> None:
+@pytest.mark.parametrize("encrypted", [False, True], ids=["plain", "encrypted"])
+def test_fresh_job_bootstraps_model_from_newest_snapshot(pipeline: Pipeline, tmp_path: Path, encrypted: bool) -> None:
     pipeline.snapshot_every = 5
     pipeline.learn_every = 2
+    key = SnapshotKey(bytes(range(32)))
+    if encrypted:          # the job's snapshots sealed at rest (README "Security and privacy")
+        (tmp_path / "snapshot.key").write_bytes(bytes(range(32)))
+        pipeline.extra_args += ["--snapshot-key-file", str(tmp_path / "snapshot.key")]
     first = [event(n, f"u{n}", "hit" if n % 2 else f"i{n}") for n in range(10)]
     pipeline.send(first)
     pipeline.submit()
@@ -115,6 +121,10 @@ def test_fresh_job_bootstraps_model_from_newest_snapshot(pipeline: Pipeline) -> 
     store = snapshot_store(pipeline.name)
     try:
         newest = store.list()[0]
+        assert newest.key_id == (key.key_id if encrypted else "")
+        if encrypted:
+            with pytest.raises(WrongKey):
+                store.read(newest)                               # a reader without the key gets no model
     finally:
         store.close()
     assert newest.learned_events == len(first)

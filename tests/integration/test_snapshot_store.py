@@ -7,6 +7,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -172,3 +173,29 @@ def test_schema_command_creates_the_keyspace_with_the_given_replication() -> Non
         assert bad.returncode == 2 and "replication" in bad.stderr
     finally:
         drop_keyspace(keyspace)
+
+
+def test_an_encrypted_snapshot_on_cassandra_needs_its_key(store: Any, tmp_path: Path) -> None:
+    from operators.model.snapshot_store import SnapshotStore, compress
+    from operators.security import SnapshotKey
+
+    right, wrong = tmp_path / "right.key", tmp_path / "wrong.key"
+    right.write_bytes(bytes(range(32)))
+    wrong.write_bytes(bytes(range(1, 33)))
+    blob = b"encrypted model " * 1_000
+    sealed = SnapshotStore(store.tables, keys=[SnapshotKey.from_file(right)])
+    info = sealed.save(blob, {0: 9}, 10, "topic", "L")
+    stored = store.tables.chunks(info.version)[0]                    # the cell as Cassandra holds it
+    assert compress(blob) not in stored and b"encrypted model" not in stored
+    assert [i.key_id for i in store.list()] == [info.key_id] != [""]  # the key's id in the manifest
+    keyspace = store.keyspace
+    shown = models(keyspace, "--snapshot-key-file", str(right), "show", str(info.version))
+    assert shown.returncode == 0 and json.loads(shown.stdout)["complete"], shown.stderr
+    for args in (["--snapshot-key-file", str(wrong)], []):
+        refused = models(keyspace, *args, "show", str(info.version))
+        assert refused.returncode == 2 and f"encrypted with key {info.key_id}" in refused.stderr
+    rolled = models(keyspace, "--snapshot-key-file", f"{wrong},{right}", "rollback", str(info.version))
+    assert rolled.returncode == 0, rolled.stderr                     # rotation: the new key writes the copy
+    copy = json.loads(rolled.stdout.splitlines()[0])
+    assert copy["key_id"] == SnapshotKey.from_file(wrong).key_id
+    assert SnapshotStore(store.tables, keys=[SnapshotKey.from_file(wrong)]).read(store.list()[0]) == blob
