@@ -97,6 +97,10 @@ class JobConfig:
     # random bytes, comma-separated; the first encrypts, all decrypt (rotation: new key first).
     # Only the paths travel with the job; each TaskManager reads the files. "": plaintext.
     snapshot_key_file: str = ""
+    # Pseudonymous user ids (operators/security.py): a key file of 32 random bytes. Right after
+    # cleaning, user ids become keyed HMAC-SHA256 pseudonyms, so keyed state, snapshots, the update
+    # log, metrics and dead letters never hold the original; the output record carries it. "": off.
+    pseudonym_key_file: str = ""
     # The update-log topic must keep updates this long (update_log.MIN_RETENTION_MS): more than the
     # longest time between snapshots plus the longest outage a restart should recover from.
     update_log_min_retention_ms: int = 24 * 3_600_000

@@ -43,7 +43,7 @@ from operators.model.flink import ALERT_TAG, UPDATE_TAG, ModelSettings, Recommen
 from operators.model.metrics_sql import AB_COLUMNS, ab_query, metrics_query, metrics_sink_ddl, served_rows  # noqa: E402
 from operators.model.update_log import ensure_log_topic  # noqa: E402
 from operators.rows import CLEAN_ROW, RECOMMENDATION_ROW  # noqa: E402
-from operators.security import snapshot_keys  # noqa: E402
+from operators.security import read_key, snapshot_keys  # noqa: E402
 
 METRICS_SINK = "metrics_sink"      # the metrics topic's table, when the job has a model
 ALERTS_SINK = "alerts_sink"        # the same topic's health-guard alerts (raw JSON records)
@@ -110,6 +110,7 @@ def model_settings(config: JobConfig) -> ModelSettings:
         update_topic=config.update_log_topic, cassandra_replication=config.cassandra_replication,
         k=config.k, snapshot_every_events=config.snapshot_every_events, snapshot_retain=config.snapshot_retain,
         snapshot_full_every=config.snapshot_full_every, snapshot_key_file=config.snapshot_key_file,
+        pseudonym_key_file=config.pseudonym_key_file,
         update_log_min_retention_ms=config.update_log_min_retention_ms,
         shared_model=config.shared_model, replica_poll_ms=config.replica_poll_ms,
         user_state_ttl_ms=config.user_state_ttl_ms, emit_features=bool(config.emit_features),
@@ -121,7 +122,8 @@ def validated(t_env: StreamTableEnvironment, source_table: str, config: JobConfi
     """Stage 1a: every source record parsed and checked (stateless); rejects go to its DLQ_TAG
     side output."""
     raw = t_env.to_data_stream(t_env.from_path(source_table))
-    return raw.process(CleanFunction(config.input_topic, config.schema_limits()), output_type=CLEAN_ROW) \
+    return raw.process(CleanFunction(config.input_topic, config.schema_limits(), config.pseudonym_key_file),
+                       output_type=CLEAN_ROW) \
         .name("clean-validate").uid("clean-validate")
 
 
@@ -256,6 +258,8 @@ def main(argv: list[str] | None = None, build: Build = build_pipeline, with_mode
         config.metrics_windows()
         config.variant_list()
         snapshot_keys(config.snapshot_key_file)     # a bad key file stops the submission, not a TaskManager
+        if config.pseudonym_key_file:
+            read_key(config.pseudonym_key_file)
     except (ValueError, OSError) as exc:
         raise SystemExit(str(exc)) from None
     check_input_topic(config)

@@ -29,6 +29,9 @@ class Event:
     value: float | None
     ts: int
     position: SourcePosition = SourcePosition()
+    # With pseudonymisation on (security.Pseudonymizer), ``user_id`` is the pseudonym and this
+    # the original id sealed, which only the output record opens; "" when it is off.
+    reply_to: str = ""
 
 
 @dataclass(frozen=True, slots=True)

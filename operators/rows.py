@@ -11,7 +11,7 @@ from operators.records import EVALUATION_COLUMNS, Event, SourcePosition
 
 EVENT_FIELDS = EVENT_COLUMNS
 EVENT_TYPES = [Types.STRING(), Types.STRING(), Types.STRING(), Types.STRING(), Types.DOUBLE(),
-               Types.LONG(), Types.INT(), Types.LONG(), Types.LONG()]
+               Types.LONG(), Types.INT(), Types.LONG(), Types.LONG(), Types.STRING()]
 EVENT_ROW = Types.ROW_NAMED(EVENT_FIELDS, EVENT_TYPES)
 # A validated event still carrying its original payload, for dead letters of the guard.
 CLEAN_ROW = Types.ROW_NAMED(EVENT_FIELDS + ["raw"], EVENT_TYPES + [Types.STRING()])
@@ -43,11 +43,11 @@ RECOMMENDATION_ROW = Types.ROW_NAMED(
 
 def event_to_row(e: Event) -> Row:
     return Row(e.event_id, e.user_id, e.item_id, e.event_type, e.value, e.ts,
-               e.position.partition, e.position.offset, e.position.timestamp)
+               e.position.partition, e.position.offset, e.position.timestamp, e.reply_to)
 
 
 def row_to_event(r: Row) -> Event:
-    return Event(r[0], r[1], r[2], r[3], r[4], r[5], SourcePosition(r[6], r[7], r[8]))
+    return Event(r[0], r[1], r[2], r[3], r[4], r[5], SourcePosition(r[6], r[7], r[8]), r[9] or "")
 
 
 def row_to_window_features(r: Row) -> WindowFeatures:

@@ -15,6 +15,7 @@ machine-readable reason. The cleaner never raises on any input bytes.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import json
 import math
@@ -25,6 +26,7 @@ from typing import Any
 from operators.cleaning.event_time import event_time
 from operators.cleaning.schema import SCHEMAS, SchemaLimits
 from operators.records import Event, Heartbeat, Rejection, SourcePosition
+from operators.security import Pseudonymizer
 
 _UNKNOWN = SourcePosition()
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
@@ -32,13 +34,17 @@ _DLQ_PAYLOAD_LIMIT = 64 * 1024     # a dead letter carries at most this much of 
 
 
 class EventCleaner:
-    """Turns raw payloads into :class:`Event` or :class:`Rejection`."""
+    """Turns raw payloads into :class:`Event` or :class:`Rejection`. With ``pseudonyms``, an
+    event's user id is its pseudonym (the original sealed in ``reply_to``) and a rejection's
+    payload has its user id pseudonymised (security.Pseudonymizer)."""
 
-    def __init__(self, limits: SchemaLimits | None = None, schema_version: str = "v1") -> None:
+    def __init__(self, limits: SchemaLimits | None = None, schema_version: str = "v1",
+                 pseudonyms: Pseudonymizer | None = None) -> None:
         if schema_version not in SCHEMAS:
             raise ValueError(f"unknown schema version {schema_version!r}; known: {sorted(SCHEMAS)}")
         self.limits = limits or SchemaLimits()
         self.schema = SCHEMAS[schema_version]
+        self.pseudonyms = pseudonyms
         self._decoder = json.JSONDecoder(parse_constant=_refuse_constant)
 
     def clean(self, payload: bytes, position: SourcePosition = _UNKNOWN, now_ms: int | None = None,
@@ -47,6 +53,17 @@ class EventCleaner:
         (reproducible on replay), the wall clock offline by default. A ``ts`` more than
         ``max_future_skew_ms`` ahead of it is rejected; up to that, the event's time is clamped
         to it (operators/cleaning/event_time.py)."""
+        result = self._clean(payload, position, now_ms)
+        p = self.pseudonyms
+        if p is None or isinstance(result, Heartbeat):
+            return result
+        if isinstance(result, Event):
+            e = result
+            return Event(e.event_id, p(e.user_id), e.item_id, e.event_type, e.value, e.ts, e.position,
+                         p.seal(e.user_id))
+        return dataclasses.replace(result, payload=p.scrub(result.payload))
+
+    def _clean(self, payload: bytes, position: SourcePosition, now_ms: int | None) -> Event | Heartbeat | Rejection:
         lim = self.limits
         if len(payload) > lim.max_message_bytes:
             return Rejection("too_large", f"message is {len(payload)} bytes, limit {lim.max_message_bytes}",

@@ -27,6 +27,7 @@ from operators.cleaning.guard import GuardConfig
 from operators.cleaning.schema import REASONS, SchemaLimits
 from operators.records import Event, Heartbeat, Rejection, SourcePosition
 from operators.rows import CLEAN_ROW, JSON_ROW, event_to_row
+from operators.security import Pseudonymizer
 
 DLQ_TAG = OutputTag("dead-letters", JSON_ROW)
 
@@ -59,11 +60,13 @@ class CleanFunction(ProcessFunction):
     """Rows ``(payload BYTES, partition INT, offset BIGINT, kafka_ts TIMESTAMP_LTZ)`` in;
     events (with the original payload) out; rejections to ``DLQ_TAG``."""
 
-    def __init__(self, source_topic: str, limits: SchemaLimits) -> None:
-        self.source_topic, self.limits = source_topic, limits
+    def __init__(self, source_topic: str, limits: SchemaLimits, pseudonym_key_file: str = "") -> None:
+        self.source_topic, self.limits, self.pseudonym_key_file = source_topic, limits, pseudonym_key_file
 
     def open(self, runtime_context: RuntimeContext) -> None:
-        self.cleaner = EventCleaner(self.limits)
+        # the key file is read here, on the TaskManager: only its path travels with the job
+        self.pseudonyms = Pseudonymizer.from_file(self.pseudonym_key_file) if self.pseudonym_key_file else None
+        self.cleaner = EventCleaner(self.limits, pseudonyms=self.pseudonyms)
         group = runtime_context.get_metrics_group().add_group("cleaning")
         self.accepted = group.counter("accepted")
         self.heartbeats = group.counter("heartbeats")
@@ -79,7 +82,9 @@ class CleanFunction(ProcessFunction):
             result = Rejection("internal_error", f"{type(exc).__name__}: {exc}"[:500], payload, position)
         if isinstance(result, Event):
             self.accepted.inc()
-            yield Row(*event_to_row(result), payload.decode("utf-8"))
+            # the payload the guard's and lateness's dead letters carry (its user id pseudonymised)
+            raw = payload if self.pseudonyms is None else self.pseudonyms.scrub(payload)
+            yield Row(*event_to_row(result), raw.decode("utf-8"))
             return
         if isinstance(result, Heartbeat):   # it has moved the watermark in the source: done
             self.heartbeats.inc()

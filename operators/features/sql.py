@@ -28,7 +28,8 @@ from operators.features.spec import COUNTED_TYPES, ENTITIES, FEATURE_COLUMNS, WI
 
 # Columns of the input view, besides `rowtime` (the event-time attribute, TIMESTAMP_LTZ(3)):
 # the job's event rows (operators/rows.py), ``ingest_ts`` being the Kafka record's timestamp.
-EVENT_COLUMNS = ["event_id", "user_id", "item_id", "event_type", "value", "ts", "partition", "offset", "ingest_ts"]
+EVENT_COLUMNS = ["event_id", "user_id", "item_id", "event_type", "value", "ts", "partition", "offset", "ingest_ts",
+                 "reply_to"]
 
 
 def _window_view(source: str, name: str, key: str, size: int, slide: int, aggregates: str) -> list[str]:

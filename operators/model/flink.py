@@ -48,7 +48,7 @@ from operators.model.update_log import MIN_RETENTION_MS, KafkaLogTail, ensure_lo
 from operators.model.variants import DEFAULT, Variant, assign, model_name
 from operators.records import EVALUATION_COLUMNS
 from operators.rows import KEYED_JSON_ROW, USER_EVENT_NUMBER, row_to_event, row_to_window_features, watermark_or_none
-from operators.security import snapshot_keys
+from operators.security import Pseudonymizer, snapshot_keys
 from operators.state_ttl import idle_state_ttl
 
 UPDATE_TAG = OutputTag("model-updates", KEYED_JSON_ROW)
@@ -71,6 +71,7 @@ class ModelSettings:
     snapshot_retain: int = 5                     # complete snapshots kept per model subtask
     snapshot_full_every: int = 4                 # incremental snapshots in between (delta.py)
     snapshot_key_file: str = ""                  # key files that encrypt snapshots (security.snapshot_keys)
+    pseudonym_key_file: str = ""                 # the cleaning stage's: opens the original id for the output
     update_log_min_retention_ms: int = MIN_RETENTION_MS
     shared_model: str = "auto"                   # one model for all subtasks (replica.shares_model)
     replica_poll_ms: int = 200                   # a replica applies the committed log this often
@@ -150,6 +151,7 @@ class RecommendFunction(KeyedProcessFunction):
         descriptor.enable_time_to_live(idle_state_ttl(s.user_state_ttl_ms))
         self.user_state = runtime_context.get_state(descriptor)
         self.shard, self.shards = subtask_of(runtime_context)
+        self.pseudonyms = Pseudonymizer.from_file(s.pseudonym_key_file) if s.pseudonym_key_file else None
         self.models: dict[str, VariantModel] = {}
         group = runtime_context.get_metrics_group().add_group("model")
         started = time.monotonic()
@@ -229,8 +231,10 @@ class RecommendFunction(KeyedProcessFunction):
         self.user_state.update(user.snapshot())
         variant = model.variant.name
         emitted = int(time.time() * 1000)
+        # the id the event came with: the output is the one place it is readable again
+        user_id = self.pseudonyms.reveal(event.reply_to) if self.pseudonyms and event.reply_to else event.user_id
         record = {
-            "user_id": event.user_id,
+            "user_id": user_id,
             "items": [recommendation_json(r) for r in result.recommendations],
             "model_version": model.ranker.learned_events,
             "snapshot_version": model.lifecycle.snapshot_version,
@@ -251,7 +255,7 @@ class RecommendFunction(KeyedProcessFunction):
         if s.emit_features:
             record["features"] = {**window.as_dict(), **result.session.as_dict(),
                                   "user_event_number": value[USER_EVENT_NUMBER]}
-        yield Row(event.user_id, json.dumps(record), variant, event.ts,
+        yield Row(user_id, json.dumps(record), variant, event.ts,
                   [SERVED_MARK, *(r.item_id for r in result.recommendations)],
                   *(evaluation[name] for name, _ in EVALUATION_COLUMNS))
         if result.update is not None:

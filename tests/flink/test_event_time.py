@@ -69,7 +69,7 @@ def test_every_event_is_either_on_time_or_late_and_late_ones_are_behind_the_wate
     configure_sql(t_env, FeatureConfig())
     rnd = random.Random(3)
     stamps = [hostile.T + 1_000 * n - rnd.choice([0, 0, 0, 2_000, 30_000, 3_600_000]) for n in range(3_000)]
-    rows = [(f"e{n}", "u", "i", "view", None, ts, 0, n, -1, f"raw-{n}") for n, ts in enumerate(stamps)]
+    rows = [(f"e{n}", "u", "i", "view", None, ts, 0, n, -1, "", f"raw-{n}") for n, ts in enumerate(stamps)]
     events = env.from_collection(rows, type_info=CLEAN_ROW).assign_timestamps_and_watermarks(
         WatermarkStrategy.for_bounded_out_of_orderness(Duration.of_millis(5_000))
         .with_timestamp_assigner(_Ts()))

@@ -35,7 +35,7 @@ def _stream(n: int, seed: int = 5) -> list[tuple]:
         earlier = [r for r in rows[-200:] if r[1] == user]
         retry = earlier and rnd.random() < 0.15      # a retry of an earlier event, under its own id
         event_id = rnd.choice(earlier)[0] if retry else f"{user}-{offset}"
-        rows.append((event_id, user, f"i{rnd.randrange(20)}", "view", None, ts, 0, offset, -1, f"raw-{offset}"))
+        rows.append((event_id, user, f"i{rnd.randrange(20)}", "view", None, ts, 0, offset, -1, "", f"raw-{offset}"))
     return rows
 
 
@@ -72,7 +72,7 @@ def test_the_jvm_guard_decides_every_event_as_the_python_guard_does() -> None:
 
 
 def test_the_dead_letter_of_a_rate_limited_event_keeps_its_payload_and_position() -> None:
-    rows = [(f"e{n}", "u", "i", "view", None, hostile.T, 3, 100 + n, hostile.T, f'{{"n": {n}}}') for n in range(8)]
+    rows = [(f"e{n}", "u", "i", "view", None, hostile.T, 3, 100 + n, hostile.T, "", f'{{"n": {n}}}') for n in range(8)]
     env = _env()
     _events, dead_letters = guard_in_jvm(env.from_collection(rows, type_info=CLEAN_ROW), "interactions", CONFIG)
     with dead_letters.execute_and_collect() as results:

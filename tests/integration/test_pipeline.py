@@ -4,12 +4,23 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from pathlib import Path
 
 import pytest
 
-from operators.security import SnapshotKey, WrongKey
-from tests.integration.harness import REPO, Pipeline, dashboard_metrics, event, prometheus, snapshot_store
+from jobs.kafka_io import consumer
+from operators.security import Pseudonymizer, SnapshotKey, WrongKey
+from tests.integration.harness import (
+    BOOTSTRAP,
+    FLINK_LOGS,
+    REPO,
+    Pipeline,
+    dashboard_metrics,
+    event,
+    prometheus,
+    snapshot_store,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -173,3 +184,53 @@ def test_more_subtasks_than_input_partitions_is_refused_at_submit(pipeline: Pipe
     with pytest.raises(AssertionError, match="--parallelism 2 exceeds the 1 partitions of the input topic"):
         pipeline.submit(parallelism=2)
     assert pipeline.jobs == []
+
+
+def test_pseudonymised_job_keeps_original_ids_only_in_its_output(pipeline: Pipeline, tmp_path: Path) -> None:
+    """With --pseudonym-key-file, the original user ids reach the output records and nothing
+    else: not the update log, not the dead letters, not the snapshots, not the logs."""
+    key_file = tmp_path / "pseudonym.key"
+    key_file.write_bytes(bytes(range(32)))
+    pseudonym = Pseudonymizer.from_file(key_file)
+    pipeline.extra_args += ["--pseudonym-key-file", str(key_file)]
+    pipeline.snapshot_every, pipeline.learn_every = 5, 2
+    users = [f"person-{pipeline.name}-{k}" for k in range(3)]
+    events = [event(n, users[n % 3], f"i{n % 5}") for n in range(12)]
+    rejected = {**event(12, users[0], "i9"), "event_type": "teleport"}
+    pipeline.send([*events, rejected])
+    pipeline.submit()
+
+    recs = pipeline.read("output", len(events))
+    assert [r["user_id"] for r in recs] == [e["user_id"] for e in events]      # the id the event came with
+    assert recs[-1]["items"]                                                     # learned under pseudonyms
+    dead = pipeline.read("dlq", 1)
+    assert dead[0]["reason"] == "unknown_event_type"
+    assert users[0] not in json.dumps(dead[0])                 # the content kept, the user id pseudonymised
+    assert json.loads(dead[0]["payload"]) == {**rejected, "user_id": pseudonym(users[0])}
+    log_bytes = topic_bytes(f"{pipeline.topics['output']}-model-updates")
+    assert log_bytes and all(pseudonym(u).encode() in log_bytes for u in users)
+    store = snapshot_store(pipeline.name)
+    try:
+        newest = store.list()[0]
+        snapshot = store.read(newest)
+    finally:
+        store.close()
+    assert snapshot is not None and newest.learned_events == 10           # one every 5 learned events
+    logs = b"".join(p.read_bytes() for p in FLINK_LOGS.glob("flink-*"))   # .log and .out, rotated too
+    for u in users:
+        assert u.encode() not in log_bytes and u.encode() not in snapshot and u.encode() not in logs, u
+
+
+def topic_bytes(topic: str, idle_s: float = 5.0) -> bytes:
+    """Every committed record of ``topic``, keys and values, as one byte string."""
+    c = consumer(BOOTSTRAP, topic, f"reader-{uuid.uuid4().hex}")
+    out, quiet_since = [], time.monotonic()
+    try:
+        while time.monotonic() - quiet_since < idle_s:
+            m = c.poll(0.5)
+            if m is not None and m.error() is None:
+                out += [m.key() or b"", m.value() or b""]
+                quiet_since = time.monotonic()
+    finally:
+        c.close()
+    return b"\n".join(out)

@@ -1,11 +1,14 @@
-"""Keys and encrypted snapshots (operators/security.py, the store's key_id): a sealed snapshot
-round-trips, and a tampered chunk, another
+"""Keys, pseudonyms and encrypted snapshots (operators/security.py, the store's key_id): a
+pseudonym is stable and keyed, and the cleaning stage leaves no original user id in an event or
+a dead letter but the sealed copy the output opens; a sealed snapshot round-trips, and a tampered chunk, another
 version's chunk or another key is refused, never read as an empty or older model by mistake."""
 
 from __future__ import annotations
 
 import dataclasses
+import hmac
 import io
+import json
 import logging
 import zlib
 from pathlib import Path
@@ -13,10 +16,14 @@ from pathlib import Path
 import pytest
 import torch
 
+from operators.cleaning import EventCleaner, dead_letter_json
 from operators.model.delta import encode
 from operators.model.snapshot_store import MemoryTables, SnapshotStore, compress
+from operators.records import Event, Rejection
 from operators.security import (
     KeyFileError,
+    Pseudonymizer,
+    SealBroken,
     SnapshotKey,
     WrongKey,
     read_key,
@@ -25,6 +32,54 @@ from operators.security import (
 
 KEY_A, KEY_B = bytes(range(32)), bytes(range(1, 33))
 BLOB = b"model state " * 5_000           # compresses to several 4 KiB chunks
+
+
+def test_a_pseudonym_is_stable_keyed_and_not_the_id() -> None:
+    p, q = Pseudonymizer(KEY_A), Pseudonymizer(KEY_B)
+    assert p("alice") == Pseudonymizer(KEY_A)("alice")            # stable across instances (restarts)
+    assert p("alice") != p("alice2") and p("alice") != q("alice")  # per id, per key
+    assert "alice" not in p("alice") and p("alice").startswith("u:") and len(p("alice")) == 34
+    for user in ("alice", "", "é" * 100, "x" * 1_000):                    # HMAC-SHA256 as the standard library has it
+        assert p(user) == "u:" + hmac.digest(KEY_A, user.encode(), "sha256")[:16].hex()
+    assert KEY_A.hex()[:8] not in repr(p) and p.key_id in repr(p)  # a repr names the key, never shows it
+
+
+def test_a_sealed_id_opens_only_under_its_key_and_differs_every_time() -> None:
+    p = Pseudonymizer(KEY_A)
+    first, second = p.seal("alice"), p.seal("alice")
+    assert first != second and "alice" not in first                # a fresh nonce: not a second pseudonym
+    assert p.reveal(first) == p.reveal(second) == "alice"
+    with pytest.raises(SealBroken):
+        Pseudonymizer(KEY_B).reveal(first)
+    with pytest.raises(SealBroken):
+        p.reveal(first[:-4] + ("AAAA" if not first.endswith("AAAA") else "BBBB"))
+
+
+T = 1_700_000_000_000
+
+
+def _payload(**changes: object) -> bytes:
+    return json.dumps({"event_id": "e1", "user_id": "alice", "item_id": "i1", "event_type": "click",
+                       "value": None, "ts": T, **changes}).encode()
+
+
+def test_the_cleaner_pseudonymises_events_and_dead_letters_and_keeps_nothing_else_of_the_id() -> None:
+    p = Pseudonymizer(KEY_A)
+    cleaner = EventCleaner(pseudonyms=p)
+    event = cleaner.clean(_payload(), now_ms=T)
+    plain = EventCleaner().clean(_payload(), now_ms=T)
+    assert isinstance(event, Event) and isinstance(plain, Event)
+    assert event.user_id == p("alice") and p.reveal(event.reply_to) == "alice" and plain.reply_to == ""
+    assert dataclasses.replace(event, user_id="alice", reply_to="") == plain     # nothing else changes
+    for bad in (_payload(event_type="teleport"), _payload(ts="yesterday"), b'{"user_id": "alice", "ts": oops'):
+        rejected = cleaner.clean(bad, now_ms=T)
+        assert isinstance(rejected, Rejection)
+        letter = dead_letter_json(rejected, "topic")
+        assert "alice" not in letter and p("alice") in letter, letter
+    assert "alice" in dead_letter_json(EventCleaner().clean(_payload(event_type="teleport"), now_ms=T), "topic")
+    # the same user however the JSON spells the id; non-UTF-8 bytes around it survive as they were
+    assert p.scrub(rb'{"user_id" : "al\u0069ce"}') == b'{"user_id" : "' + p("alice").encode() + b'"}'
+    assert p.scrub(b'\xff{"user_id":"alice"}') == b'\xff{"user_id":"%s"}' % p("alice").encode()
 
 
 def test_key_files_raw_or_hex_and_errors_that_do_not_show_the_content(tmp_path: Path) -> None:

@@ -51,7 +51,7 @@ public class GuardFunction extends KeyedProcessFunction<String, Row, Row> {
     private static final int EVENT_ID = 0;
     private static final int PARTITION = 6;
     private static final int OFFSET = 7;
-    private static final int RAW = 9;
+    private static final int RAW = 10;    // after the event columns (operators/features/sql.py EVENT_COLUMNS)
 
     private final long dedupeTtlMs;
     private final int maxDedupeIds;
