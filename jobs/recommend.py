@@ -43,7 +43,7 @@ from operators.model.flink import ALERT_TAG, UPDATE_TAG, ModelSettings, Recommen
 from operators.model.metrics_sql import AB_COLUMNS, ab_query, metrics_query, metrics_sink_ddl, served_rows  # noqa: E402
 from operators.model.update_log import ensure_log_topic  # noqa: E402
 from operators.rows import CLEAN_ROW, RECOMMENDATION_ROW  # noqa: E402
-from operators.security import read_key, snapshot_keys  # noqa: E402
+from operators.security import pseudonymizer, snapshot_keys  # noqa: E402
 
 METRICS_SINK = "metrics_sink"      # the metrics topic's table, when the job has a model
 ALERTS_SINK = "alerts_sink"        # the same topic's health-guard alerts (raw JSON records)
@@ -258,8 +258,7 @@ def main(argv: list[str] | None = None, build: Build = build_pipeline, with_mode
         config.metrics_windows()
         config.variant_list()
         snapshot_keys(config.snapshot_key_file)     # a bad key file stops the submission, not a TaskManager
-        if config.pseudonym_key_file:
-            read_key(config.pseudonym_key_file)
+        pseudonymizer(config.pseudonym_key_file)
     except (ValueError, OSError) as exc:
         raise SystemExit(str(exc)) from None
     check_input_topic(config)

@@ -153,6 +153,11 @@ def _json_string(quoted: str) -> str:
     return value if isinstance(value, str) else quoted
 
 
+def pseudonymizer(path: str) -> Pseudonymizer | None:
+    """The pseudonyms of the key file at ``path``; "" -> None: user ids stay as they come."""
+    return Pseudonymizer.from_file(path) if path else None
+
+
 def snapshot_keys(paths: str) -> list[SnapshotKey]:
     """The keys named by a comma-separated list of key files: the first encrypts, every one
     decrypts (a key rotation lists the new key first). "" -> no keys: snapshots stay plaintext."""

@@ -27,7 +27,7 @@ from operators.cleaning.guard import GuardConfig
 from operators.cleaning.schema import REASONS, SchemaLimits
 from operators.records import Event, Heartbeat, Rejection, SourcePosition
 from operators.rows import CLEAN_ROW, JSON_ROW, event_to_row
-from operators.security import Pseudonymizer
+from operators.security import pseudonymizer
 
 DLQ_TAG = OutputTag("dead-letters", JSON_ROW)
 
@@ -65,7 +65,7 @@ class CleanFunction(ProcessFunction):
 
     def open(self, runtime_context: RuntimeContext) -> None:
         # the key file is read here, on the TaskManager: only its path travels with the job
-        self.pseudonyms = Pseudonymizer.from_file(self.pseudonym_key_file) if self.pseudonym_key_file else None
+        self.pseudonyms = pseudonymizer(self.pseudonym_key_file)
         self.cleaner = EventCleaner(self.limits, pseudonyms=self.pseudonyms)
         group = runtime_context.get_metrics_group().add_group("cleaning")
         self.accepted = group.counter("accepted")

@@ -48,7 +48,7 @@ from operators.model.update_log import MIN_RETENTION_MS, KafkaLogTail, ensure_lo
 from operators.model.variants import DEFAULT, Variant, assign, model_name
 from operators.records import EVALUATION_COLUMNS
 from operators.rows import KEYED_JSON_ROW, USER_EVENT_NUMBER, row_to_event, row_to_window_features, watermark_or_none
-from operators.security import Pseudonymizer, snapshot_keys
+from operators.security import pseudonymizer, snapshot_keys
 from operators.state_ttl import idle_state_ttl
 
 UPDATE_TAG = OutputTag("model-updates", KEYED_JSON_ROW)
@@ -151,7 +151,9 @@ class RecommendFunction(KeyedProcessFunction):
         descriptor.enable_time_to_live(idle_state_ttl(s.user_state_ttl_ms))
         self.user_state = runtime_context.get_state(descriptor)
         self.shard, self.shards = subtask_of(runtime_context)
-        self.pseudonyms = Pseudonymizer.from_file(s.pseudonym_key_file) if s.pseudonym_key_file else None
+        # key files read here, on the TaskManager, once for every variant: only their paths travel
+        self.pseudonyms = pseudonymizer(s.pseudonym_key_file)
+        self.snapshot_keys = snapshot_keys(s.snapshot_key_file)
         self.models: dict[str, VariantModel] = {}
         group = runtime_context.get_metrics_group().add_group("model")
         started = time.monotonic()
@@ -173,7 +175,7 @@ class RecommendFunction(KeyedProcessFunction):
         # Flink retries it (with its restart strategy's back-off).
         started = time.monotonic()
         store = SnapshotStore.connect(s.cassandra_hosts, s.cassandra_port, s.keyspace, name,
-                                      replication=s.cassandra_replication, keys=snapshot_keys(s.snapshot_key_file))
+                                      replication=s.cassandra_replication, keys=self.snapshot_keys)
         connected = time.monotonic()
         placement = Placement(name, s.source_topic, self.shard, self.shards)
         config = variant.config(s.ranker)

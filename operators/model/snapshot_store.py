@@ -416,7 +416,10 @@ class SnapshotStore:
             return None
         blob = b"".join(parts[i] for i in range(info.chunks))
         if info.key_id:
-            blob = self._open(blob, info, quiet)
+            opened = self._open(blob, info, quiet)
+            if opened is None:
+                return None
+            blob = opened
         if info.compression == "zlib":
             try:
                 blob = zlib.decompress(blob)
@@ -428,9 +431,9 @@ class SnapshotStore:
             return None
         return blob
 
-    def _open(self, sealed: bytes, info: SnapshotInfo, quiet: bool) -> bytes:
-        """The stored bytes of an encrypted snapshot; b"" (which fails the checksum) when they
-        fail authentication. Without the snapshot's key: WrongKey, never an empty model."""
+    def _open(self, sealed: bytes, info: SnapshotInfo, quiet: bool) -> bytes | None:
+        """The stored bytes of an encrypted snapshot; None when they fail authentication (a
+        torn or tampered snapshot). Without the snapshot's key: WrongKey, never an empty model."""
         key = self.keys.get(info.key_id)
         if key is None:
             have = ", ".join(self.keys) or "none"
@@ -441,7 +444,7 @@ class SnapshotStore:
         except SealBroken as exc:
             if not quiet:
                 log.warning("%s; ignored", exc)
-            return b""
+            return None
 
     def _chunks_present(self, info: SnapshotInfo) -> bool:
         return sorted(self.tables.chunk_numbers(info.version)) == builtins.list(range(info.chunks))
