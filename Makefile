@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 SERVICES := deploy/local/services
 
-.PHONY: install jvm demo test unit services down wipe savepoint-stop restore
+.PHONY: install jvm demo demo-secure test unit services down wipe savepoint-stop restore
 
 install: $(VENV)/.installed jvm
 
@@ -26,6 +26,10 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 demo: install
 	deploy/local/demo
 
+# The same on the secured stack (README "Security and privacy"), beside the plain one.
+demo-secure: install
+	STREAMREC_SECURE=1 deploy/local/demo
+
 test: install
 	tests/run
 
@@ -37,9 +41,11 @@ services: install
 
 down:
 	$(SERVICES) down
+	. deploy/local/secure-env.sh && $(SERVICES) down
 
 wipe:
 	$(SERVICES) down --wipe
+	. deploy/local/secure-env.sh && $(SERVICES) down --wipe
 
 # Stop the running job with a savepoint; prints the savepoint path to restore from.
 savepoint-stop:

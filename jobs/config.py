@@ -28,6 +28,9 @@ class JobConfig:
     dlq_topic: str = "interactions-dlq"
     output_topic: str = "recommendations"
     update_topic: str = ""                # the model's update log; default: <output topic>-model-updates
+    # requests to the job, e.g. {"forget_user": ..., "request_id": ...} (cleaning/control.py);
+    # default: <input topic>-control. Acknowledgements go to the metrics topic.
+    control_topic: str = ""
     consumer_group: str = "streamrec"
     cassandra_hosts: str = "127.0.0.1"
     cassandra_port: int = 9042
@@ -101,6 +104,10 @@ class JobConfig:
     # cleaning, user ids become keyed HMAC-SHA256 pseudonyms, so keyed state, snapshots, the update
     # log, metrics and dead letters never hold the original; the output record carries it. "": off.
     pseudonym_key_file: str = ""
+    # Credentials and TLS for Kafka and Cassandra (operators/connections.py): a JSON file naming
+    # secret files; one set of settings for the SQL connector, confluent-kafka and the Cassandra
+    # driver. Only the path travels with the job. "": plaintext, no credentials.
+    security_file: str = ""
     # The update-log topic must keep updates this long (update_log.MIN_RETENTION_MS): more than the
     # longest time between snapshots plus the longest outage a restart should recover from.
     update_log_min_retention_ms: int = 24 * 3_600_000
@@ -130,6 +137,10 @@ class JobConfig:
     @property
     def update_log_topic(self) -> str:
         return self.update_topic or f"{self.output_topic}-model-updates"
+
+    @property
+    def control_topic_name(self) -> str:
+        return self.control_topic or f"{self.input_topic}-control"
 
     @property
     def metrics_topic_name(self) -> str:

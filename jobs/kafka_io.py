@@ -1,4 +1,5 @@
-"""Small Kafka helpers for the command-line tools and tests (confluent-kafka)."""
+"""Small Kafka helpers for the job's submission, the command-line tools and tests
+(confluent-kafka). ``security_file``: operators/connections.py ("": plaintext)."""
 
 from __future__ import annotations
 
@@ -7,12 +8,14 @@ from collections.abc import Iterable
 from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from operators.connections import security
+
 
 def ensure_topics(bootstrap: str, topics: Iterable[str], partitions: int = 1, timeout: float = 30.0,
-                  config: dict[str, str] | None = None) -> None:
+                  config: dict[str, str] | None = None, security_file: str = "") -> None:
     """Create the topics that do not exist yet (one replica: the local broker), with topic
     ``config`` (e.g. ``{"message.timestamp.type": "LogAppendTime"}``)."""
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin = AdminClient(security(security_file).librdkafka(bootstrap))
     existing = set(admin.list_topics(timeout=timeout).topics)
     wanted = [NewTopic(t, num_partitions=partitions, replication_factor=1, config=config or {})
               for t in topics if t not in existing]
@@ -26,25 +29,27 @@ def ensure_topics(bootstrap: str, topics: Iterable[str], partitions: int = 1, ti
                 raise RuntimeError(f"could not create topic {topic}: {exc}") from exc
 
 
-def topic_partitions(bootstrap: str, topic: str, timeout: float = 30.0) -> int | None:
+def topic_partitions(bootstrap: str, topic: str, timeout: float = 30.0, security_file: str = "") -> int | None:
     """How many partitions ``topic`` has; None when it does not exist."""
-    metadata = AdminClient({"bootstrap.servers": bootstrap}).list_topics(topic, timeout=timeout)
+    metadata = AdminClient(security(security_file).librdkafka(bootstrap)).list_topics(topic, timeout=timeout)
     found = metadata.topics.get(topic)
     if found is None or found.error is not None:
         return None
     return len(found.partitions)
 
 
-def producer(bootstrap: str) -> Producer:
-    return Producer({"bootstrap.servers": bootstrap, "linger.ms": 20, "enable.idempotence": True,
+def producer(bootstrap: str, security_file: str = "") -> Producer:
+    return Producer({**security(security_file).librdkafka(bootstrap), "linger.ms": 20, "enable.idempotence": True,
                      "compression.type": "lz4", "message.max.bytes": 16_000_000})
 
 
-def consumer(bootstrap: str, topic: str, group: str, from_beginning: bool = True, subscribe: bool = True) -> Consumer:
+def consumer(bootstrap: str, topic: str, group: str, from_beginning: bool = True, subscribe: bool = True,
+             security_file: str = "") -> Consumer:
     """A read_committed consumer: it sees only what exactly-once sinks committed. Subscribed to
     ``topic`` unless ``subscribe`` is False (the caller assigns partitions itself: a group
     subscription would later replace that assignment with its own)."""
-    c = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "isolation.level": "read_committed",
+    c = Consumer({**security(security_file).librdkafka(bootstrap), "group.id": group,
+                  "isolation.level": "read_committed",
                   "auto.offset.reset": "earliest" if from_beginning else "latest",
                   "enable.auto.commit": False})
     if subscribe:

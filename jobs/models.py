@@ -51,6 +51,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--variant", default="", help="an A/B variant's model (the job's --variants): its name")
     parser.add_argument("--snapshot-key-file", default=defaults.snapshot_key_file,
                         help="key files of encrypted snapshots, comma-separated (the job's; the first encrypts)")
+    parser.add_argument("--security-file", default=defaults.security_file,
+                        help="credentials and TLS for Cassandra (the job's; operators/connections.py)")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("schema", help="create keyspace and tables (idempotent)").add_argument(
         "--replication", default=defaults.cassandra_replication, help="CQL replication map for a new keyspace")
@@ -68,7 +70,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         store = SnapshotStore.connect([h.strip() for h in args.cassandra_hosts.split(",") if h.strip()],
                                       args.cassandra_port, args.keyspace, model,
-                                      create_schema=args.command != "schema", keys=keys)
+                                      create_schema=args.command != "schema", keys=keys,
+                                      security_file=args.security_file)
     except Exception as exc:  # noqa: BLE001 - any driver error: one line, exit 2
         print(f"models: cannot reach Cassandra at {args.cassandra_hosts}:{args.cassandra_port}: {exc}",
               file=sys.stderr)

@@ -5,7 +5,8 @@
 Kafka ``interactions`` -> clean -> window features (Flink SQL) -> model update + top-k
 -> Kafka ``recommendations`` (exactly once); rejected input -> ``interactions-dlq``;
 every learned event -> the model's update log ``<recommendations>-model-updates`` (exactly once);
-model snapshots -> Cassandra. Flags and STREAMREC_* variables are listed in jobs/config.py.
+model snapshots -> Cassandra; forget requests from ``<interactions>-control`` -> the model
+(acknowledged on the metrics topic). Flags and STREAMREC_* variables are listed in jobs/config.py.
 """
 
 from __future__ import annotations
@@ -37,7 +38,8 @@ from operators.cleaning.event_time import (  # noqa: E402
     event_time_sql,
     watermark_sql,
 )
-from operators.cleaning.flink import DLQ_TAG, CleanFunction, guard_in_jvm, split_late  # noqa: E402
+from operators.cleaning.flink import DLQ_TAG, CleanFunction, control_requests, guard_in_jvm, split_late  # noqa: E402
+from operators.connections import security  # noqa: E402
 from operators.features.flink import configure_sql, window_features  # noqa: E402
 from operators.model.flink import ALERT_TAG, UPDATE_TAG, ModelSettings, RecommendFunction  # noqa: E402
 from operators.model.metrics_sql import AB_COLUMNS, ab_query, metrics_query, metrics_sink_ddl, served_rows  # noqa: E402
@@ -48,11 +50,20 @@ from operators.security import pseudonymizer, snapshot_keys  # noqa: E402
 METRICS_SINK = "metrics_sink"      # the metrics topic's table, when the job has a model
 ALERTS_SINK = "alerts_sink"        # the same topic's health-guard alerts (raw JSON records)
 AB_SINK = "ab_sink"                # the same topic's A/B z-tests, when the job has several variants
+CONTROL_SOURCE = "control_source"  # the control topic (forget requests), when the job has a model
+
+
+def _sql_string(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
 
 
 def _kafka_options(config: JobConfig, topic: str) -> str:
+    """Connector, topic, brokers and the connection's security (operators/connections.py; its
+    secrets read from their files here, at submission, into the job's table options)."""
+    secured = "".join(f", 'properties.{name}' = {_sql_string(value)}"
+                      for name, value in security(config.security_file).connector_properties().items())
     return (f"'connector' = 'kafka', 'topic' = '{topic}',"
-            f" 'properties.bootstrap.servers' = '{config.bootstrap_servers}'")
+            f" 'properties.bootstrap.servers' = '{config.bootstrap_servers}'{secured}")
 
 
 def event_time_function_ddl() -> str:
@@ -85,6 +96,26 @@ def kafka_source_ddl(config: JobConfig, table: str = "interactions_source") -> s
           'format' = 'raw')"""
 
 
+def control_source_ddl(config: JobConfig, table: str = CONTROL_SOURCE) -> str:
+    """The control topic: raw records, read exactly once like the input. It is quiet nearly
+    always, so it is idle after a second without records and never holds the model's watermark
+    back; while a request is in flight its watermark is the request's append time."""
+    return f"""
+        CREATE TEMPORARY TABLE {table} (
+          payload BYTES,
+          `partition` INT METADATA VIRTUAL,
+          `offset` BIGINT METADATA VIRTUAL,
+          kafka_ts TIMESTAMP_LTZ(3) METADATA FROM 'timestamp' VIRTUAL,
+          WATERMARK FOR kafka_ts AS kafka_ts
+        ) WITH ({_kafka_options(config, config.control_topic_name)},
+          'properties.group.id' = '{config.consumer_group}',
+          'properties.isolation.level' = 'read_committed',
+          'properties.auto.offset.reset' = 'earliest',
+          'scan.startup.mode' = 'group-offsets',
+          'scan.watermark.idle-timeout' = '1 s',
+          'format' = 'raw')"""
+
+
 def _exactly_once_options(config: JobConfig, topic: str, tx_suffix: str) -> str:
     """A Kafka sink whose transactions commit with each checkpoint."""
     return (f"{_kafka_options(config, topic)}, 'sink.delivery-guarantee' = 'exactly-once',"
@@ -110,7 +141,7 @@ def model_settings(config: JobConfig) -> ModelSettings:
         update_topic=config.update_log_topic, cassandra_replication=config.cassandra_replication,
         k=config.k, snapshot_every_events=config.snapshot_every_events, snapshot_retain=config.snapshot_retain,
         snapshot_full_every=config.snapshot_full_every, snapshot_key_file=config.snapshot_key_file,
-        pseudonym_key_file=config.pseudonym_key_file,
+        pseudonym_key_file=config.pseudonym_key_file, security_file=config.security_file,
         update_log_min_retention_ms=config.update_log_min_retention_ms,
         shared_model=config.shared_model, replica_poll_ms=config.replica_poll_ms,
         user_state_ttl_ms=config.user_state_ttl_ms, emit_features=bool(config.emit_features),
@@ -158,8 +189,12 @@ def build_pipeline(t_env: StreamTableEnvironment, source_table: str, recs_sink: 
     # 2. window features in Flink SQL
     enriched, dead_letters = featured(t_env, events, dead_letters, config)
 
-    # 3. model: learn from the event, emit the user's top-k
-    recs = t_env.to_data_stream(enriched).key_by(lambda r: r[1], key_type=Types.STRING()) \
+    # 3. model: learn from the event, emit the user's top-k; forget a user on request
+    forget, rejected = control_requests(t_env, CONTROL_SOURCE, config.control_topic_name, config.schema_limits(),
+                                        config.pseudonym_key_file)
+    dead_letters = dead_letters.union(rejected)
+    recs = t_env.to_data_stream(enriched).connect(forget) \
+        .key_by(lambda r: r[1], lambda r: r[0], key_type=Types.STRING()) \
         .process(RecommendFunction(model_settings(config)), output_type=RECOMMENDATION_ROW) \
         .name("model-recommend").uid("model-recommend")
 
@@ -236,7 +271,7 @@ def flink_configuration(config: JobConfig) -> Configuration:
 
 def check_input_topic(config: JobConfig) -> None:
     """The input topic exists and has a partition for every source subtask (JobConfig.check_input_partitions)."""
-    partitions = topic_partitions(config.bootstrap_servers, config.input_topic)
+    partitions = topic_partitions(config.bootstrap_servers, config.input_topic, security_file=config.security_file)
     if partitions is None:
         raise SystemExit(f"input topic {config.input_topic!r} not found at {config.bootstrap_servers}: "
                          "create it before submitting the job")
@@ -259,6 +294,7 @@ def main(argv: list[str] | None = None, build: Build = build_pipeline, with_mode
         config.variant_list()
         snapshot_keys(config.snapshot_key_file)     # a bad key file stops the submission, not a TaskManager
         pseudonymizer(config.pseudonym_key_file)
+        security(config.security_file)
     except (ValueError, OSError) as exc:
         raise SystemExit(str(exc)) from None
     check_input_topic(config)
@@ -279,12 +315,16 @@ def main(argv: list[str] | None = None, build: Build = build_pipeline, with_mode
     if with_model:
         try:     # before the sink can auto-create it
             ensure_log_topic(config.bootstrap_servers, config.update_log_topic,
-                             min_retention_ms=config.update_log_min_retention_ms)
+                             min_retention_ms=config.update_log_min_retention_ms, security_file=config.security_file)
         except RuntimeError as exc:
             raise SystemExit(str(exc)) from None
         t_env.execute_sql(kafka_sink_ddl(config, "updates_sink", config.update_log_topic, True, "updates"))
         updates = "updates_sink"
-        ensure_topics(config.bootstrap_servers, [config.metrics_topic_name])
+        ensure_topics(config.bootstrap_servers, [config.metrics_topic_name], security_file=config.security_file)
+        # one partition per source subtask: none of them waits for idleness to start
+        ensure_topics(config.bootstrap_servers, [config.control_topic_name], partitions=config.parallelism,
+                      security_file=config.security_file)
+        t_env.execute_sql(control_source_ddl(config))
         t_env.execute_sql(kafka_sink_ddl(config, ALERTS_SINK, config.metrics_topic_name, False, "alerts"))
         if config.metrics_windows():
             t_env.execute_sql(metrics_sink_ddl(METRICS_SINK, _exactly_once_options(config, config.metrics_topic_name,

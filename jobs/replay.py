@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
 import sys
 import time
 from collections.abc import Iterator
@@ -88,6 +89,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--format", default="auto", choices=["auto", "movielens-100k", "movielens-csv", "jsonl"])
     parser.add_argument("--topic", default="interactions")
     parser.add_argument("--bootstrap-servers", default="127.0.0.1:9092")
+    parser.add_argument("--security-file", default=os.environ.get("STREAMREC_SECURITY_FILE", ""),
+                        help="Kafka credentials and TLS (operators/connections.py)")
     parser.add_argument("--rate", type=float, default=0.0, help="events per second; 0 = unthrottled")
     parser.add_argument("--limit", type=int, default=None)
     parser.add_argument("--final-heartbeat-ms", type=int, default=60_000,
@@ -100,8 +103,8 @@ def main(argv: list[str] | None = None) -> int:
     from jobs.kafka_io import ensure_topics, producer
 
     events = read_events(args.path, args.format, args.limit)
-    ensure_topics(args.bootstrap_servers, [args.topic])
-    prod = producer(args.bootstrap_servers)
+    ensure_topics(args.bootstrap_servers, [args.topic], security_file=args.security_file)
+    prod = producer(args.bootstrap_servers, args.security_file)
     start = time.monotonic()
     for n, event in enumerate(tqdm(events, desc="replay", unit="ev", file=sys.stderr, mininterval=1.0)):
         if isinstance(event, dict):

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 import uuid
@@ -24,6 +25,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("topic", nargs="?", default="recommendations")
     parser.add_argument("--bootstrap-servers", default="127.0.0.1:9092")
+    parser.add_argument("--security-file", default=os.environ.get("STREAMREC_SECURITY_FILE", ""),
+                        help="Kafka credentials and TLS (operators/connections.py)")
     parser.add_argument("--from-beginning", action="store_true")
     parser.add_argument("--skip-existing", action="store_true", help="start at the current end of the topic")
     parser.add_argument("--ready-file", type=Path, help="touched once the start position is fixed")
@@ -39,9 +42,9 @@ def main(argv: list[str] | None = None) -> int:
 
     from jobs.kafka_io import consumer, ensure_topics
 
-    ensure_topics(args.bootstrap_servers, [args.topic])
+    ensure_topics(args.bootstrap_servers, [args.topic], security_file=args.security_file)
     c = consumer(args.bootstrap_servers, args.topic, f"tail-{uuid.uuid4()}", args.from_beginning,
-                 subscribe=not args.skip_existing)
+                 subscribe=not args.skip_existing, security_file=args.security_file)
     if args.skip_existing:
         meta = c.list_topics(args.topic, timeout=30).topics[args.topic]
         starts = [TopicPartition(args.topic, p, c.get_watermark_offsets(TopicPartition(args.topic, p),

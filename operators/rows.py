@@ -30,6 +30,8 @@ def watermark_or_none(watermark: int) -> int | None:
 # A message for a Kafka sink table: key and JSON value.
 KEYED_JSON_ROW = Types.ROW_NAMED(["msg_key", "payload"], [Types.STRING(), Types.STRING()])
 JSON_ROW = Types.ROW_NAMED(["payload"], [Types.STRING()])
+# A control-topic request to the model, keyed by user (cleaning/control.py ForgetUser)
+CONTROL_ROW = Types.ROW_NAMED(["user_id", "request_id"], [Types.STRING(), Types.STRING()])
 # The model's output: the recommendation record (KEYED_JSON_ROW's columns), then its variant,
 # event time, the items served (after metrics_sql.SERVED_MARK) and the test-then-learn
 # evaluation as typed columns, which the metrics SQL sums without parsing the JSON

@@ -38,8 +38,9 @@ from pathlib import Path
 
 NONCE_BYTES = 12
 PSEUDONYM_PREFIX = "u:"
-# "user_id": "<a JSON string>" anywhere in a payload, parsed or not
-_USER_ID_FIELD = re.compile(r'("user_id"\s*:\s*)("(?:[^"\\]|\\.)*")', re.DOTALL)
+# "user_id" (an event's) or "forget_user" (a control record's): "<a JSON string>" anywhere in
+# a payload, parsed or not
+_USER_ID_FIELD = re.compile(r'("(?:user_id|forget_user)"\s*:\s*)("(?:[^"\\]|\\.)*")', re.DOTALL)
 
 
 class KeyFileError(ValueError):

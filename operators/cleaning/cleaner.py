@@ -45,7 +45,7 @@ class EventCleaner:
         self.limits = limits or SchemaLimits()
         self.schema = SCHEMAS[schema_version]
         self.pseudonyms = pseudonyms
-        self._decoder = json.JSONDecoder(parse_constant=_refuse_constant)
+        self._decoder = json_decoder()
 
     def clean(self, payload: bytes, position: SourcePosition = _UNKNOWN, now_ms: int | None = None,
               ) -> Event | Heartbeat | Rejection:
@@ -64,24 +64,9 @@ class EventCleaner:
         return dataclasses.replace(result, payload=p.scrub(result.payload))
 
     def _clean(self, payload: bytes, position: SourcePosition, now_ms: int | None) -> Event | Heartbeat | Rejection:
-        lim = self.limits
-        if len(payload) > lim.max_message_bytes:
-            return Rejection("too_large", f"message is {len(payload)} bytes, limit {lim.max_message_bytes}",
-                             payload, position)
-        try:
-            text = payload.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            return Rejection("not_utf8", f"payload is not UTF-8: {exc.reason} at byte {exc.start}",
-                             payload, position)
-        try:
-            doc = self._decoder.decode(text)
-        except RecursionError:
-            return Rejection("too_deep", "JSON nesting exceeds the parser's limit", payload, position)
-        except ValueError as exc:
-            return Rejection("not_json", f"payload is not JSON: {str(exc)[:200]}", payload, position)
-        if not isinstance(doc, dict):
-            return Rejection("not_object", f"payload is JSON {type(doc).__name__}, not an object",
-                             payload, position)
+        doc = decode_object(self._decoder, payload, position, self.limits)
+        if isinstance(doc, Rejection):
+            return doc
         if "heartbeat_ts" in doc and "event_id" not in doc:
             problem = self._check_ts(doc.get("heartbeat_ts"), "heartbeat_ts", now_ms) or self._check_depth(doc)
             if problem is not None:
@@ -95,19 +80,10 @@ class EventCleaner:
                      None if value is None else float(value), event_time(doc["ts"], now_ms), position)
 
     def _check(self, doc: dict[str, Any], now_ms: int | None) -> tuple[str, str] | None:
-        lim = self.limits
         for field in self.schema.required_ids:
-            value = doc.get(field)
-            if value is None:
-                return "missing_field", f"{field} is required"
-            if type(value) is not str:
-                return "wrong_type", f"{field} must be a string, got {_json_type(value)}"
-            if not value:
-                return "bad_id", f"{field} is empty"
-            if len(value) > lim.max_id_length:
-                return "bad_id", f"{field} is longer than {lim.max_id_length} characters"
-            if _CONTROL.search(value):
-                return "bad_id", f"{field} holds control characters"
+            problem = check_id(doc, field, self.limits)
+            if problem is not None:
+                return problem
         event_type = doc.get("event_type")
         if event_type is None:
             return "missing_field", "event_type is required"
@@ -149,6 +125,50 @@ class EventCleaner:
         if ts > now + lim.max_future_skew_ms:
             return "ts_in_future", f"{name} {ts} is {ts - now} ms ahead of the ingestion clock {now}"
         return None
+
+
+def json_decoder() -> json.JSONDecoder:
+    """Strict JSON: NaN and Infinity literals are refused."""
+    return json.JSONDecoder(parse_constant=_refuse_constant)
+
+
+def decode_object(decoder: json.JSONDecoder, payload: bytes, position: SourcePosition,
+                  limits: SchemaLimits) -> dict[str, Any] | Rejection:
+    """A payload as a JSON object, or the rejection saying why it is not one (size, UTF-8,
+    JSON, object: the checks every input record passes first)."""
+    if len(payload) > limits.max_message_bytes:
+        return Rejection("too_large", f"message is {len(payload)} bytes, limit {limits.max_message_bytes}",
+                         payload, position)
+    try:
+        text = payload.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return Rejection("not_utf8", f"payload is not UTF-8: {exc.reason} at byte {exc.start}", payload, position)
+    try:
+        doc = decoder.decode(text)
+    except RecursionError:
+        return Rejection("too_deep", "JSON nesting exceeds the parser's limit", payload, position)
+    except ValueError as exc:
+        return Rejection("not_json", f"payload is not JSON: {str(exc)[:200]}", payload, position)
+    if not isinstance(doc, dict):
+        return Rejection("not_object", f"payload is JSON {type(doc).__name__}, not an object", payload, position)
+    return doc
+
+
+def check_id(doc: dict[str, Any], field: str, limits: SchemaLimits) -> tuple[str, str] | None:
+    """(reason, message) when ``doc[field]`` is not a valid id: present, a string, non-empty,
+    at most ``max_id_length`` characters, no control characters."""
+    value = doc.get(field)
+    if value is None:
+        return "missing_field", f"{field} is required"
+    if type(value) is not str:
+        return "wrong_type", f"{field} must be a string, got {_json_type(value)}"
+    if not value:
+        return "bad_id", f"{field} is empty"
+    if len(value) > limits.max_id_length:
+        return "bad_id", f"{field} is longer than {limits.max_id_length} characters"
+    if _CONTROL.search(value):
+        return "bad_id", f"{field} holds control characters"
+    return None
 
 
 def _finite(value: int | float) -> bool:

@@ -22,12 +22,13 @@ from pyflink.java_gateway import get_gateway
 from pyflink.table import Schema, StreamTableEnvironment
 
 from operators.cleaning.cleaner import EventCleaner, dead_letter_json
+from operators.cleaning.control import ControlCleaner, ForgetUser
 from operators.cleaning.event_time import late_rejection, late_sql, on_time_sql
 from operators.cleaning.guard import GuardConfig
 from operators.cleaning.schema import REASONS, SchemaLimits
 from operators.records import Event, Heartbeat, Rejection, SourcePosition
-from operators.rows import CLEAN_ROW, JSON_ROW, event_to_row
-from operators.security import pseudonymizer
+from operators.rows import CLEAN_ROW, CONTROL_ROW, JSON_ROW, event_to_row
+from operators.security import Pseudonymizer, pseudonymizer
 
 DLQ_TAG = OutputTag("dead-letters", JSON_ROW)
 
@@ -79,7 +80,7 @@ class CleanFunction(ProcessFunction):
         try:
             result: Event | Heartbeat | Rejection = self.cleaner.clean(payload, position, record_ts)
         except Exception as exc:  # noqa: BLE001 - a bug here must cost one record, not the job
-            result = Rejection("internal_error", f"{type(exc).__name__}: {exc}"[:500], payload, position)
+            result = _internal_error(exc, payload, position, self.pseudonyms)
         if isinstance(result, Event):
             self.accepted.inc()
             # the payload the guard's and lateness's dead letters carry (its user id pseudonymised)
@@ -91,6 +92,53 @@ class CleanFunction(ProcessFunction):
             return
         self.rejected.inc(result.reason)
         yield DLQ_TAG, Row(dead_letter_json(result, self.source_topic))
+
+
+def _internal_error(exc: Exception, payload: bytes, position: SourcePosition,
+                    pseudonyms: Pseudonymizer | None) -> Rejection:
+    """A bug must cost one record, not the job: the record goes to the dead letters as it came
+    (its user id pseudonymised)."""
+    return Rejection("internal_error", f"{type(exc).__name__}: {exc}"[:500],
+                     payload if pseudonyms is None else pseudonyms.scrub(payload), position)
+
+
+class ControlFunction(ProcessFunction):
+    """Control-topic rows ``(payload BYTES, partition INT, offset BIGINT, ...)`` in; forget
+    requests (``CONTROL_ROW``, the user pseudonymised when pseudonyms are on) out, for the model
+    operator to key by user; rejected records to ``DLQ_TAG``, naming the control topic."""
+
+    def __init__(self, control_topic: str, limits: SchemaLimits, pseudonym_key_file: str = "") -> None:
+        self.control_topic, self.limits, self.pseudonym_key_file = control_topic, limits, pseudonym_key_file
+
+    def open(self, runtime_context: RuntimeContext) -> None:
+        self.pseudonyms = pseudonymizer(self.pseudonym_key_file)
+        self.cleaner = ControlCleaner(self.limits, self.pseudonyms)
+        group = runtime_context.get_metrics_group().add_group("control")
+        self.accepted = group.counter("accepted")
+        self.rejected = _ReasonCounters(group.add_group("rejected"))
+
+    def process_element(self, value: Row, ctx: ProcessFunction.Context) -> Iterator[Any]:
+        payload = bytes(value[0]) if value[0] is not None else b""
+        position = SourcePosition(value[1], value[2])
+        try:
+            result: ForgetUser | Rejection = self.cleaner.clean(payload, position)
+        except Exception as exc:  # noqa: BLE001
+            result = _internal_error(exc, payload, position, self.pseudonyms)
+        if isinstance(result, ForgetUser):
+            self.accepted.inc()
+            yield Row(result.user_id, result.request_id)
+            return
+        self.rejected.inc(result.reason)
+        yield DLQ_TAG, Row(dead_letter_json(result, self.control_topic))
+
+
+def control_requests(t_env: StreamTableEnvironment, control_table: str, control_topic: str, limits: SchemaLimits,
+                     pseudonym_key_file: str = "") -> tuple[DataStream, DataStream]:
+    """The control source's valid requests (CONTROL_ROW) and its dead letters (JSON_ROW)."""
+    requests = t_env.to_data_stream(t_env.from_path(control_table)) \
+        .process(ControlFunction(control_topic, limits, pseudonym_key_file), output_type=CONTROL_ROW) \
+        .name("control-validate").uid("control-validate")
+    return requests, requests.get_side_output(DLQ_TAG)
 
 
 def guard_in_jvm(valid: DataStream, source_topic: str, config: GuardConfig) -> tuple[DataStream, DataStream]:

@@ -59,5 +59,6 @@ REASONS = {
     "bad_value": "value is not a finite number",
     "late": "event time behind the watermark by more than the allowed lateness",
     "rate_limited": "the user exceeded the event-time rate limit (bot guard)",
+    "unknown_control": "a control-topic record asks for nothing the job knows (cleaning/control.py)",
     "internal_error": "the cleaning code failed on this record (a bug: the record is kept here)",
 }

@@ -31,9 +31,10 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from pyflink.common import Row, Types
-from pyflink.datastream import KeyedProcessFunction, OutputTag, RuntimeContext, TimerService
+from pyflink.datastream import KeyedCoProcessFunction, OutputTag, RuntimeContext, TimerService
 from pyflink.datastream.state import ValueStateDescriptor
 
+from operators.cleaning.control import ForgetUser
 from operators.features.spec import FeatureConfig
 from operators.model.evaluation import NOT_EVALUATED
 from operators.model.history import UserState
@@ -52,7 +53,8 @@ from operators.security import pseudonymizer, snapshot_keys
 from operators.state_ttl import idle_state_ttl
 
 UPDATE_TAG = OutputTag("model-updates", KEYED_JSON_ROW)
-ALERT_TAG = OutputTag("model-alerts", Types.STRING())     # the health guard's rollbacks, to the metrics topic
+# the health guard's rollbacks and the forget acknowledgements, to the metrics topic
+ALERT_TAG = OutputTag("model-alerts", Types.STRING())
 log = logging.getLogger(__name__)
 
 
@@ -72,6 +74,7 @@ class ModelSettings:
     snapshot_full_every: int = 4                 # incremental snapshots in between (delta.py)
     snapshot_key_file: str = ""                  # key files that encrypt snapshots (security.snapshot_keys)
     pseudonym_key_file: str = ""                 # the cleaning stage's: opens the original id for the output
+    security_file: str = ""                      # Kafka and Cassandra credentials and TLS (connections.py)
     update_log_min_retention_ms: int = MIN_RETENTION_MS
     shared_model: str = "auto"                   # one model for all subtasks (replica.shares_model)
     replica_poll_ms: int = 200                   # a replica applies the committed log this often
@@ -137,10 +140,11 @@ class VariantModel:
             self.tail.close()
 
 
-class RecommendFunction(KeyedProcessFunction):
-    """Keyed by user: learn from the event, then emit the user's top-k as JSON
-    (rows.RECOMMENDATION_ROW: the record, then the columns the metrics SQL sums), from the
-    model of the user's variant."""
+class RecommendFunction(KeyedCoProcessFunction):
+    """Keyed by user. Input 1, the featured events: learn from the event, then emit the user's
+    top-k as JSON (rows.RECOMMENDATION_ROW: the record, then the columns the metrics SQL sums),
+    from the model of the user's variant. Input 2, the control topic's forget requests
+    (rows.CONTROL_ROW): erase the user's state, acknowledge on ``ALERT_TAG``."""
 
     def __init__(self, settings: ModelSettings) -> None:
         self.settings = settings
@@ -157,7 +161,8 @@ class RecommendFunction(KeyedProcessFunction):
         self.models: dict[str, VariantModel] = {}
         group = runtime_context.get_metrics_group().add_group("model")
         started = time.monotonic()
-        ensure_log_topic(s.bootstrap_servers, s.update_topic, min_retention_ms=s.update_log_min_retention_ms)
+        ensure_log_topic(s.bootstrap_servers, s.update_topic, min_retention_ms=s.update_log_min_retention_ms,
+                         security_file=s.security_file)
         log.info("model %s/%d: update log topic checked in %.1f s", s.model_name, self.shard,
                  time.monotonic() - started)
         for variant in s.variants:
@@ -175,17 +180,19 @@ class RecommendFunction(KeyedProcessFunction):
         # Flink retries it (with its restart strategy's back-off).
         started = time.monotonic()
         store = SnapshotStore.connect(s.cassandra_hosts, s.cassandra_port, s.keyspace, name,
-                                      replication=s.cassandra_replication, keys=self.snapshot_keys)
+                                      replication=s.cassandra_replication, keys=self.snapshot_keys,
+                                      security_file=s.security_file)
         connected = time.monotonic()
         placement = Placement(name, s.source_topic, self.shard, self.shards)
         config = variant.config(s.ranker)
-        read_log = lambda lineage, since_ms: read_updates(s.bootstrap_servers, s.update_topic, lineage, since_ms)  # noqa: E731
+        read_log = lambda lineage, since_ms: read_updates(s.bootstrap_servers, s.update_topic, lineage,  # noqa: E731
+                                                          since_ms, security_file=s.security_file)
         replica: ReplicaLifecycle | None = None
         tail: KafkaLogTail | None = None
         lifecycle: ModelLifecycle
         if shares_model(s.shared_model, self.shards, next(iter(store.list(limit=1)), None)):
             # The variants share the log topic; each replica applies only its own lineage.
-            tail = KafkaLogTail(s.bootstrap_servers, s.update_topic)
+            tail = KafkaLogTail(s.bootstrap_servers, s.update_topic, security_file=s.security_file)
             lifecycle = replica = ReplicaLifecycle(store, tail, placement, config, s.snapshot_every_events,
                                                    s.snapshot_retain, s.close_timeout_s, read_log=read_log,
                                                    full_every=s.snapshot_full_every)
@@ -216,7 +223,8 @@ class RecommendFunction(KeyedProcessFunction):
         metrics.gauge("latency_ms", lambda: model.latency_ms)
         return model
 
-    def process_element(self, value: Row, ctx: KeyedProcessFunction.Context) -> Iterator[tuple[OutputTag, Row] | Row]:
+    def process_element1(self, value: Row, ctx: KeyedCoProcessFunction.Context,
+                         ) -> Iterator[tuple[OutputTag, Row] | Row]:
         s = self.settings
         event = row_to_event(value)
         window = row_to_window_features(value)
@@ -267,6 +275,24 @@ class RecommendFunction(KeyedProcessFunction):
         for alert in self._alerts():
             yield ALERT_TAG, alert
 
+    def process_element2(self, value: Row, ctx: KeyedCoProcessFunction.Context) -> Iterator[tuple[OutputTag, str]]:
+        """Forget the user this request is keyed by (README "Security and privacy"): their
+        history, sequence and session (this operator's keyed state) go at once; the ranker holds
+        no per-user rows and its snapshots no user ids, and a model of one subtask cuts a
+        snapshot now, so no later start replays the user's updates (a shared model: its next
+        scheduled snapshot). The acknowledgement names the request, not the user."""
+        request = ForgetUser(value[0], value[1])
+        had_state = self.user_state.value() is not None
+        self.user_state.clear()
+        model = self.models[assign(request.user_id, self.settings.variants, self.settings.variant_salt).name]
+        cut_version = model.lifecycle.cut_now()
+        log.info("model %s/%d: forgot a user for request %s (state %s; snapshot cut at %s)",
+                 self.settings.model_name, self.shard, request.request_id, "erased" if had_state else "none",
+                 "the next scheduled cut" if cut_version is None else f"version {cut_version}")
+        ack = request.acknowledgement(had_state, model.variant.name, self.shard, model.ranker.learned_events,
+                                      cut_version, int(time.time() * 1000))
+        yield ALERT_TAG, json.dumps(ack)
+
     def _alerts(self) -> Iterator[str]:
         """The health guard's new rollbacks (any variant's), as metrics-topic records. Every
         replica rolls back alike; subtask 0 speaks for a shared model."""
@@ -297,7 +323,7 @@ class RecommendFunction(KeyedProcessFunction):
             self.poll_timer_at = now_ms + self.settings.replica_poll_ms
             timers.register_processing_time_timer(self.poll_timer_at)
 
-    def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext) -> Iterator[tuple[OutputTag, str]]:
+    def on_timer(self, timestamp: int, ctx: KeyedCoProcessFunction.OnTimerContext) -> Iterator[tuple[OutputTag, str]]:
         """A poll timer (on whichever user's key it was set); emits only the alerts of rollbacks
         its fold made. Timers restored from a checkpoint, or moved here by a rescale, may run
         alongside the live one: one older than the live timer stops its chain, so one chain remains."""

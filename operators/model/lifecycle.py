@@ -185,6 +185,18 @@ class ModelLifecycle:
             self.writer.submit(self._cut())
             self.next_snapshot_at = self.cut_events + self.snapshot_every_events
 
+    def cut_now(self) -> int | None:
+        """Cut a snapshot of everything learned so far now, not at the next multiple of
+        ``snapshot_every_events``: once it is written, no start replays an update from before
+        this moment (a forgotten user's). Returns the model version it covers; None where this
+        subtask does not choose when to cut (replica.py)."""
+        if self.writer is None:
+            return None
+        if self.ranker.learned_events > self.cut_events:
+            self.writer.submit(self._cut())
+            self.next_snapshot_at = self.cut_events + self.snapshot_every_events
+        return self.cut_events
+
     def _cut(self) -> PendingSnapshot:
         """Copy the ranker's state on the event path (the writer serialises, hashes, compresses
         and writes it)."""

@@ -667,7 +667,9 @@ class OnlineRanker:
             "learned": self.learned.state(),
             "progress": self.progress.to_state(), "learned_events": self.learned_events,
             "observed": self.observed,
-            "pending": [[e.event_id, e.user_id, e.item_id, e.event_type, e.value, e.ts, e.position.partition,
+            # no user id: learning never reads it, so a snapshot holds no one's id (a forgotten
+            # user's included: README "Security and privacy"); the update log has it
+            "pending": [[e.event_id, "", e.item_id, e.event_type, e.value, e.ts, e.position.partition,
                          e.position.offset, list(it.history), None if hits is None else hits.tolist(),
                          list(it.situation)]
                         for it, hits in self.pending for e in (it.event,)],

@@ -162,6 +162,11 @@ class ReplicaLifecycle(ModelLifecycle):
     def log_offset(self) -> int:
         return self.next_offset
 
+    def cut_now(self) -> int | None:
+        """None: a shared model is cut at multiples of ``snapshot_every_events`` only, so that
+        its versions are the same at any parallelism; a forget waits for the next one."""
+        return None
+
     @property
     def slot(self) -> tuple[int, int]:
         return SHARED_SLOT

@@ -42,6 +42,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from operators.connections import security
 from operators.security import SealBroken, SnapshotKey, WrongKey
 
 log = logging.getLogger(__name__)
@@ -127,7 +128,7 @@ class CassandraTables:
 
     @classmethod
     def connect(cls, hosts: builtins.list[str], port: int, keyspace: str, model: str = "default",
-                connect_timeout: float = 10.0) -> CassandraTables:
+                connect_timeout: float = 10.0, security_file: str = "") -> CassandraTables:
         # imported late: only the job and tools need the driver
         from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile
         from cassandra.policies import DCAwareRoundRobinPolicy, ExponentialReconnectionPolicy
@@ -136,7 +137,8 @@ class CassandraTables:
         # Reconnect within seconds of Cassandra coming back (the default waits up to 10 min).
         cluster = Cluster(hosts, port=port, connect_timeout=connect_timeout, protocol_version=5,
                           execution_profiles={EXEC_PROFILE_DEFAULT: profile},
-                          reconnection_policy=ExponentialReconnectionPolicy(1.0, 10.0))
+                          reconnection_policy=ExponentialReconnectionPolicy(1.0, 10.0),
+                          **security(security_file).cassandra_options())     # credentials and TLS, if any
         return cls(cluster.connect(), keyspace, model)
 
     def close(self) -> None:
@@ -148,7 +150,9 @@ class CassandraTables:
         if not _REPLICATION.match(replication):
             raise ValueError(f"replication {replication!r} is not a CQL map such as {DEFAULT_REPLICATION}")
         ks = self.keyspace
-        self.session.execute(f"CREATE KEYSPACE IF NOT EXISTS {ks} WITH replication = {replication}")
+        if ks not in self.session.cluster.metadata.keyspaces:
+            # (a role granted only this keyspace may not CREATE KEYSPACE, even IF NOT EXISTS)
+            self.session.execute(f"CREATE KEYSPACE IF NOT EXISTS {ks} WITH replication = {replication}")
         self.session.execute(
             f"CREATE TABLE IF NOT EXISTS {ks}.snapshot_versions ("
             " model text, version bigint, shard int, shards int, created_ms bigint,"
@@ -300,8 +304,8 @@ class SnapshotStore:
     @classmethod
     def connect(cls, hosts: builtins.list[str], port: int, keyspace: str, model: str = "default",
                 replication: str = DEFAULT_REPLICATION, connect_timeout: float = 10.0,
-                create_schema: bool = True, keys: Sequence[SnapshotKey] = ()) -> SnapshotStore:
-        tables = CassandraTables.connect(hosts, port, keyspace, model, connect_timeout)
+                create_schema: bool = True, keys: Sequence[SnapshotKey] = (), security_file: str = "") -> SnapshotStore:
+        tables = CassandraTables.connect(hosts, port, keyspace, model, connect_timeout, security_file)
         if create_schema:
             tables.ensure_schema(replication)
         return cls(tables, keys=keys)

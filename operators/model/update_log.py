@@ -24,6 +24,7 @@ from collections.abc import Iterator
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
 
+from operators.connections import security
 from operators.model.updates import ModelUpdate
 
 log = logging.getLogger(__name__)
@@ -37,10 +38,10 @@ class UpdateLogTruncated(RuntimeError):
 
 
 def ensure_log_topic(bootstrap: str, topic: str, timeout: float = 30.0,
-                     min_retention_ms: int = MIN_RETENTION_MS) -> None:
+                     min_retention_ms: int = MIN_RETENTION_MS, security_file: str = "") -> None:
     """Create the update-log topic (one partition, log-append time) unless it exists; check
     that an existing one deletes by time only, and keeps updates at least ``min_retention_ms``."""
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin = AdminClient(security(security_file).librdkafka(bootstrap))
     if topic not in admin.list_topics(timeout=timeout).topics:
         future = admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=-1, config=TOPIC_CONFIG)],
                                      request_timeout=timeout)[topic]
@@ -118,9 +119,10 @@ def truncated_after(first_retained: int, first_since: int, end: int) -> bool:
     return first_since <= first_retained
 
 
-def _consumer(bootstrap: str, isolation: str) -> Consumer:
-    return Consumer({"bootstrap.servers": bootstrap, "group.id": f"streamrec-update-log-{uuid.uuid4().hex}",
-                     "isolation.level": isolation, "enable.auto.commit": False, "enable.partition.eof": True,
+def _consumer(bootstrap: str, isolation: str, security_file: str) -> Consumer:
+    return Consumer({**security(security_file).librdkafka(bootstrap),
+                     "group.id": f"streamrec-update-log-{uuid.uuid4().hex}", "isolation.level": isolation,
+                     "enable.auto.commit": False, "enable.partition.eof": True,
                      "auto.offset.reset": "earliest", "fetch.max.bytes": 52_428_800})
 
 
@@ -140,9 +142,11 @@ def _settle(committed: Consumer, raw: Consumer, tps: list[TopicPartition], timeo
 
 
 def read_updates(bootstrap: str, topic: str, lineage: str, since_ms: int | None = None,
-                 settle_timeout_s: float = 60.0, read_timeout_s: float = 600.0) -> Iterator[ModelUpdate]:
+                 settle_timeout_s: float = 60.0, read_timeout_s: float = 600.0,
+                 security_file: str = "") -> Iterator[ModelUpdate]:
     """The committed updates of ``lineage`` in log order (appended at or after ``since_ms``)."""
-    committed, raw = _consumer(bootstrap, "read_committed"), _consumer(bootstrap, "read_uncommitted")
+    committed = _consumer(bootstrap, "read_committed", security_file)
+    raw = _consumer(bootstrap, "read_uncommitted", security_file)
     try:
         partitions = sorted(committed.list_topics(topic, timeout=30).topics[topic].partitions)
         tps = [TopicPartition(topic, p) for p in partitions]
@@ -192,11 +196,11 @@ class KafkaLogTail:
     when it next polls. ``end`` (where a new lineage starts) does wait."""
 
     def __init__(self, bootstrap: str, topic: str, settle_timeout_s: float = 60.0,
-                 read_timeout_s: float = 600.0) -> None:
+                 read_timeout_s: float = 600.0, security_file: str = "") -> None:
         self.topic, self.settle_timeout_s, self.read_timeout_s = topic, settle_timeout_s, read_timeout_s
         self.tp = TopicPartition(topic, 0)
-        self.committed = _consumer(bootstrap, "read_committed")
-        self._raw = _consumer(bootstrap, "read_uncommitted")
+        self.committed = _consumer(bootstrap, "read_committed", security_file)
+        self._raw = _consumer(bootstrap, "read_uncommitted", security_file)
         self._position = -1          # the offset the consumer reads next (-1: not assigned)
 
     def end(self) -> int:

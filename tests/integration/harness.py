@@ -44,17 +44,18 @@ def services(*args: str, timeout: float = 300) -> str:
     return out
 
 
-def flink_cli(*args: str, timeout: float = 240) -> str:
+def flink_cli(*args: str, timeout: float = 240, env: dict[str, str] | None = None) -> str:
+    """The Flink CLI on the local cluster (``env``: deploy/local/env.sh overrides naming another)."""
     proc = subprocess.run([str(SERVICES), "flink", *args], capture_output=True, text=True, timeout=timeout,
-                          cwd=REPO)
+                          cwd=REPO, env={**os.environ, **(env or {})})
     out = proc.stdout + proc.stderr
     if proc.returncode != 0:
         raise AssertionError(f"flink {' '.join(args)} failed ({proc.returncode}):\n{out[-4000:]}")
     return out
 
 
-def rest(path: str) -> Any:
-    with urllib.request.urlopen(FLINK_REST + path, timeout=10) as r:
+def rest(path: str, base: str = FLINK_REST) -> Any:
+    with urllib.request.urlopen(base + path, timeout=10) as r:
         return json.load(r)
 
 
@@ -97,29 +98,46 @@ class Pipeline:
     extra_args: list[str] = field(default_factory=list)
     jobs: list[str] = field(default_factory=list)
     entry: str = "jobs/recommend.py"     # the job's script (benchmarks: bench/stages_job.py)
+    # the stores it talks to (test_secure.py: the secured pair, with the job's security file)
+    bootstrap: str = BOOTSTRAP
+    cassandra_port: int = CASSANDRA_PORT
+    security_file: str = ""
+    admin_security_file: str = ""        # the test's own clients and topic creation (default: the job's)
+    flink_env: dict[str, str] = field(default_factory=dict)     # another local Flink cluster (env.sh names)
+
+    @property
+    def flink_rest(self) -> str:
+        return f"http://127.0.0.1:{self.flink_env['FLINK_REST_PORT']}" if self.flink_env else FLINK_REST
+
+    @property
+    def client_security(self) -> str:
+        return self.admin_security_file or self.security_file
 
     @property
     def topics(self) -> dict[str, str]:
         return {"input": f"{self.name}-in", "output": f"{self.name}-recs", "dlq": f"{self.name}-dlq",
-                "metrics": f"{self.name}-recs-metrics"}     # the job's default: <output topic>-metrics
+                "metrics": f"{self.name}-recs-metrics",     # the job's default: <output topic>-metrics
+                "control": f"{self.name}-in-control"}       # the job's default: <input topic>-control
 
     def job_args(self, group: str | None = None) -> list[str]:
         t = self.topics
-        return ["--bootstrap-servers", BOOTSTRAP, "--input-topic", t["input"], "--output-topic", t["output"],
+        secured = ["--security-file", self.security_file] if self.security_file else []
+        return ["--bootstrap-servers", self.bootstrap, "--input-topic", t["input"], "--output-topic", t["output"],
                 "--dlq-topic", t["dlq"], "--consumer-group", group or self.name, "--keyspace", self.name,
                 "--transactional-id-prefix", self.name, "--checkpoint-interval-ms", "2000",
-                "--snapshot-every-events", str(self.snapshot_every), "--cassandra-port", str(CASSANDRA_PORT),
+                "--snapshot-every-events", str(self.snapshot_every), "--cassandra-port", str(self.cassandra_port),
                 "--model-learn-every", str(self.learn_every),
-                "--job-name", self.name, *self.extra_args]
+                "--job-name", self.name, *secured, *self.extra_args]
 
     def create_topics(self) -> None:
-        ensure_topics(BOOTSTRAP, [self.topics["input"]], partitions=self.partitions)
-        ensure_topics(BOOTSTRAP, [self.topics["output"], self.topics["dlq"]])
+        ensure_topics(self.bootstrap, [self.topics["input"]], partitions=self.partitions,
+                      security_file=self.client_security)
+        ensure_topics(self.bootstrap, [self.topics["output"], self.topics["dlq"]], security_file=self.client_security)
 
     def submit(self, savepoint: str | None = None, group: str | None = None, parallelism: int = 1) -> str:
         extra = ["-s", savepoint] if savepoint else []
         out = flink_cli("run", "-d", *extra, "-py", str(REPO / self.entry), *self.job_args(group),
-                        "--parallelism", str(parallelism))
+                        "--parallelism", str(parallelism), env=self.flink_env)
         match = re.search(r"JobID ([0-9a-f]{32})", out)
         assert match, out[-3000:]
         self.jobs.append(match.group(1))
@@ -129,7 +147,7 @@ class Pipeline:
     def wait_running(self, job_id: str, timeout: float = 120) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            job = rest(f"/jobs/{job_id}")
+            job = rest(f"/jobs/{job_id}", self.flink_rest)
             if job["state"] == "RUNNING" and all(v["status"] == "RUNNING" for v in job["vertices"]):
                 return
             if job["state"] in ("FAILED", "CANCELED", "FINISHED"):
@@ -162,8 +180,9 @@ class Pipeline:
     def cancel_all(self) -> None:
         for job_id in self.jobs:
             try:     # a failing job RESTARTING (or still CREATED) would otherwise loop for hours
-                if rest(f"/jobs/{job_id}")["state"] not in ("CANCELED", "CANCELLING", "FINISHED", "FAILED"):
-                    flink_cli("cancel", job_id)
+                if rest(f"/jobs/{job_id}", self.flink_rest)["state"] not in ("CANCELED", "CANCELLING", "FINISHED",
+                                                                             "FAILED"):
+                    flink_cli("cancel", job_id, env=self.flink_env)
             except Exception:  # noqa: BLE001 - best-effort clean-up
                 pass
 
@@ -172,7 +191,7 @@ class Pipeline:
         newest ts for the watermark to pass every event sent (the job hands an event to the model
         once the watermark has passed it); waits up to ``flush_s`` for the broker to take them.
         Returns how many messages went to the topic."""
-        prod = producer(BOOTSTRAP)
+        prod = producer(self.bootstrap, self.client_security)
         for r in records:
             if isinstance(r, bytes):
                 prod.produce(self.topics["input"], value=r)
@@ -221,7 +240,8 @@ class Pipeline:
 
     def read(self, topic_kind: str, count: int, timeout: float = 120, settle: float = 3.0) -> list[dict[str, Any]]:
         """Read at least ``count`` records (read_committed), then wait ``settle`` s for extras."""
-        c = consumer(BOOTSTRAP, self.topics[topic_kind], f"reader-{uuid.uuid4().hex}")
+        c = consumer(self.bootstrap, self.topics[topic_kind], f"reader-{uuid.uuid4().hex}",
+                     security_file=self.client_security)
         records: list[dict[str, Any]] = []
         deadline, settled_at = time.monotonic() + timeout, None
         try:
@@ -257,10 +277,10 @@ def event(n: int, user: str, item: str, ts: int | None = None, kind: str = "clic
             "ts": 1_700_000_000_000 + 1000 * n if ts is None else ts}
 
 
-def snapshot_store(keyspace: str, model: str = "default") -> Any:
+def snapshot_store(keyspace: str, model: str = "default", port: int = CASSANDRA_PORT, security_file: str = "") -> Any:
     from operators.model.snapshot_store import SnapshotStore
 
-    return SnapshotStore.connect(["127.0.0.1"], CASSANDRA_PORT, keyspace, model)
+    return SnapshotStore.connect(["127.0.0.1"], port, keyspace, model, security_file=security_file)
 
 
 def drop_keyspace(keyspace: str) -> None:

@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from jobs.kafka_io import consumer
+from jobs.kafka_io import consumer, producer
 from operators.security import Pseudonymizer, SnapshotKey, WrongKey
 from tests.integration.harness import (
     BOOTSTRAP,
@@ -234,3 +236,79 @@ def topic_bytes(topic: str, idle_s: float = 5.0) -> bytes:
     finally:
         c.close()
     return b"\n".join(out)
+
+
+def test_forgetting_a_user_erases_their_state_and_keeps_them_out_of_snapshots(pipeline: Pipeline,
+                                                                            tmp_path: Path) -> None:
+    """A forget request on the control topic erases the user's keyed state (their next event
+    finds no history), the snapshot it cuts holds no trace of them and covers every update of
+    theirs (a restart replays none: tests/unit/test_forget.py), a bad request is a dead letter,
+    and the acknowledgement, which names the request and not the user, reaches the metrics topic."""
+    key_file = tmp_path / "pseudonym.key"
+    key_file.write_bytes(bytes(range(32)))
+    pseudonym = Pseudonymizer.from_file(key_file)
+    pipeline.extra_args += ["--pseudonym-key-file", str(key_file), "--emit-features", "1"]
+    pipeline.snapshot_every, pipeline.learn_every = 1_000, 2     # no scheduled cut: the forget's is the one
+    users = [f"person-{pipeline.name}-{k}" for k in range(3)]
+    target = users[0]
+    events = [event(n, users[n % 3], f"i{n % 5}") for n in range(12)]
+    pipeline.send(events)
+    pipeline.submit()
+    recs = pipeline.read("output", len(events))
+    assert [r["user_id"] for r in recs] == [e["user_id"] for e in events]
+    assert recs[9]["user_id"] == target and len(recs[9]["features"]["recent_items"]) == 3   # their history
+
+    prod = producer(BOOTSTRAP)
+    prod.produce(pipeline.topics["control"], value=json.dumps({"forget_user": target, "request_id": "r-1"}).encode())
+    prod.produce(pipeline.topics["control"], value=b'{"forget_user": "' + target.encode() + b'"}')   # no request_id
+    assert prod.flush(30) == 0
+    ack = next(r for r in metrics_records(pipeline, lambda r: r.get("kind") == "forget_ack"))
+    assert ack["request_id"] == "r-1" and ack["erased_user_state"] is True and ack["snapshot_cut_at"] == len(events)
+    assert target not in json.dumps(ack) and pseudonym(target) not in json.dumps(ack)
+    dead = pipeline.read("dlq", 1)
+    assert [(d["reason"], d["source"]["topic"]) for d in dead] == [("missing_field", pipeline.topics["control"])]
+    assert target not in json.dumps(dead[0]) and pseudonym(target) in dead[0]["payload"]
+
+    # the snapshot cut at the forget: complete, holding neither the user's id nor pseudonym
+    store = snapshot_store(pipeline.name)
+    try:
+        deadline = time.monotonic() + 60
+        while (newest := store.list()[0]).learned_events < len(events) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert newest.learned_events == len(events) and store.complete(newest)
+        snapshot = store.read(newest)
+    finally:
+        store.close()
+    assert snapshot is not None
+    for marker in (target, pseudonym(target)):
+        assert marker.encode() not in snapshot
+    # every logged update of the user is in that snapshot: no restart from it replays one
+    updates = [json.loads(v) for v in topic_bytes(f"{pipeline.topics['output']}-model-updates").split(b"\n")
+               if v.startswith(b"{")]
+    theirs = [u["seq"] for u in updates if u["event"][1] == pseudonym(target)]
+    assert len(theirs) == 4 and max(theirs) <= newest.learned_events
+
+    # the user comes back: the model starts them afresh
+    pipeline.send([event(40, target, "i7")])
+    back = pipeline.read("output", len(events) + 1)[-1]
+    assert back["user_id"] == target and back["event_id"] == "ev-40"
+    assert back["features"]["recent_items"] == [] and back["features"]["gap_ms"] is None
+
+
+def metrics_records(pipeline: Pipeline, wanted: Callable[[dict[str, Any]], bool],
+                    timeout: float = 90) -> Iterator[dict[str, Any]]:
+    """The committed records of the job's metrics topic that ``wanted`` accepts, as they come;
+    fails after ``timeout`` s without one."""
+    c = consumer(BOOTSTRAP, pipeline.topics["metrics"], f"reader-{uuid.uuid4().hex}")
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            m = c.poll(0.5)
+            if m is not None and m.error() is None:
+                record = json.loads(m.value() or b"null")
+                if isinstance(record, dict) and wanted(record):
+                    yield record
+                    deadline = time.monotonic() + timeout
+    finally:
+        c.close()
+    pytest.fail(f"no wanted record on {pipeline.topics['metrics']} within {timeout:.0f} s")
