@@ -60,9 +60,13 @@ from confluent_kafka import Consumer, TopicPartition  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 from bench.jobrun import DEFAULT_DATA, load_input  # noqa: E402
+from jobs import grant  # noqa: E402
 from jobs.kafka_io import consumer, ensure_topics, producer  # noqa: E402
+from operators.connections import security  # noqa: E402
 from tests.integration.harness import (  # noqa: E402
+    ADMIN_SECURITY,
     BOOTSTRAP,
+    JOB_SECURITY,
     REPO,
     RUN_DIR,
     Pipeline,
@@ -194,7 +198,7 @@ class DeadLetterCounter(threading.Thread):
         self.stop = threading.Event()
 
     def run(self) -> None:
-        c = consumer(BOOTSTRAP, self.topic, f"e2e-{self.topic}")
+        c = consumer(BOOTSTRAP, self.topic, f"e2e-{self.topic}", security_file=ADMIN_SECURITY)
         try:
             while not self.stop.is_set():
                 for msg in c.consume(1000, 0.5):
@@ -222,7 +226,7 @@ class OutputReader(threading.Thread):
         return len(self.out.append_ms) + (len(self.dead_letters.positions) if self.dead_letters else 0)
 
     def run(self) -> None:
-        c = consumer(BOOTSTRAP, self.topic, f"e2e-{self.topic}")
+        c = consumer(BOOTSTRAP, self.topic, f"e2e-{self.topic}", security_file=ADMIN_SECURITY)
         try:
             while not self.stop.is_set() and self.accounted() < self.expected:
                 for msg in c.consume(1000, 0.5):
@@ -238,8 +242,8 @@ class OutputReader(threading.Thread):
 
 
 def input_append_times(topic: str, partitions: int) -> dict[str, int]:
-    c = Consumer({"bootstrap.servers": BOOTSTRAP, "group.id": f"e2e-in-{topic}", "auto.offset.reset": "earliest",
-                  "enable.auto.commit": False})
+    c = Consumer({**security(ADMIN_SECURITY).librdkafka(BOOTSTRAP), "group.id": f"e2e-in-{topic}",
+                  "auto.offset.reset": "earliest", "enable.auto.commit": False})
     ends = {p: c.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in range(partitions)}
     c.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
     times: dict[str, int] = {}
@@ -266,7 +270,7 @@ def produce(topic: str, payloads: list[bytes], keys: list[bytes], rate: float, l
     clock thread writes a heartbeat at the current time every 200 ms until the returned
     event is set (as a live stream's next events would move event time). Heartbeats go to
     each of the topic's ``partitions`` (the watermark is the slowest partition's)."""
-    prod = producer(BOOTSTRAP)
+    prod = producer(BOOTSTRAP, ADMIN_SECURITY)
 
     def send(**message: Any) -> None:   # waits while the producer's queue (100,000 messages) is full
         while True:
@@ -313,9 +317,15 @@ def percentile(values: Sequence[float], q: float) -> float:
 def start_job(p: Pipeline, script: Path, parallelism: int) -> str:
     """Create ``p``'s topics (input with ``parallelism`` partitions; input and output with
     log-append time), submit ``script`` at ``parallelism`` and wait until it runs; its job id."""
-    ensure_topics(BOOTSTRAP, [p.topics["input"]], partitions=parallelism, config=LOG_APPEND)
-    ensure_topics(BOOTSTRAP, [p.topics["output"]], config=LOG_APPEND)
-    ensure_topics(BOOTSTRAP, [p.topics["dlq"]])
+    ensure_topics(BOOTSTRAP, [p.topics["input"]], partitions=parallelism, config=LOG_APPEND,
+                  security_file=ADMIN_SECURITY)
+    ensure_topics(BOOTSTRAP, [p.topics["output"]], config=LOG_APPEND, security_file=ADMIN_SECURITY)
+    ensure_topics(BOOTSTRAP, [p.topics["dlq"]], security_file=ADMIN_SECURITY)
+    if JOB_SECURITY:     # the secured stack (bench/secure_cost.py): the job's ACLs and Cassandra role
+        assert grant.main(["--admin-security-file", ADMIN_SECURITY, "--principal", "streamrec",
+                           "--partitions", str(parallelism), *p.job_args()]) == 0
+        grant.secure_cassandra(Path(ADMIN_SECURITY).parent, "127.0.0.1", p.cassandra_port, p.name,
+                               "{'class': 'SimpleStrategy', 'replication_factor': 1}")
     out = flink_cli("run", "-d", "-py", str(script), *p.job_args(), "--parallelism", str(parallelism))
     job = out.rsplit("JobID ", 1)[1].split()[0]
     p.jobs.append(job)

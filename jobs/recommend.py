@@ -70,24 +70,19 @@ def event_time_function_ddl() -> str:
     return f"CREATE TEMPORARY FUNCTION IF NOT EXISTS {EVENT_TIME_FUNCTION} AS '{EVENT_TIME_CLASS}' LANGUAGE JAVA"
 
 
-def kafka_source_ddl(config: JobConfig, table: str = "interactions_source") -> str:
-    """Raw bytes plus partition/offset/timestamp: cleaning sees every message (and uses the
-    record timestamp as its clock), the model sees each event's position. Event time and the
-    watermark are made here, per partition, by the JVM (operators/cleaning/event_time.py):
-    only a record the cleaner accepts moves it, never past its own append time. Idleness is
-    off unless ``source_idle_timeout_ms`` asks for it (JobConfig), so every source subtask
-    needs a partition (``check_input_partitions``)."""
-    idle = (f"'scan.watermark.idle-timeout' = '{config.source_idle_timeout_ms} ms',"
-            if config.source_idle_timeout_ms > 0 else "")
+def _raw_source_ddl(config: JobConfig, table: str, topic: str, time_columns: str, idle_ms: int) -> str:
+    """A table of ``topic``'s raw records with their partition, offset and append time, read
+    exactly once (committed transactions only; offsets in the job's consumer group), plus
+    ``time_columns`` (event time and the watermark); idle after ``idle_ms`` without records (0: never)."""
+    idle = f"'scan.watermark.idle-timeout' = '{idle_ms} ms'," if idle_ms > 0 else ""
     return f"""
         CREATE TEMPORARY TABLE {table} (
           payload BYTES,
           `partition` INT METADATA VIRTUAL,
           `offset` BIGINT METADATA VIRTUAL,
           kafka_ts TIMESTAMP_LTZ(3) METADATA FROM 'timestamp' VIRTUAL,
-          event_time AS {event_time_sql(config.schema_limits())},
-          {watermark_sql("event_time", config.max_out_of_orderness_ms)}
-        ) WITH ({_kafka_options(config, config.input_topic)},
+          {time_columns}
+        ) WITH ({_kafka_options(config, topic)},
           'properties.group.id' = '{config.consumer_group}',
           'properties.isolation.level' = 'read_committed',
           'properties.auto.offset.reset' = 'earliest',
@@ -96,24 +91,23 @@ def kafka_source_ddl(config: JobConfig, table: str = "interactions_source") -> s
           'format' = 'raw')"""
 
 
+def kafka_source_ddl(config: JobConfig, table: str = "interactions_source") -> str:
+    """Raw bytes plus partition/offset/timestamp: cleaning sees every message (and uses the
+    record timestamp as its clock), the model sees each event's position. Event time and the
+    watermark are made here, per partition, by the JVM (operators/cleaning/event_time.py):
+    only a record the cleaner accepts moves it, never past its own append time. Idleness is
+    off unless ``source_idle_timeout_ms`` asks for it (JobConfig), so every source subtask
+    needs a partition (``check_input_partitions``)."""
+    time_columns = (f"event_time AS {event_time_sql(config.schema_limits())},\n"
+                    f"          {watermark_sql('event_time', config.max_out_of_orderness_ms)}")
+    return _raw_source_ddl(config, table, config.input_topic, time_columns, config.source_idle_timeout_ms)
+
+
 def control_source_ddl(config: JobConfig, table: str = CONTROL_SOURCE) -> str:
     """The control topic: raw records, read exactly once like the input. It is quiet nearly
     always, so it is idle after a second without records and never holds the model's watermark
     back; while a request is in flight its watermark is the request's append time."""
-    return f"""
-        CREATE TEMPORARY TABLE {table} (
-          payload BYTES,
-          `partition` INT METADATA VIRTUAL,
-          `offset` BIGINT METADATA VIRTUAL,
-          kafka_ts TIMESTAMP_LTZ(3) METADATA FROM 'timestamp' VIRTUAL,
-          WATERMARK FOR kafka_ts AS kafka_ts
-        ) WITH ({_kafka_options(config, config.control_topic_name)},
-          'properties.group.id' = '{config.consumer_group}',
-          'properties.isolation.level' = 'read_committed',
-          'properties.auto.offset.reset' = 'earliest',
-          'scan.startup.mode' = 'group-offsets',
-          'scan.watermark.idle-timeout' = '1 s',
-          'format' = 'raw')"""
+    return _raw_source_ddl(config, table, config.control_topic_name, "WATERMARK FOR kafka_ts AS kafka_ts", 1_000)
 
 
 def _exactly_once_options(config: JobConfig, topic: str, tx_suffix: str) -> str:

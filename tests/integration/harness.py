@@ -31,6 +31,12 @@ BOOTSTRAP = f"127.0.0.1:{os.environ.get('KAFKA_PORT', '9092')}"
 CASSANDRA_PORT = int(os.environ.get("CASSANDRA_PORT", "9042"))
 FLINK_REST = f"http://127.0.0.1:{os.environ.get('FLINK_REST_PORT', '8081')}"
 PROMETHEUS_PORTS = os.environ.get("FLINK_PROMETHEUS_PORTS", "9249-9259")   # deploy/local/env.sh
+# Run with deploy/local/secure-env.sh sourced (bench/secure_cost.py), the constants above name
+# the secured stack, and these its connection settings (job and admin) that `services up
+# --secure` wrote.
+SECURE = os.environ.get("STREAMREC_SECURE") == "1"
+JOB_SECURITY = str(RUN_DIR / "secure/job-security.json") if SECURE else ""
+ADMIN_SECURITY = str(RUN_DIR / "secure/admin-security.json") if SECURE else ""
 _SAMPLE = re.compile(r'^(?P<name>[a-zA-Z_:][\w:]*)\{(?P<labels>.*)\} (?P<value>\S+)$')
 _LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
 
@@ -101,8 +107,8 @@ class Pipeline:
     # the stores it talks to (test_secure.py: the secured pair, with the job's security file)
     bootstrap: str = BOOTSTRAP
     cassandra_port: int = CASSANDRA_PORT
-    security_file: str = ""
-    admin_security_file: str = ""        # the test's own clients and topic creation (default: the job's)
+    security_file: str = JOB_SECURITY
+    admin_security_file: str = ADMIN_SECURITY   # the test's own clients and topic creation (default: the job's)
     flink_env: dict[str, str] = field(default_factory=dict)     # another local Flink cluster (env.sh names)
 
     @property
@@ -272,19 +278,29 @@ def late_drops(job_id: str) -> dict[str, int]:
     return out
 
 
+def secure_env() -> dict[str, str]:
+    """deploy/local/secure-env.sh's settings: the secured stack's folders and ports."""
+    script = f". {REPO / 'deploy/local/secure-env.sh'} && env -0"
+    out = subprocess.run(["bash", "-c", script], capture_output=True, check=True, env=dict(os.environ)).stdout
+    names = ("STREAMREC_RUN", "STREAMREC_DATA", "STREAMREC_SECURE", "KAFKA_", "CASSANDRA_", "FLINK_")
+    return {k: v for k, _, v in (item.decode().partition("=") for item in out.split(b"\0") if item)
+            if k.startswith(names)}
+
+
 def event(n: int, user: str, item: str, ts: int | None = None, kind: str = "click") -> dict[str, Any]:
     return {"event_id": f"ev-{n}", "user_id": user, "item_id": item, "event_type": kind, "value": None,
             "ts": 1_700_000_000_000 + 1000 * n if ts is None else ts}
 
 
-def snapshot_store(keyspace: str, model: str = "default", port: int = CASSANDRA_PORT, security_file: str = "") -> Any:
+def snapshot_store(keyspace: str, model: str = "default", port: int = CASSANDRA_PORT,
+                   security_file: str = ADMIN_SECURITY) -> Any:
     from operators.model.snapshot_store import SnapshotStore
 
     return SnapshotStore.connect(["127.0.0.1"], port, keyspace, model, security_file=security_file)
 
 
 def drop_keyspace(keyspace: str) -> None:
-    store = snapshot_store(keyspace)
+    store = snapshot_store(keyspace)        # (as the admin on the secured stack: the job's role may not)
     try:
         store.session.execute(f"DROP KEYSPACE IF EXISTS {keyspace}")
     finally:

@@ -19,20 +19,11 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from jobs import grant
 from operators.connections import security
-from tests.integration.harness import REPO, SERVICES, Pipeline, event, snapshot_store
+from tests.integration.harness import SERVICES, Pipeline, event, secure_env, snapshot_store
 
 pytestmark = pytest.mark.integration
 
-def _secure_env() -> dict[str, str]:
-    """deploy/local/secure-env.sh's settings: the stack's folders and ports."""
-    script = f". {REPO / 'deploy/local/secure-env.sh'} && env -0"
-    out = subprocess.run(["bash", "-c", script], capture_output=True, check=True, env=dict(os.environ)).stdout
-    names = ("STREAMREC_RUN", "STREAMREC_DATA", "STREAMREC_SECURE", "KAFKA_", "CASSANDRA_", "FLINK_")
-    return {k: v for k, _, v in (item.decode().partition("=") for item in out.split(b"\0") if item)
-            if k.startswith(names)}
-
-
-SECURE_ENV = _secure_env()
+SECURE_ENV = secure_env()
 FLINK_ENV = {k: v for k, v in SECURE_ENV.items() if k.startswith(("FLINK", "STREAMREC"))}
 
 
