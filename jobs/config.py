@@ -32,6 +32,10 @@ class JobConfig:
     # default: <input topic>-control. Acknowledgements go to the metrics topic.
     control_topic: str = ""
     consumer_group: str = "streamrec"
+    # > 0: a first start (no checkpoint, no savepoint) reads the input from the records appended
+    # at or after this time (epoch ms) instead of the consumer group's offsets; e.g. after a
+    # bootstrap (jobs.bootstrap). A restore from a checkpoint or savepoint keeps its offsets.
+    start_from_timestamp_ms: int = 0
     cassandra_hosts: str = "127.0.0.1"
     cassandra_port: int = 9042
     keyspace: str = "streamrec"

@@ -1,6 +1,6 @@
 """Prequential (test-then-learn) evaluation of the online ranker on an interaction log.
 
-    python -m jobs.evaluate --input PATH --format {movielens-100k,movielens-csv,jsonl}
+    python -m jobs.evaluate --input PATH [--format auto|movielens-100k|movielens-csv|jsonl|parquet]
                             [--limit N] [--baselines] [--plot FILE.png] [--item-metadata PATH]
                             [--without window,session,history,last_item,proposed,popularity]
                             [--metrics-out FILE.jsonl [--metrics-window-ms MS] [--metrics-sliding-ms MS]
@@ -39,7 +39,7 @@ from tqdm import tqdm
 
 from jobs.config import JobConfig
 from jobs.offline import OfflinePipeline
-from jobs.replay import read_events
+from jobs.replay import FORMATS, read_events
 from operators.model.baselines import ItemKNN, Popularity
 from operators.model.delta import compose, encode
 from operators.model.evaluation import ab_tests, window_totals
@@ -205,7 +205,7 @@ def plot(curves: dict[str, Curve], out: Path, title: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--input", type=Path, required=True)
-    parser.add_argument("--format", required=True, choices=["movielens-100k", "movielens-csv", "jsonl"])
+    parser.add_argument("--format", default="auto", choices=FORMATS, help="auto: by name (u.data, .csv, .parquet)")
     parser.add_argument("--limit", type=int, default=None)
     parser.add_argument("--baselines", action="store_true")
     parser.add_argument("--plot", type=Path, default=None)

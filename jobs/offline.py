@@ -25,6 +25,7 @@ from operators.features import FeatureConfig, WindowFeatureBuilder, WindowFeatur
 from operators.model import ModelStep, OnlineConfig, OnlineRanker, StepResult, UserState
 from operators.model.variants import DEFAULT, Variant, assign
 from operators.records import Event
+from operators.security import Pseudonymizer
 
 
 @dataclass(frozen=True)
@@ -49,9 +50,10 @@ class OfflinePipeline:
     window_features: bool = True    # False: skip them (the ranker's request context then has zeros there)
     variants: tuple[Variant, ...] = (Variant(DEFAULT, 1.0),)   # A/B variants, each its own model (as the job)
     variant_salt: str = ""
+    pseudonyms: Pseudonymizer | None = None     # user ids as the job keys them (jobs.bootstrap)
 
     def __post_init__(self) -> None:
-        self.cleaning = CleaningStage(guard=self.guard)
+        self.cleaning = CleaningStage(guard=self.guard, pseudonyms=self.pseudonyms)
         self.windows = WindowFeatureBuilder(self.features)
         self.users: dict[str, UserState] = {}
         self.steps = {v.name: ModelStep(OnlineRanker(v.config(self.model)), self.k, self.features,

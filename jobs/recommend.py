@@ -70,11 +70,15 @@ def event_time_function_ddl() -> str:
     return f"CREATE TEMPORARY FUNCTION IF NOT EXISTS {EVENT_TIME_FUNCTION} AS '{EVENT_TIME_CLASS}' LANGUAGE JAVA"
 
 
-def _raw_source_ddl(config: JobConfig, table: str, topic: str, time_columns: str, idle_ms: int) -> str:
+def _raw_source_ddl(config: JobConfig, table: str, topic: str, time_columns: str, idle_ms: int,
+                    start_ms: int = 0) -> str:
     """A table of ``topic``'s raw records with their partition, offset and append time, read
-    exactly once (committed transactions only; offsets in the job's consumer group), plus
-    ``time_columns`` (event time and the watermark); idle after ``idle_ms`` without records (0: never)."""
+    exactly once (committed transactions only; offsets in the job's consumer group, or from
+    append time ``start_ms`` on a first start), plus ``time_columns`` (event time and the
+    watermark); idle after ``idle_ms`` without records (0: never)."""
     idle = f"'scan.watermark.idle-timeout' = '{idle_ms} ms'," if idle_ms > 0 else ""
+    startup = (f"'scan.startup.mode' = 'timestamp', 'scan.startup.timestamp-millis' = '{start_ms}'" if start_ms > 0
+               else "'scan.startup.mode' = 'group-offsets'")
     return f"""
         CREATE TEMPORARY TABLE {table} (
           payload BYTES,
@@ -86,7 +90,7 @@ def _raw_source_ddl(config: JobConfig, table: str, topic: str, time_columns: str
           'properties.group.id' = '{config.consumer_group}',
           'properties.isolation.level' = 'read_committed',
           'properties.auto.offset.reset' = 'earliest',
-          'scan.startup.mode' = 'group-offsets',
+          {startup},
           {idle}
           'format' = 'raw')"""
 
@@ -100,7 +104,8 @@ def kafka_source_ddl(config: JobConfig, table: str = "interactions_source") -> s
     needs a partition (``check_input_partitions``)."""
     time_columns = (f"event_time AS {event_time_sql(config.schema_limits())},\n"
                     f"          {watermark_sql('event_time', config.max_out_of_orderness_ms)}")
-    return _raw_source_ddl(config, table, config.input_topic, time_columns, config.source_idle_timeout_ms)
+    return _raw_source_ddl(config, table, config.input_topic, time_columns, config.source_idle_timeout_ms,
+                           config.start_from_timestamp_ms)
 
 
 def control_source_ddl(config: JobConfig, table: str = CONTROL_SOURCE) -> str:

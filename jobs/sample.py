@@ -3,10 +3,13 @@
 Used by the demo when ../shared/data/ml-100k is absent, by tests and by benchmarks.
 
     python -m jobs.sample OUT [--events 20000] [--users 300] [--items 400] [--seed 1]
-                              [--clusters C] [--days D]
+                              [--clusters C] [--days D] [--format udata|parquet]
 
 Each line is ``user<TAB>item<TAB>rating<TAB>ts`` (user in 1..users, item in 1..items, rating
 in 1..5, ts in epoch seconds from 880,000,000 as in ml-100k), in strictly increasing ts order.
+With ``--format parquet`` (the default for an OUT ending in ``.parquet``) the same events are
+Parquet rows of jobs/parquet_io.EVENTS, as ``jobs.replay`` turns a u.data line into an event
+(``rating`` events, value = stars, ts in milliseconds), a row group per chunk.
 The same arguments give a byte-identical file. Memory depends on --users and --items, not on
 --events: the log is simulated in blocks of time and written block by block.
 
@@ -506,6 +509,25 @@ def write_udata(spec: SampleSpec, out: IO[str], progress: IO[str] | None = None,
     return written
 
 
+def write_parquet(spec: SampleSpec, out: Path, progress: IO[str] | None = None, every_s: float = 5.0) -> int:
+    """``write_udata`` as Parquet rows (jobs/parquet_io.EVENTS)."""
+    from jobs.parquet_io import EVENTS, ParquetSink  # pyarrow only for this format
+
+    written, shown = 0, time.monotonic()
+    with ParquetSink(out, EVENTS) as sink:
+        for chunk in iter_events(spec):
+            users, items, ts = chunk.user.astype(str), chunk.item.astype(str), chunk.ts.tolist()
+            sink.add_columns({"event_id": [f"ml-{u}-{i}-{t}" for u, i, t in zip(users, items, ts, strict=True)],
+                              "user_id": users, "item_id": items, "event_type": ["rating"] * len(chunk),
+                              "value": chunk.rating.astype(np.float64), "ts": chunk.ts * 1000})
+            written += len(chunk)
+            if progress is not None and time.monotonic() - shown >= every_s:
+                shown = time.monotonic()
+                print(f"sample: {written:,}/{spec.events:,} events ({100 * written / max(spec.events, 1):.0f} %)",
+                      file=progress, flush=True)
+    return written
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("out", type=Path)
@@ -515,6 +537,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--clusters", type=int, default=None, help="taste clusters (default: scaled with --items)")
     parser.add_argument("--days", type=float, default=None, help="time span of the log (default: scaled with --events)")
+    parser.add_argument("--format", choices=["udata", "parquet"], default=None,
+                        help="default: parquet for an OUT ending in .parquet, else udata")
     args = parser.parse_args(argv)
     try:
         spec = SampleSpec(events=args.events, users=args.users, items=args.items, seed=args.seed,
@@ -522,8 +546,11 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as e:
         parser.error(str(e))
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    with args.out.open("w", encoding="ascii", newline="\n") as f:
-        n = write_udata(spec, f, progress=sys.stderr)
+    if (args.format or ("parquet" if args.out.suffix == ".parquet" else "udata")) == "parquet":
+        n = write_parquet(spec, args.out, progress=sys.stderr)
+    else:
+        with args.out.open("w", encoding="ascii", newline="\n") as f:
+            n = write_udata(spec, f, progress=sys.stderr)
     print(f"wrote {n} events to {args.out}", file=sys.stderr)
     return 0
 

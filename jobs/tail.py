@@ -7,6 +7,11 @@
 end it prints a JSON summary with the end-to-end rate. ``--skip-existing`` starts at the
 topic's current end, and ``--ready-file`` is touched once that position is fixed, so that a
 script can start producing only after the reader knows where to begin.
+
+``--out FILE.parquet`` also writes every record read to a Parquet file for analysis
+(jobs/parquet_io.py: on the recommendations topic one row per list with its items; on any
+other topic, metrics or dead letters, the record's JSON with its topic, partition, offset and
+``kind``), e.g. ``python -m jobs.tail recommendations --from-beginning --timeout 10 --out recs.parquet``.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--every", type=int, default=5000, help="with --expect: print every N-th record")
     parser.add_argument("--timeout", type=float, default=0.0, help="stop after S seconds idle (0 = never)")
     parser.add_argument("--raw", action="store_true", help="print values as they are")
+    parser.add_argument("--out", type=Path, help="also write the records to this Parquet file")
     args = parser.parse_args(argv)
 
     from confluent_kafka import TopicPartition
@@ -53,6 +59,7 @@ def main(argv: list[str] | None = None) -> int:
         c.assign(starts)
     if args.ready_file:
         args.ready_file.touch()
+    sink = _ParquetOut(args.out) if args.out else None
     limit = args.expect or args.max
     bar = tqdm(total=args.expect, desc="recommendations", unit="rec", file=sys.stderr) if args.expect else None
     seen, last, first_at = 0, time.monotonic(), None
@@ -69,6 +76,8 @@ def main(argv: list[str] | None = None) -> int:
             seen, last = seen + 1, time.monotonic()
             first_at = first_at or last
             value = msg.value() or b""
+            if sink is not None:
+                sink(args.topic, msg.partition() or 0, msg.offset() or 0, msg.timestamp()[1], value)
             if bar is not None:
                 bar.update(1)
                 if seen % args.every:
@@ -81,12 +90,46 @@ def main(argv: list[str] | None = None) -> int:
         c.close()
         if bar is not None:
             bar.close()
+        if sink is not None:
+            print(f"tail: wrote {sink.close()} records to {args.out}"
+                  + (f" ({sink.skipped} records that are not lists left out)" if sink.skipped else ""), file=sys.stderr)
     if args.expect:
         span = (last - first_at) if first_at else 0.0
         print(json.dumps({"records": seen, "expected": args.expect, "seconds": round(span, 1),
                           "records_per_sec": round(seen / span, 1) if span else None}))
         return 0 if seen >= args.expect else 1
     return 0
+
+
+class _ParquetOut:
+    """Records of one topic into a Parquet file: recommendation rows when the records are
+    lists (jobs/parquet_io.RECOMMENDATIONS), else generic record rows (RECORDS); the first
+    record decides, so one file has one schema."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.sink: Any = None
+        self.lists = False
+        self.skipped = 0        # records that are not lists, on a topic of lists
+
+    def __call__(self, topic: str, partition: int, offset: int, timestamp_ms: int, value: bytes) -> None:
+        from jobs.parquet_io import RECOMMENDATIONS, RECORDS, ParquetSink, recommendation_row, record_row
+        row = recommendation_row(value) if self.sink is None or self.lists else None
+        if self.sink is None:
+            self.lists = row is not None
+            self.sink = ParquetSink(self.path, RECOMMENDATIONS if self.lists else RECORDS)
+        if row is not None:
+            self.sink.add(row)
+        elif self.lists:
+            self.skipped += 1
+        else:
+            self.sink.add(record_row(topic, partition, offset, timestamp_ms, value))
+
+    def close(self) -> int:
+        if self.sink is None:
+            return 0
+        self.sink.close()
+        return int(self.sink.written)
 
 
 def _pretty(value: bytes) -> str:

@@ -186,20 +186,28 @@ class SnapshotKey:
         return f"streamrec snapshot v{version}".encode()
 
     def seal(self, data: bytes, version: int) -> bytes:
-        nonce = os.urandom(NONCE_BYTES)
-        return nonce + self._aead.encrypt(nonce, data, self._associated(version))
+        return self.seal_for(data, self._associated(version))
 
     def open(self, sealed: bytes, version: int, key_id: str) -> bytes:
         """The bytes sealed for ``version`` under the key named ``key_id``. Raises WrongKey when
         this is another key, SealBroken when the bytes fail authentication."""
+        return self.open_for(sealed, self._associated(version), key_id, f"snapshot v{version}",
+                             "tampered, or moved from another version")
+
+    def seal_for(self, data: bytes, associated: bytes) -> bytes:
+        """Sealed bound to ``associated`` (what the bytes belong to: opening them under
+        anything else fails)."""
+        nonce = os.urandom(NONCE_BYTES)
+        return nonce + self._aead.encrypt(nonce, data, associated)
+
+    def open_for(self, sealed: bytes, associated: bytes, key_id: str, what: str, moved: str = "tampered") -> bytes:
         if key_id != self.key_id:
-            raise WrongKey(f"snapshot v{version} was encrypted with key {key_id}, this reader has {self.key_id}")
+            raise WrongKey(f"{what} was encrypted with key {key_id}, this reader has {self.key_id}")
         from cryptography.exceptions import InvalidTag
         try:
-            return self._aead.decrypt(sealed[:NONCE_BYTES], sealed[NONCE_BYTES:], self._associated(version))
+            return self._aead.decrypt(sealed[:NONCE_BYTES], sealed[NONCE_BYTES:], associated)
         except (InvalidTag, ValueError):
-            raise SealBroken(f"snapshot v{version} fails authentication (tampered, or moved from another version)") \
-                from None
+            raise SealBroken(f"{what} fails authentication ({moved})") from None
 
     def __repr__(self) -> str:
         return f"SnapshotKey(key_id={self.key_id})"

@@ -25,13 +25,15 @@ from operators.cleaning.event_time import WatermarkTracker, is_late, late_reject
 from operators.cleaning.guard import EventGuard, GuardConfig, UserGuardState
 from operators.cleaning.schema import REASONS, SchemaLimits
 from operators.records import Event, Heartbeat, Rejection, SourcePosition
+from operators.security import Pseudonymizer
 
 _UNKNOWN = SourcePosition()
 
 
 class CleaningStage:
-    def __init__(self, limits: SchemaLimits | None = None, guard: GuardConfig | None = None) -> None:
-        self.cleaner = EventCleaner(limits)
+    def __init__(self, limits: SchemaLimits | None = None, guard: GuardConfig | None = None,
+                 pseudonyms: Pseudonymizer | None = None) -> None:
+        self.cleaner = EventCleaner(limits, pseudonyms=pseudonyms)
         self.guard = EventGuard(guard or GuardConfig())
         self.watermarks = WatermarkTracker(self.guard.config.max_out_of_orderness_ms)
         self.users: dict[str, UserGuardState] = {}

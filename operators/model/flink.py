@@ -46,6 +46,7 @@ from operators.model.replica import ReplicaLifecycle, shares_model
 from operators.model.snapshot_store import DEFAULT_REPLICATION, SnapshotStore
 from operators.model.step import ModelStep
 from operators.model.update_log import MIN_RETENTION_MS, KafkaLogTail, ensure_log_topic, read_updates
+from operators.model.user_histories import CassandraHistoryTables, UserHistories
 from operators.model.variants import DEFAULT, Variant, assign, model_name
 from operators.records import EVALUATION_COLUMNS
 from operators.rows import KEYED_JSON_ROW, USER_EVENT_NUMBER, row_to_event, row_to_window_features, watermark_or_none
@@ -169,8 +170,26 @@ class RecommendFunction(KeyedCoProcessFunction):
             # One variant: the model's metrics as before; several: each under variant=<name>.
             metrics = group if len(s.variants) == 1 else group.add_group("variant", variant.name)
             self.models[variant.name] = self._open_model(variant, metrics)
+        self.histories = self._bootstrapped_histories(group)
         self.next_poll = 0.0            # monotonic time of the next read of the log
         self.poll_timer_at = 0          # processing time of the live poll timer (0: none)
+
+    def _bootstrapped_histories(self, metrics: Any) -> UserHistories | None:
+        """Users' state from a bootstrap of this model (user_histories.py), when there was one:
+        read on the first sight of a user without keyed state."""
+        s = self.settings
+        store = next(iter(self.models.values())).lifecycle.store
+        histories = UserHistories(CassandraHistoryTables(store.session, s.keyspace), s.model_name, self.snapshot_keys)
+        bootstraps = histories.bootstraps()
+        if not bootstraps:
+            return None
+        newest = bootstraps[0]
+        log.info("model %s/%d: bootstrapped up to event time %d (%d users, snapshot v%d): users' histories are read "
+                 "on first sight", s.model_name, self.shard, newest.until_ms, newest.users, newest.snapshot_version)
+        metrics.gauge("bootstrap_histories_found", lambda: histories.found)
+        metrics.gauge("bootstrap_histories_missing", lambda: histories.missing)
+        metrics.gauge("bootstrap_histories_failed", lambda: histories.failed)
+        return histories
 
     def _open_model(self, variant: Variant, metrics: Any) -> VariantModel:
         s = self.settings
@@ -230,7 +249,10 @@ class RecommendFunction(KeyedCoProcessFunction):
         window = row_to_window_features(value)
         model = self.models[assign(event.user_id, s.variants, s.variant_salt).name]
         data = self.user_state.value()
-        user = UserState.restore(data) if data is not None else UserState()
+        if data is not None:
+            user = UserState.restore(data)
+        else:       # first sight (or state expired): the user's history from a bootstrap, if any
+            user = (self.histories.first_sight(event.user_id) if self.histories else None) or UserState()
         watermark = watermark_or_none(ctx.timer_service().current_watermark())
         if model.replica is not None:
             self._poll(ctx.timer_service())
@@ -284,6 +306,9 @@ class RecommendFunction(KeyedCoProcessFunction):
         request = ForgetUser(value[0], value[1])
         had_state = self.user_state.value() is not None
         self.user_state.clear()
+        if self.histories is not None:
+            # Not skipped on failure: the task fails and the request comes again after restore.
+            self.histories.forget(request.user_id)
         model = self.models[assign(request.user_id, self.settings.variants, self.settings.variant_salt).name]
         cut_version = model.lifecycle.cut_now()
         log.info("model %s/%d: forgot a user for request %s (state %s; snapshot cut at %s)",

@@ -211,6 +211,17 @@ class OnlineRanker:
     def positions(self) -> dict[int, int]:
         return self.progress.offsets
 
+    def holds_until(self, ts: int) -> None:
+        """Count every event at or before ``ts`` as learned: a bootstrap (jobs.bootstrap) learned
+        the history up to ``ts`` from a file, so the job skips those events when the stream
+        brings them (as it skips the events a restored snapshot holds; progress.py)."""
+        self.progress.advance(ts)
+
+    @property
+    def holds_events_until(self) -> int | None:
+        """The event time up to which every event counts as learned (None: none yet)."""
+        return self.progress.watermark
+
     # -- learning ---------------------------------------------------------------------------
     def learn(self, interactions: Sequence[Interaction], hits: Sequence[np.ndarray | None] | None = None,
               check: bool = True) -> int:

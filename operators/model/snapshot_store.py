@@ -167,6 +167,14 @@ class CassandraTables:
             " positions map<int, bigint>, learned_events bigint, source text, lineage text, shard int, shards int,"
             " compression text, digest text, log_offset bigint, rollbacks text, base bigint, key_id text,"
             " PRIMARY KEY (model, version)) WITH CLUSTERING ORDER BY (version DESC)")
+        # users' state from a bootstrap (user_histories.py), read on a user's first sight
+        self.session.execute(
+            f"CREATE TABLE IF NOT EXISTS {ks}.user_histories ("
+            " model text, user_id text, state blob, key_id text, PRIMARY KEY ((model, user_id)))")
+        self.session.execute(
+            f"CREATE TABLE IF NOT EXISTS {ks}.bootstraps ("
+            " model text, created_ms bigint, until_ms bigint, events bigint, users bigint, snapshot_version bigint,"
+            " source text, PRIMARY KEY (model, created_ms)) WITH CLUSTERING ORDER BY (created_ms DESC)")
         # A keyspace made by an older release lacks the columns added since: add them.
         present = {r.column_name for r in self.session.execute(
             "SELECT column_name FROM system_schema.columns WHERE keyspace_name = %s AND table_name = %s",
