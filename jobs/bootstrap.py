@@ -51,6 +51,7 @@ from jobs.config import JobConfig
 from jobs.offline import OfflinePipeline
 from jobs.parquet_io import ParquetSchemaError
 from jobs.replay import FORMATS, detect_format, iter_log, read_events
+from operators.model.online import OnlineRanker
 from operators.model.snapshot_store import SnapshotInfo, SnapshotStore
 from operators.model.user_histories import BootstrapRecord, CassandraHistoryTables, UserHistories
 from operators.security import KeyFileError, pseudonymizer, snapshot_keys
@@ -116,6 +117,21 @@ def bootstrap(events: Iterable[dict[str, Any] | str], pipeline: OfflinePipeline,
                                      source_name))
     result.seconds = round(time.perf_counter() - started, 2)
     return result
+
+
+def resume_offline(store: SnapshotStore, histories: UserHistories, users: Iterable[str],
+                   pipeline: OfflinePipeline) -> OfflinePipeline:
+    """``pipeline`` set up as the job starts after a bootstrap: the newest snapshot's model, and
+    the bootstrapped state of ``users`` (the job reads each on first sight; offline, up front),
+    with the feature windows and the cleaning stage's state empty. For comparisons offline
+    (tests, bench/bootstrap.py)."""
+    newest = store.list(limit=1)[0]
+    blob = store.read(newest)
+    if blob is None:
+        raise ValueError(f"snapshot v{newest.version} is incomplete")
+    pipeline.step.ranker = OnlineRanker.restore(blob, pipeline.model)
+    pipeline.users = {user: state for user in users if (state := histories.first_sight(user)) is not None}
+    return pipeline
 
 
 def parse_time(text: str) -> int:

@@ -12,7 +12,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from jobs.bootstrap import bootstrap, main, parse_time
+from jobs.bootstrap import bootstrap, main, parse_time, resume_offline
 from jobs.clean import main as clean_main
 from jobs.offline import ModelInput, OfflinePipeline
 from jobs.parquet_io import (
@@ -183,11 +183,8 @@ def test_bootstrap_then_stream_learns_every_event_once_and_recalls_as_streaming_
     assert [r.snapshot_version for r in histories.bootstraps()] == [info.version]
 
     # the job's way on: the snapshot restored, users found on first sight, windows empty
-    then = OfflinePipeline(recommend=False)
-    then.step.ranker = OnlineRanker.restore(store.read(info))
+    then = resume_offline(store, histories, {e["user_id"] for e in events}, OfflinePipeline(recommend=False))
     assert then.step.ranker.digest() == info.digest and then.step.ranker.holds_events_until == cut
-    then.users = {user: state for (_, user), _ in tables.rows.items()
-                  if (state := histories.first_sight(user)) is not None}
     assert len(then.users) == result.users == len({e["user_id"] for e in events[:CUT_AT]})
     continued = _ranks_after(then.run(payloads[CUT_AT:]), cut)
 
