@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 
 from jobs.bootstrap import main as bootstrap_main
+from jobs.kafka_io import producer
 from jobs.parquet_io import EVENTS, ParquetSink
-from tests.integration.harness import Pipeline, prometheus, snapshot_store, stream
+from tests.integration.harness import BOOTSTRAP, Pipeline, prometheus, snapshot_store, stream
 
 pytestmark = pytest.mark.integration
 
@@ -74,3 +75,19 @@ def test_the_job_goes_on_from_a_bootstrap_without_learning_an_event_twice(pipeli
         store.close()
     bootstrapped = next(i for i in versions if i.version == summary["snapshot"]["version"])
     assert newest.learned_events == len(events) and newest.lineage == bootstrapped.lineage
+
+    # Forgetting a user deletes their bootstrapped row too: their next first sight finds nothing.
+    prod = producer(BOOTSTRAP)
+    prod.produce(pipeline.topics["control"], value=json.dumps({"forget_user": user, "request_id": "r-1"}).encode())
+    assert prod.flush(30) == 0
+    store = snapshot_store(pipeline.name)
+    try:
+        query = f"SELECT user_id FROM {pipeline.name}.user_histories WHERE model = %s AND user_id = %s"
+        deadline = time.monotonic() + 60
+        while store.session.execute(query, ("default", user)).one() is not None and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert store.session.execute(query, ("default", user)).one() is None
+        other = next(e["user_id"] for e in events[:HISTORY] if e["user_id"] != user)
+        assert store.session.execute(query, ("default", other)).one() is not None     # only theirs goes
+    finally:
+        store.close()
