@@ -90,7 +90,7 @@ class OfflinePipeline:
         windows = [self.windows.features(e) if self.window_features else None for e in released]
         if watermark is not None and self.window_features:
             self.windows.prune(watermark)
-        if not self.recommend and self.test_every_event:
+        if not self.recommend:
             # Held until a learning batch is complete (or the input ends): the answers are the
             # same however the events are grouped, and a whole batch is one vectorised pass.
             self._ready += zip(released, windows, strict=True)

@@ -143,8 +143,9 @@ class ModelStep:
     def process_many(self, events: Sequence[Event], users: dict[str, UserState],
                      windows: Sequence[WindowFeatures | None] | None = None) -> list[StepResult]:
         """Test and take ``events`` in order (with their window features, if any), with every
-        test of a batch asked in one vectorised pass (``OnlineRanker.observe_many``); no
-        recommendation lists (evaluation).
+        test of a batch asked in one vectorised pass (``OnlineRanker.observe_many``; with
+        ``test_every_event`` False, only the tests the fusion measures); no recommendation
+        lists (evaluation, bootstrap).
         Offline input only (no positions, no watermark): every event is new to the model."""
         ranker = self.ranker
         out: list[StepResult] = []
@@ -174,7 +175,7 @@ class ModelStep:
                 history.apply(event, ranker.config.history)
                 if event.item_id in index:
                     seen.append(np.array([index[event.item_id]]))
-            tested = ranker.observe_many(requests, self.k, situations=situations)
+            tested = ranker.observe_many(requests, self.k, fusion_only=not self.test_every_event, situations=situations)
             ranker.learn([Interaction(e, c, s) for e, c, s in zip(chunk, contexts, situations, strict=True)],
                          [test.hits for test in tested])
             out += [StepResult([], True, s, test.rank, None, test.hits)

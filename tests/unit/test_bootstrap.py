@@ -241,3 +241,19 @@ def test_the_sample_cli_writes_parquet_for_a_parquet_name(tmp_path: Path) -> Non
     table = pq.read_table(tmp_path / "s.parquet")
     assert table.num_rows == 50 and set(table.column("event_type").to_pylist()) == {"rating"}
     assert np.all(np.diff(table.column("ts").to_numpy()) > 0)
+
+
+def test_the_batched_bootstrap_path_learns_the_model_the_job_path_learns(log_file: Path) -> None:
+    """The bootstrap asks only the fusion's tests, a learning batch at a time
+    (ModelStep.process_many); the job asks them one event at a time (ModelStep.process)."""
+    from operators.model.step import ModelStep
+    events = [Event(e["event_id"], e["user_id"], e["item_id"], e["event_type"], e["value"], e["ts"])
+              for e in list(iter_log(log_file))[:3_000]]
+    one_by_one, batched = (ModelStep(OnlineRanker(), test_every_event=False) for _ in range(2))
+    users: dict[str, UserState] = {}
+    for event in events:
+        one_by_one.process(event, users.setdefault(event.user_id, UserState()), None, recommend=False)
+    results = batched.process_many(events, {})
+    assert batched.ranker.digest() == one_by_one.ranker.digest()
+    assert batched.ranker.learned_events == 3_000
+    assert sum(r.rank is not None for r in results) < len(events) / 2     # only the measured ones are asked
