@@ -498,34 +498,36 @@ def write_udata(spec: SampleSpec, out: IO[str], progress: IO[str] | None = None,
     >>> write_udata(SampleSpec(events=10, users=3, items=5), buf), len(buf.getvalue().splitlines())
     (10, 10)
     """
-    written, shown = 0, time.monotonic()
-    for chunk in iter_events(spec):
+    written = 0
+    for chunk in _reporting(spec, progress, every_s):
         out.write(chunk.udata())
         written += len(chunk)
+    return written
+
+
+def _reporting(spec: SampleSpec, progress: IO[str] | None, every_s: float) -> Iterator[EventChunk]:
+    """``iter_events``, with a progress line to ``progress`` at most every ``every_s`` seconds."""
+    made, shown = 0, time.monotonic()
+    for chunk in iter_events(spec):
+        yield chunk
+        made += len(chunk)
         if progress is not None and time.monotonic() - shown >= every_s:
             shown = time.monotonic()
-            print(f"sample: {written:,}/{spec.events:,} events ({100 * written / max(spec.events, 1):.0f} %)",
+            print(f"sample: {made:,}/{spec.events:,} events ({100 * made / max(spec.events, 1):.0f} %)",
                   file=progress, flush=True)
-    return written
 
 
 def write_parquet(spec: SampleSpec, out: Path, progress: IO[str] | None = None, every_s: float = 5.0) -> int:
     """``write_udata`` as Parquet rows (jobs/parquet_io.EVENTS)."""
     from jobs.parquet_io import EVENTS, ParquetSink  # pyarrow only for this format
 
-    written, shown = 0, time.monotonic()
     with ParquetSink(out, EVENTS) as sink:
-        for chunk in iter_events(spec):
+        for chunk in _reporting(spec, progress, every_s):
             users, items, ts = chunk.user.astype(str), chunk.item.astype(str), chunk.ts.tolist()
             sink.add_columns({"event_id": [f"ml-{u}-{i}-{t}" for u, i, t in zip(users, items, ts, strict=True)],
                               "user_id": users, "item_id": items, "event_type": ["rating"] * len(chunk),
                               "value": chunk.rating.astype(np.float64), "ts": chunk.ts * 1000})
-            written += len(chunk)
-            if progress is not None and time.monotonic() - shown >= every_s:
-                shown = time.monotonic()
-                print(f"sample: {written:,}/{spec.events:,} events ({100 * written / max(spec.events, 1):.0f} %)",
-                      file=progress, flush=True)
-    return written
+    return int(sink.written)
 
 
 def main(argv: list[str] | None = None) -> int:
