@@ -8,11 +8,13 @@ import json
 import time
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 
 from jobs.bootstrap import main as bootstrap_main
 from jobs.kafka_io import producer
 from jobs.parquet_io import EVENTS, ParquetSink
+from jobs.tail import main as tail_main
 from tests.integration.harness import BOOTSTRAP, Pipeline, prometheus, snapshot_store, stream
 
 pytestmark = pytest.mark.integration
@@ -47,6 +49,14 @@ def test_the_job_goes_on_from_a_bootstrap_without_learning_an_event_twice(pipeli
     recs = pipeline.read("output", len(events))
     assert [r["event_id"] for r in recs] == [e["event_id"] for e in events]
     assert [r["model_version"] for r in recs] == [HISTORY] * HISTORY + list(range(HISTORY + 1, HISTORY + LIVE + 1))
+
+    # The lists as Parquet for analysis, read back from the topic by jobs.tail
+    assert tail_main([pipeline.topics["output"], "--from-beginning", "--max", str(len(events)),
+                      "--timeout", "60", "--out", str(tmp_path / "recs.parquet")]) == 0
+    table = pq.read_table(tmp_path / "recs.parquet")
+    assert table.column("event_id").to_pylist() == [e["event_id"] for e in events]
+    assert table.column("model_version").to_pylist() == [r["model_version"] for r in recs]
+    assert [len(items) for items in table.column("items").to_pylist()] == [len(r["items"]) for r in recs]
 
     # Every user of the history was found on first sight, none missed, none unreadable.
     deadline, found = time.monotonic() + 30, {}
