@@ -35,7 +35,7 @@ from tqdm import tqdm
 
 from jobs.bootstrap import bootstrap, resume_offline
 from jobs.offline import ModelInput, OfflinePipeline
-from jobs.replay import iter_log, read_events
+from jobs.replay import event_ts, iter_log, read_events
 from jobs.sample import SampleSpec, write_parquet
 from operators.model.snapshot_store import MemoryTables, SnapshotStore
 from operators.model.user_histories import MemoryHistoryTables, UserHistories
@@ -81,8 +81,7 @@ def main(argv: list[str] | None = None) -> int:
             events = read_events(args.data)
             total = len(events)
             head = int(total * args.cut)
-            last = events[head - 1]
-            cut = int(last["ts"]) if isinstance(last, dict) else None
+            cut = event_ts(events[head - 1])
             source = events
         store, tables = SnapshotStore(MemoryTables()), MemoryHistoryTables()
         histories = UserHistories(tables, "default")

@@ -50,7 +50,7 @@ from tqdm import tqdm
 from jobs.config import JobConfig
 from jobs.offline import OfflinePipeline
 from jobs.parquet_io import ParquetSchemaError
-from jobs.replay import FORMATS, detect_format, iter_log, read_events
+from jobs.replay import FORMATS, detect_format, event_ts, iter_log, read_events
 from operators.model.online import OnlineRanker
 from operators.model.snapshot_store import SnapshotInfo, SnapshotStore
 from operators.model.user_histories import BootstrapRecord, CassandraHistoryTables, UserHistories
@@ -76,11 +76,6 @@ class BootstrapResult:
         return out
 
 
-def _ts(event: dict[str, Any] | str) -> int | None:
-    ts = event.get("ts") if isinstance(event, dict) else None
-    return ts if isinstance(ts, int) and not isinstance(ts, bool) else None
-
-
 def bootstrap(events: Iterable[dict[str, Any] | str], pipeline: OfflinePipeline, store: SnapshotStore,
               histories: UserHistories, source_topic: str, until_ms: int | None = None, source_name: str = "",
               clock: Callable[[], float] = time.time) -> BootstrapResult:
@@ -93,7 +88,7 @@ def bootstrap(events: Iterable[dict[str, Any] | str], pipeline: OfflinePipeline,
     newest: int | None = None
     for event in events:
         result.events_read += 1
-        ts = _ts(event)
+        ts = event_ts(event)
         if until_ms is not None and ts is not None and ts > until_ms:
             result.after_cut += 1
             continue

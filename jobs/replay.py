@@ -80,15 +80,17 @@ def detect_format(path: Path) -> str:
     return "jsonl"
 
 
+def event_ts(event: dict[str, Any] | str) -> int | None:
+    """An event's integer ts, if it has one (a line passed through as is has none)."""
+    ts = event.get("ts") if isinstance(event, dict) else None
+    return ts if isinstance(ts, int) else None
+
+
 def read_events(path: Path, fmt: str = "auto", limit: int | None = None) -> list[dict[str, Any] | str]:
     """Events sorted by ts; ties (and unparseable lines) keep their line order."""
     fmt = detect_format(path) if fmt == "auto" else fmt
     events = list(READERS[fmt](path))
-
-    def ts_of(e: dict[str, Any] | str) -> int:
-        return e["ts"] if isinstance(e, dict) and isinstance(e.get("ts"), int) else 0
-
-    order = sorted(range(len(events)), key=lambda n: (ts_of(events[n]), n))
+    order = sorted(range(len(events)), key=lambda n: (event_ts(events[n]) or 0, n))
     events = [events[n] for n in order]
     return events[:limit] if limit is not None else events
 
@@ -148,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
             ahead = (n + 1) / args.rate - (time.monotonic() - start)
             if ahead > 0:
                 time.sleep(ahead)
-    last_ts = max((e["ts"] for e in events if isinstance(e, dict) and isinstance(e.get("ts"), int)), default=None)
+    last_ts = max((ts for e in events if (ts := event_ts(e)) is not None), default=None)
     if args.final_heartbeat_ms > 0 and last_ts is not None:
         clock = json.dumps({"heartbeat_ts": last_ts + args.final_heartbeat_ms}).encode()
         # one per partition: with several source subtasks, each one's watermark must move

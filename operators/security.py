@@ -34,6 +34,7 @@ import hmac
 import json
 import os
 import re
+from collections.abc import Sequence
 from pathlib import Path
 
 NONCE_BYTES = 12
@@ -163,6 +164,28 @@ def snapshot_keys(paths: str) -> list[SnapshotKey]:
     """The keys named by a comma-separated list of key files: the first encrypts, every one
     decrypts (a key rotation lists the new key first). "" -> no keys: snapshots stay plaintext."""
     return [SnapshotKey.from_file(p.strip()) for p in paths.split(",") if p.strip()]
+
+
+class Keyring:
+    """The snapshot keys a store holds (``snapshot_keys``): the first seals what is written,
+    any of them opens what was (a rotation lists the new key first)."""
+
+    def __init__(self, keys: Sequence[SnapshotKey] = ()) -> None:
+        self.by_id = {k.key_id: k for k in keys}
+        self.sealing = keys[0] if keys else None
+
+    @property
+    def sealing_id(self) -> str:
+        """The id stored beside sealed bytes ("" when nothing is sealed)."""
+        return self.sealing.key_id if self.sealing is not None else ""
+
+    def key_for(self, key_id: str, what: str) -> SnapshotKey:
+        """The key named ``key_id``; WrongKey (never an empty result) when this reader lacks it."""
+        key = self.by_id.get(key_id)
+        if key is None:
+            raise WrongKey(f"{what} is encrypted with key {key_id}; this reader's keys: "
+                           f"{', '.join(self.by_id) or 'none'} (--snapshot-key-file)")
+        return key
 
 
 class SnapshotKey:

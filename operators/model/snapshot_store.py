@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from operators.connections import security
-from operators.security import SealBroken, SnapshotKey, WrongKey
+from operators.security import Keyring, SealBroken, SnapshotKey
 
 log = logging.getLogger(__name__)
 
@@ -306,8 +306,7 @@ class SnapshotStore:
     def __init__(self, tables: SnapshotTables, chunk_bytes: int = 512 * 1024,
                  keys: Sequence[SnapshotKey] = ()) -> None:
         self.tables, self.chunk_bytes = tables, chunk_bytes
-        self.keys = {k.key_id: k for k in keys}
-        self.sealing = keys[0] if keys else None
+        self.keys = Keyring(keys)
 
     @classmethod
     def connect(cls, hosts: builtins.list[str], port: int, keyspace: str, model: str = "default",
@@ -364,15 +363,15 @@ class SnapshotStore:
         this version composes the two."""
         version = self._reserve(shard, shards)
         stored = compress(blob)
-        if self.sealing is not None:
-            stored = self.sealing.seal(stored, version)
+        if self.keys.sealing is not None:
+            stored = self.keys.sealing.seal(stored, version)
         chunks = [stored[i:i + self.chunk_bytes] for i in range(0, len(stored), self.chunk_bytes)] or [b""]
         for n, chunk in enumerate(chunks):
             self.tables.put_chunk(version, n, chunk)
         info = SnapshotInfo(version, created_ms or int(time.time() * 1000), len(blob), len(chunks),
                             hashlib.sha256(blob).hexdigest(), dict(positions), learned_events, source,
                             lineage, shard, shards, "zlib", digest, log_offset, rollbacks, base,
-                            self.sealing.key_id if self.sealing is not None else "")
+                            self.keys.sealing_id)
         self.tables.put_manifest(info)
         return info
 
@@ -446,11 +445,7 @@ class SnapshotStore:
     def _open(self, sealed: bytes, info: SnapshotInfo, quiet: bool) -> bytes | None:
         """The stored bytes of an encrypted snapshot; None when they fail authentication (a
         torn or tampered snapshot). Without the snapshot's key: WrongKey, never an empty model."""
-        key = self.keys.get(info.key_id)
-        if key is None:
-            have = ", ".join(self.keys) or "none"
-            raise WrongKey(f"snapshot v{info.version} is encrypted with key {info.key_id}; this reader's keys: "
-                           f"{have} (--snapshot-key-file)")
+        key = self.keys.key_for(info.key_id, f"snapshot v{info.version}")
         try:
             return key.open(sealed, info.version, info.key_id)
         except SealBroken as exc:

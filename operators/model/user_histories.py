@@ -31,7 +31,7 @@ from dataclasses import astuple, dataclass
 from typing import Any, Protocol
 
 from operators.model.history import UserState
-from operators.security import SealBroken, SnapshotKey, WrongKey
+from operators.security import Keyring, SealBroken, SnapshotKey
 
 log = logging.getLogger(__name__)
 
@@ -138,8 +138,7 @@ class UserHistories:
 
     def __init__(self, tables: HistoryTables, model: str, keys: Sequence[SnapshotKey] = ()) -> None:
         self.tables, self.model = tables, model
-        self.keys = {k.key_id: k for k in keys}
-        self.sealing = keys[0] if keys else None
+        self.keys = Keyring(keys)
         self.found = self.missing = self.failed = 0    # first sights: with a row, without, unreadable
 
     def _associated(self, user_id: str) -> bytes:
@@ -150,9 +149,9 @@ class UserHistories:
         written, rows = 0, []
         for user_id, state in users:
             data = state.snapshot()
-            if self.sealing is not None:
-                data = self.sealing.seal_for(data, self._associated(user_id))
-            rows.append((user_id, data, self.sealing.key_id if self.sealing is not None else ""))
+            if self.keys.sealing is not None:
+                data = self.keys.sealing.seal_for(data, self._associated(user_id))
+            rows.append((user_id, data, self.keys.sealing_id))
             if len(rows) >= batch:
                 self.tables.put_many(self.model, rows)
                 written, rows = written + len(rows), []
@@ -171,7 +170,7 @@ class UserHistories:
         cannot be read (Cassandra unreachable: the model itself goes on learning; a tampered
         row; a format this release cannot read) is logged and counted, and the user starts
         empty, as without a bootstrap; a row sealed with a key this reader lacks raises
-        WrongKey (a configuration error, never a silent empty user)."""
+        security.WrongKey (a configuration error, never a silent empty user)."""
         try:
             stored = self.tables.get(self.model, user_id)
         except Exception:  # noqa: BLE001 - the driver's errors are many; the user's history is optional
@@ -184,10 +183,7 @@ class UserHistories:
             return None
         data, key_id = stored
         if key_id:
-            key = self.keys.get(key_id)
-            if key is None:
-                raise WrongKey(f"bootstrapped user histories of model {self.model} are encrypted with key {key_id}; "
-                               f"this reader's keys: {', '.join(self.keys) or 'none'} (--snapshot-key-file)")
+            key = self.keys.key_for(key_id, f"the bootstrapped user histories of model {self.model}")
             try:
                 data = key.open_for(data, self._associated(user_id), key_id, "a bootstrapped user history")
             except SealBroken as exc:
