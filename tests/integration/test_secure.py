@@ -6,6 +6,7 @@ ports and folders, for this module; the job talks to both stores with one securi
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import subprocess
@@ -56,6 +57,9 @@ def secured() -> Iterator[Secured]:
     try:
         yield Secured(Path(SECURE_ENV["STREAMREC_RUN"]) / "secure")
     finally:
+        # Clients still held by tracebacks (pytest.raises keeps the frame) would otherwise go on
+        # reconnecting to the stopped broker, once a second, for the rest of the session.
+        gc.collect()
         _services("down", "--wipe")
 
 
