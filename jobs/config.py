@@ -95,6 +95,10 @@ class JobConfig:
     metrics_sliding_ms: int = 3_600_000
     metrics_slide_ms: int = 300_000
     checkpoint_interval_ms: int = 10_000
+    # A checkpoint starts aligned and turns unaligned after this long (0: always aligned): after
+    # a restart its barrier then overtakes the backlog queued before the model instead of
+    # waiting behind it, so output (committed per checkpoint) flows sooner (README "Recovery time").
+    aligned_checkpoint_timeout_ms: int = 500
     snapshot_every_events: int = 5_000
     snapshot_retain: int = 5              # complete snapshots kept per model subtask
     # a full snapshot at least every this many; those between hold only the rows changed since
@@ -125,7 +129,11 @@ class JobConfig:
     connector_jar: str = ""               # default: the jar deploy/local/services fetched
     jvm_jar: str = ""                     # default: jvm/target/streamrec-jvm.jar (services fetch builds it)
     python_executable: str = ""           # default: the interpreter running the job
-    python_execution_mode: str = "process"   # or "thread" (Python embedded in the TaskManager)
+    # "thread": Python embedded in the TaskManager (pemja); "process": a Beam worker process per
+    # slot. Thread mode is the default for its recovery time: a restarted task needs no new
+    # process, harness or gRPC channels, only the imports (README "Recovery time"). It loads the
+    # job's Python modules once per TaskManager: restart TaskManagers to change the code.
+    python_execution_mode: str = "thread"
     # Python bundles: small bundles keep every stage of the Python chain busy and the latency
     # low. bench/e2e.py, 20k ml-100k events (bench/RESULTS.md): 1,000 / 100 ms 465-482 ev/s
     # whole run; 10,000 / 500 ms 505; 100,000 / 1 s 222 (everything in one late burst). The
@@ -173,6 +181,29 @@ class JobConfig:
                 raise ValueError(f"metrics windows must be whole seconds, the slide dividing the size: "
                                  f"{size} ms every {slide} ms")
         return windows
+
+    def execution_settings(self) -> dict[str, str]:
+        """Flink settings for how the Python operators run and how checkpoints align.
+
+        >>> JobConfig().execution_settings()["execution.checkpointing.aligned-checkpoint-timeout"]
+        '500 ms'
+        >>> JobConfig(aligned_checkpoint_timeout_ms=0).execution_settings()["execution.checkpointing.unaligned.enabled"]
+        'false'
+        >>> JobConfig(python_execution_mode="threads").execution_settings()  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        ValueError: --python-execution-mode must be 'thread' or 'process', got 'threads'
+        """
+        if self.python_execution_mode not in ("thread", "process"):
+            raise ValueError(f"--python-execution-mode must be 'thread' or 'process', "
+                             f"got {self.python_execution_mode!r}")
+        if self.aligned_checkpoint_timeout_ms < 0:
+            raise ValueError(f"--aligned-checkpoint-timeout-ms must be 0 (always aligned) or more, "
+                             f"got {self.aligned_checkpoint_timeout_ms}")
+        unaligned = self.aligned_checkpoint_timeout_ms > 0
+        return {"python.execution-mode": self.python_execution_mode,
+                "execution.checkpointing.unaligned.enabled": "true" if unaligned else "false",
+                "execution.checkpointing.aligned-checkpoint-timeout": f"{self.aligned_checkpoint_timeout_ms} ms"}
 
     @property
     def tx_prefix(self) -> str:

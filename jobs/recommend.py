@@ -261,7 +261,8 @@ def flink_configuration(config: JobConfig) -> Configuration:
     python = config.python_executable or sys.executable
     conf.set_string("python.executable", python)
     conf.set_string("python.client.executable", python)
-    conf.set_string("python.execution-mode", config.python_execution_mode)
+    for key, value in config.execution_settings().items():
+        conf.set_string(key, value)
     conf.set_string("python.state.cache-size", str(config.python_state_cache_size))
     conf.set_string("python.fn-execution.bundle.size", str(config.bundle_size))
     conf.set_string("python.fn-execution.bundle.time", str(config.bundle_time_ms))
@@ -291,6 +292,7 @@ def main(argv: list[str] | None = None, build: Build = build_pipeline, with_mode
     try:
         config.metrics_windows()
         config.variant_list()
+        config.execution_settings()
         snapshot_keys(config.snapshot_key_file)     # a bad key file stops the submission, not a TaskManager
         pseudonymizer(config.pseudonym_key_file)
         security(config.security_file)
