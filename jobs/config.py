@@ -129,11 +129,12 @@ class JobConfig:
     connector_jar: str = ""               # default: the jar deploy/local/services fetched
     jvm_jar: str = ""                     # default: jvm/target/streamrec-jvm.jar (services fetch builds it)
     python_executable: str = ""           # default: the interpreter running the job
-    # "thread": Python embedded in the TaskManager (pemja); "process": a Beam worker process per
-    # slot. Thread mode is the default for its recovery time: a restarted task needs no new
-    # process, harness or gRPC channels, only the imports (README "Recovery time"). It loads the
-    # job's Python modules once per TaskManager: restart TaskManagers to change the code.
-    python_execution_mode: str = "thread"
+    # "process": a Beam worker process per slot; "thread": Python embedded in the TaskManager
+    # (pemja). Thread mode recovers faster (no worker process, harness or gRPC channels to start:
+    # README "Recovery time") but crashed the TaskManager JVM in the integration suite (SIGSEGV in
+    # take_gil: Flink's metric query thread read a Python gauge of a cancelled task), so it is
+    # not the default. It loads the job's Python modules once per TaskManager.
+    python_execution_mode: str = "process"
     # Python bundles: small bundles keep every stage of the Python chain busy and the latency
     # low. bench/e2e.py, 20k ml-100k events (bench/RESULTS.md): 1,000 / 100 ms 465-482 ev/s
     # whole run; 10,000 / 500 ms 505; 100,000 / 1 s 222 (everything in one late burst). The

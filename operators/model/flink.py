@@ -102,6 +102,9 @@ def subtask_of(runtime_context: RuntimeContext) -> tuple[int, int]:
         return info.getIndexOfThisSubtask(), info.getNumberOfParallelSubtasks()
 
 
+_IMPORTED = time.monotonic()      # when this task's operator was unpickled (first use in this interpreter)
+
+
 def _process_age_s() -> str:
     """Seconds since this process started (Linux /proc), for the open log line; "?" elsewhere."""
     try:
@@ -220,10 +223,12 @@ class RecommendFunction(KeyedCoProcessFunction):
                                        s.snapshot_retain, s.close_timeout_s, full_every=s.snapshot_full_every)
         ranker = lifecycle.open()
         restored = time.monotonic()
-        # Where a restart's time goes (README "Recovery time"): the worker's age covers its
-        # start, the Beam harness and this operator's imports.
-        log.info("model %s/%d: opened in %.1f s (Cassandra %.1f s, restore %.1f s); Python worker started %s s before",
-                 name, self.shard, restored - started, connected - started, restored - connected, _process_age_s())
+        # Where a restart's time goes (README "Recovery time"). In process mode the process is
+        # the Python worker, whose age covers its start, the Beam harness and the imports; in
+        # thread mode it is the TaskManager's JVM, and the module's age is what says more.
+        log.info("model %s/%d: opened in %.1f s (Cassandra %.1f s, restore %.1f s); process started %s s before, "
+                 "this module imported %.1f s before", name, self.shard, restored - started, connected - started,
+                 restored - connected, _process_age_s(), started - _IMPORTED)
         if s.item_metadata:
             ranker.titles = load_titles(s.item_metadata)
         # The job tests only the events that feed the fusion; jobs.evaluate tests every one.
