@@ -207,6 +207,27 @@ def segment_max(values: np.ndarray, starts: np.ndarray, empty: float = 0.0) -> n
     return out
 
 
+def segment_scale(values: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """The standard deviation of each segment of ``values`` (1 where it is 0 or the segment is
+    empty): dividing by it puts two scorers' scores of a request on one scale.
+
+    >>> segment_scale(np.array([1.0, 3.0, 2.0, 2.0]), np.array([0, 2, 4, 4])).tolist()
+    [1.0, 1.0, 1.0]
+    >>> segment_scale(np.array([0.0, 4.0]), np.array([0, 2])).tolist()
+    [2.0]
+    """
+    sizes = np.diff(starts)
+    out = np.ones(sizes.size)
+    full = sizes > 0
+    if full.any():
+        at = starts[:-1][full]
+        mean = np.add.reduceat(values, at) / sizes[full]
+        spread = np.add.reduceat(values * values, at) / sizes[full] - mean * mean
+        std = np.sqrt(np.maximum(spread, 0.0))
+        out[full] = np.where(std > 1e-12, std, 1.0)
+    return out
+
+
 def top_k_per_segment(scores: np.ndarray, item: np.ndarray, starts: np.ndarray, k: int) -> np.ndarray:
     """Per segment, the rows of its ``k`` best scores, best first, ties to the lower item;
     requests x k, padded with -1."""

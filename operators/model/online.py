@@ -39,7 +39,14 @@ import numpy as np
 import torch
 
 from operators.model.ann import EmbeddingIndex
-from operators.model.candidates import Candidates, Slots, ranks_of_targets, segment_max, top_k_per_segment
+from operators.model.candidates import (
+    Candidates,
+    Slots,
+    ranks_of_targets,
+    segment_max,
+    segment_scale,
+    top_k_per_segment,
+)
 from operators.model.components import Cooccurrence, Embeddings, ItemRegression, Trending, dense_pairs
 from operators.model.evaluation import catalogue_auc, list_quality
 from operators.model.health import UNTESTED, HealthGuard
@@ -117,17 +124,25 @@ class Interaction:
 
 @dataclass
 class AdaptiveFusion:
-    """Weights over the components, chosen online: a grid of blends and the learned ranker
-    (ranker.py) are scored on every measured event (would its top-10 have held the event's
-    item?), each keeps an exponentially weighted hit rate, and the scores come from the best
-    so far. Each component's own hit rate is kept too, for reports. A measurement is the
-    blends' hits, then the learned ranker's, then the components'."""
+    """Weights over the components, chosen online: a grid of blends, the learned ranker
+    (ranker.py) and the two stacked (the ranker's score plus the best blend's, each divided by
+    its spread over the request's candidates) are scored on every measured event (would its
+    top-10 have held the event's item?) and each keeps an exponentially weighted hit rate.
+    The best blend so far weights the blend; the lists come from whichever of the three
+    scorers measures best, where the blend's rate is that of the blends as they served (each
+    measurement's hit of the blend leading at the time), not the best of eighteen noisy
+    rates, which is biased upwards by the choice. Each component's own hit rate is kept too,
+    for reports. A measurement is the blends' hits, then the learned ranker's, then the
+    components', then the stacked one's (absent from update-log records written before it
+    existed: then its rate stays as it is)."""
 
     rate: float
     blends: np.ndarray = field(default_factory=lambda: np.array(
         list(itertools.product([1.0], [0, 0.5, 1], [0, 0.3], [0, 0.05, 0.2]))))
     blend_hits: np.ndarray = field(default_factory=lambda: np.zeros(0))
     component_hits: np.ndarray = field(default_factory=lambda: np.zeros(len(COMPONENTS)))
+    stacked_hits: float = 0.0
+    chosen_hits: float = 0.0           # the blends as they serve: each measurement's hit of the blend leading then
 
     def __post_init__(self) -> None:
         if self.blend_hits.size != len(self.blends) + 1:
@@ -139,9 +154,18 @@ class AdaptiveFusion:
         return int(np.flatnonzero((self.blends == np.array(weights)).all(axis=1))[0])
 
     @property
+    def leader(self) -> str:
+        """What orders the lists: "blend", "learned" (the learned ranker alone) or "stacked"."""
+        learned = float(self.blend_hits[-1])
+        if self.stacked_hits > max(self.chosen_hits, learned):      # ties: the blend, then the ranker alone
+            return "stacked"
+        return "learned" if learned > self.chosen_hits else "blend"
+
+    @property
     def learned(self) -> bool:
-        """Whether the learned ranker measures best (then it orders the lists)."""
-        return int(np.argmax(self.blend_hits)) == len(self.blends)
+        """Whether the learned ranker orders the lists, alone or stacked (then its features
+        name the reasons)."""
+        return self.leader != "blend"
 
     @property
     def weights(self) -> np.ndarray:
@@ -151,12 +175,17 @@ class AdaptiveFusion:
 
     def component_hits_of(self, hits: np.ndarray) -> np.ndarray:
         """The per-component part of a measurement (reports)."""
-        return hits[len(self.blends) + 1:]
+        nb = len(self.blends) + 1
+        return hits[nb: nb + len(COMPONENTS)]
 
     def apply(self, hits: np.ndarray) -> None:
         nb = len(self.blends) + 1
+        chosen = float(hits[int(np.argmax(self.blend_hits[: nb - 1]))])
+        self.chosen_hits += self.rate * (chosen - self.chosen_hits)
         self.blend_hits += self.rate * (hits[:nb] - self.blend_hits)
-        self.component_hits += self.rate * (hits[nb:] - self.component_hits)
+        self.component_hits += self.rate * (self.component_hits_of(hits) - self.component_hits)
+        if hits.size > nb + len(COMPONENTS):
+            self.stacked_hits += self.rate * (float(hits[nb + len(COMPONENTS)]) - self.stacked_hits)
 
 
 class Test(NamedTuple):
@@ -417,11 +446,23 @@ class OnlineRanker:
         each feature's contribution, summed per generator). Ties go to the more trending item
         (a user with nothing else to go on gets the trending list, whatever the blend)."""
         tie = TIE_BREAK * scored.norm[:, COMPONENTS.index("trending")]
-        if self.fusion.learned:
+        leader = self.fusion.leader
+        if leader == "learned":
             weighted = self.learned.contributions(scored.features) @ _GENERATOR_MATRIX
-            return weighted, weighted.sum(axis=1) + tie
-        weighted = scored.norm * self.fusion.weights
+        elif leader == "stacked":
+            weighted = self._stacked_parts(scored.cand, scored.norm, scored.features)
+        else:
+            weighted = scored.norm * self.fusion.weights
         return weighted, weighted.sum(axis=1) + tie
+
+    def _stacked_parts(self, cand: Candidates, norm: np.ndarray, features: np.ndarray) -> np.ndarray:
+        """The stacked scorer's parts (rows x components): the learned ranker's per generator
+        plus the best blend's, each divided by the spread of its total over the request's
+        candidates, so that neither dominates by scale alone."""
+        learned = self.learned.contributions(features) @ _GENERATOR_MATRIX
+        blend = norm * self.fusion.weights
+        return (learned / segment_scale(learned.sum(axis=1), cand.starts)[cand.request][:, None]
+                + blend / segment_scale(blend.sum(axis=1), cand.starts)[cand.request][:, None])
 
     def observe(self, history: Sequence[str], exclude: set[str], item_id: str, k: int = 10,
                 fusion_only: bool = False, situation: tuple[float, ...] = (),
@@ -483,17 +524,17 @@ class OnlineRanker:
 
     def _measure(self, scored: Scored, targets: np.ndarray, measured: np.ndarray, k: int) -> np.ndarray:
         """The fusion's measurement of the measured requests: whether each blend's, the
-        learned ranker's, then each component's top-k held the target (requests x columns; a
-        target that is not a candidate is a miss for all)."""
+        learned ranker's, each component's, then the stacked scorer's top-k held the target
+        (requests x columns; a target that is not a candidate is a miss for all)."""
         cand = scored.cand
-        hits = np.zeros((targets.size, len(self.fusion.blends) + 1 + len(COMPONENTS)), dtype=bool)
+        hits = np.zeros((targets.size, len(self.fusion.blends) + 2 + len(COMPONENTS)), dtype=bool)
         rows = np.flatnonzero(measured)
         if not rows.size:
             return hits
         sub, keep = cand.select(rows)
-        norm = scored.norm[keep]
-        columns = np.concatenate([norm @ self.fusion.blends.T, self.learned.score(scored.features[keep])[:, None],
-                                  norm], axis=1)
+        norm, features = scored.norm[keep], scored.features[keep]
+        columns = np.concatenate([norm @ self.fusion.blends.T, self.learned.score(features)[:, None], norm,
+                                  self._stacked_parts(sub, norm, features).sum(axis=1)[:, None]], axis=1)
         ranks = ranks_of_targets(columns, sub.item, sub.starts, targets[rows])
         hits[rows] = (ranks >= 0) & (ranks < k)
         return hits
@@ -632,9 +673,12 @@ class OnlineRanker:
         return {"weights": dict(zip(COMPONENTS, self.fusion.weights.tolist(), strict=True)),
                 "component_hit_rate": dict(zip(COMPONENTS, self.fusion.component_hits.round(4).tolist(),
                                                strict=True)),
-                "learned_ranker": {"leads": self.fusion.learned,
+                "leader": self.fusion.leader,
+                "learned_ranker": {"leads": self.fusion.leader == "learned",
                                    "hit_rate": round(float(self.fusion.blend_hits[-1]), 4),
                                    "best_blend_hit_rate": round(float(self.fusion.blend_hits[:-1].max()), 4),
+                                   "served_blend_hit_rate": round(self.fusion.chosen_hits, 4),
+                                   "stacked_hit_rate": round(self.fusion.stacked_hits, 4),
                                    "weights": self.learned.report()}}
 
     # -- state ------------------------------------------------------------------------------
@@ -675,6 +719,7 @@ class OnlineRanker:
             "trending": torch.from_numpy(self.trending.values.copy()), "trending_clock": self.trending.clock,
             "blend_hits": torch.from_numpy(self.fusion.blend_hits.copy()),
             "component_hits": torch.from_numpy(self.fusion.component_hits.copy()),
+            "stacked_hits": self.fusion.stacked_hits, "chosen_hits": self.fusion.chosen_hits,
             "learned": self.learned.state(),
             "progress": self.progress.to_state(), "learned_events": self.learned_events,
             "observed": self.observed,
@@ -739,6 +784,9 @@ class OnlineRanker:
         r.trending.clock = state["trending_clock"]
         r.fusion.blend_hits = state["blend_hits"].numpy().copy()
         r.fusion.component_hits = state["component_hits"].numpy().copy()
+        # absent before the stacked scorer: then the blends' best rate stands for the chosen blend's
+        r.fusion.stacked_hits = float(state.get("stacked_hits", 0.0))
+        r.fusion.chosen_hits = float(state.get("chosen_hits", r.fusion.blend_hits[:-1].max()))
         r.learned.load(state["learned"])
         r.progress = LearnedEvents.from_state(state["progress"])
         r.learned_events = int(state["learned_events"])

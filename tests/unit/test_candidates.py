@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import io
 import random
 
 import numpy as np
+import pytest
+import torch
 
 from operators.model import Interaction, OnlineConfig, OnlineRanker
 from operators.model.candidates import Candidates, Slots
 from operators.model.neighbours import EMPTY, ItemNeighbours
+from operators.model.online import COMPONENTS
 from operators.records import Event
 
 
@@ -191,20 +195,25 @@ def test_the_learned_ranker_uses_session_depth_to_choose_between_signals() -> No
     assert x.shape[1] == len(FEATURES)
 
 
-def test_when_the_learned_ranker_leads_it_orders_the_lists_and_names_the_reasons() -> None:
-    from operators.model.ranker import FEATURES, GENERATOR_OF
-
+def _clustered_ranker(events: int = 3_000) -> tuple[OnlineRanker, dict[str, list[str]]]:
     ranker = OnlineRanker(OnlineConfig(learn_every=32, batch_size=32, refit_every=500))
     rnd = random.Random(6)
     history: dict[str, list[str]] = {}
-    for n in range(3_000):
+    for n in range(events):
         user = f"u{rnd.randrange(100)}"
         item = f"i{(int(user[1:]) % 5) * 100 + rnd.randrange(40)}"   # clusters of 40: some unseen
         h = history.setdefault(user, [])
         ranker.learn([Interaction(Event(f"e{n}", user, item, "click", None, n), tuple(h))])
         h.append(item)
-    ranker.fusion.blend_hits[-1] = ranker.fusion.blend_hits.max() + 0.1     # as if it had measured best
-    assert ranker.fusion.learned
+    return ranker, history
+
+
+def test_when_the_learned_ranker_leads_it_orders_the_lists_and_names_the_reasons() -> None:
+    from operators.model.ranker import FEATURES, GENERATOR_OF
+
+    ranker, history = _clustered_ranker()
+    ranker.fusion.chosen_hits, ranker.fusion.blend_hits[-1], ranker.fusion.stacked_hits = 0.1, 0.2, 0.0
+    assert ranker.fusion.leader == "learned"
     named = 0
     for user in sorted(history)[:20]:
         h = history[user]
@@ -225,6 +234,59 @@ def test_when_the_learned_ranker_leads_it_orders_the_lists_and_names_the_reasons
             assert rec.features == tuple(FEATURES[n] for _, n in added)
             named += len(rec.features) == 2
     assert named >= 20
+
+
+def test_when_the_stacked_scorer_leads_each_scorer_counts_in_units_of_its_own_spread() -> None:
+    ranker, history = _clustered_ranker()
+    ranker.fusion.chosen_hits, ranker.fusion.blend_hits[-1], ranker.fusion.stacked_hits = 0.1, 0.2, 0.3
+    assert ranker.fusion.leader == "stacked" and ranker.fusion.learned
+    differs = 0
+    for user in sorted(history)[:20]:
+        h = history[user]
+        recs = ranker.recommend(h, 5)
+        idx, rho = ranker._context(h, ranker.config.history)
+        scored = ranker.candidates([(idx, rho)], [ranker._indices(h)])
+        learned = ranker.learned.score(scored.features)
+        blend = scored.norm @ ranker.fusion.weights
+        stacked = learned / max(float(learned.std()), 1e-12) + blend / max(float(blend.std()), 1e-12)
+        best = np.argsort(-stacked, kind="stable")[:5]
+        assert [r.item_id for r in recs] == [ranker.item_ids[int(scored.cand.item[b])] for b in best]
+        assert [r.score for r in recs] == pytest.approx(stacked[best].tolist(), abs=1e-5)
+        differs += list(best) != list(np.argsort(-learned, kind="stable")[:5])
+        assert all(len(r.features) >= 1 for r in recs)        # the ranker's features still name reasons
+    assert differs > 0                                        # not the learned ranker's order alone
+
+
+def test_the_stacked_scorer_is_measured_last_and_older_measurements_leave_it_alone() -> None:
+    ranker, history = _clustered_ranker(1_000)
+    user = next(u for u in sorted(history) if history[u][-1] not in history[u][:-1])
+    fusion = ranker.fusion
+    measured = None
+    for _ in range(fusion_every := ranker.config.fusion_every):
+        test = ranker.observe(history[user][:-1], set(history[user][:-1]), history[user][-1])
+        measured = test.hits if test.hits is not None else measured
+    assert fusion_every and measured is not None
+    assert measured.size == len(fusion.blends) + 2 + len(COMPONENTS)
+    before, chosen = fusion.stacked_hits, fusion.chosen_hits
+    fusion.apply(np.ones(len(fusion.blends) + 1 + len(COMPONENTS), dtype=bool))     # a record from before it
+    assert fusion.stacked_hits == before
+    assert fusion.chosen_hits == pytest.approx(chosen + fusion.rate * (1.0 - chosen))
+    hits = np.zeros(len(fusion.blends) + 2 + len(COMPONENTS), dtype=bool)
+    hits[-1] = True                                           # only the stacked scorer held the item
+    hits[(int(np.argmax(fusion.blend_hits[:-1])) + 1) % len(fusion.blends)] = True   # and a blend that does not lead
+    blends = fusion.blend_hits.copy()
+    fusion.apply(hits)
+    assert fusion.stacked_hits == pytest.approx(before + fusion.rate * (1.0 - before))
+    assert fusion.chosen_hits < chosen + fusion.rate * (1.0 - chosen)             # the leading blend missed
+    assert (fusion.blend_hits[hits[: blends.size]] > blends[hits[: blends.size]]).all()
+    fusion.chosen_hits = fusion.blend_hits[-1] = fusion.stacked_hits = 0.2
+    assert fusion.leader == "blend"                           # ties go to the blend
+    state = ranker._state()
+    del state["stacked_hits"], state["chosen_hits"]           # a snapshot from before them
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    restored = OnlineRanker.restore(buffer.getvalue()).fusion
+    assert restored.stacked_hits == 0.0 and restored.chosen_hits == restored.blend_hits[:-1].max()
 
 
 def test_an_ablation_hides_its_feature_groups_from_the_ranker() -> None:
