@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import random
+from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -12,8 +13,8 @@ import torch
 from operators.model import Interaction, OnlineConfig, OnlineRanker
 from operators.model.candidates import Candidates, Slots
 from operators.model.neighbours import EMPTY, ItemNeighbours
-from operators.model.online import COMPONENTS
-from operators.records import Event
+from operators.model.online import COMPONENTS, Scored
+from operators.records import Event, Recommendation
 
 
 def test_space_saving_keeps_the_heavy_pairs_and_bounds_their_counts() -> None:
@@ -208,6 +209,14 @@ def _clustered_ranker(events: int = 3_000) -> tuple[OnlineRanker, dict[str, list
     return ranker, history
 
 
+def _served_lists(ranker: OnlineRanker, history: dict[str, list[str]]) -> Iterator[tuple[list[Recommendation], Scored]]:
+    """The top-5 of the first 20 users, each with the candidates it was chosen from."""
+    for user in sorted(history)[:20]:
+        h = history[user]
+        idx, rho = ranker._context(h, ranker.config.history)
+        yield ranker.recommend(h, 5), ranker.candidates([(idx, rho)], [ranker._indices(h)])
+
+
 def test_when_the_learned_ranker_leads_it_orders_the_lists_and_names_the_reasons() -> None:
     from operators.model.ranker import FEATURES, GENERATOR_OF
 
@@ -215,11 +224,7 @@ def test_when_the_learned_ranker_leads_it_orders_the_lists_and_names_the_reasons
     ranker.fusion.chosen_hits, ranker.fusion.blend_hits[-1], ranker.fusion.stacked_hits = 0.1, 0.2, 0.0
     assert ranker.fusion.leader == "learned"
     named = 0
-    for user in sorted(history)[:20]:
-        h = history[user]
-        recs = ranker.recommend(h, 5)
-        idx, rho = ranker._context(h, ranker.config.history)
-        scored = ranker.candidates([(idx, rho)], [ranker._indices(h)])
+    for recs, scored in _served_lists(ranker, history):
         scores = ranker.learned.score(scored.features)
         parts = ranker.learned.contributions(scored.features)
         best = np.argsort(-scores, kind="stable")[:5]
@@ -241,11 +246,7 @@ def test_when_the_stacked_scorer_leads_each_scorer_counts_in_units_of_its_own_sp
     ranker.fusion.chosen_hits, ranker.fusion.blend_hits[-1], ranker.fusion.stacked_hits = 0.1, 0.2, 0.3
     assert ranker.fusion.leader == "stacked" and ranker.fusion.learned
     differs = 0
-    for user in sorted(history)[:20]:
-        h = history[user]
-        recs = ranker.recommend(h, 5)
-        idx, rho = ranker._context(h, ranker.config.history)
-        scored = ranker.candidates([(idx, rho)], [ranker._indices(h)])
+    for recs, scored in _served_lists(ranker, history):
         learned = ranker.learned.score(scored.features)
         blend = scored.norm @ ranker.fusion.weights
         stacked = learned / max(float(learned.std()), 1e-12) + blend / max(float(blend.std()), 1e-12)
