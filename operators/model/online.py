@@ -168,10 +168,15 @@ class AdaptiveFusion:
         return self.leader != "blend"
 
     @property
+    def best_blend(self) -> int:
+        """The index of the blend with the best rate so far."""
+        return int(np.argmax(self.blend_hits[: len(self.blends)]))
+
+    @property
     def weights(self) -> np.ndarray:
         """The best blend's weights (the best of the blends when the learned ranker leads:
         they still scale the parts an explanation names)."""
-        return self.blends[int(np.argmax(self.blend_hits[: len(self.blends)]))]
+        return self.blends[self.best_blend]
 
     def component_hits_of(self, hits: np.ndarray) -> np.ndarray:
         """The per-component part of a measurement (reports)."""
@@ -180,7 +185,7 @@ class AdaptiveFusion:
 
     def apply(self, hits: np.ndarray) -> None:
         nb = len(self.blends) + 1
-        chosen = float(hits[int(np.argmax(self.blend_hits[: nb - 1]))])
+        chosen = float(hits[self.best_blend])
         self.chosen_hits += self.rate * (chosen - self.chosen_hits)
         self.blend_hits += self.rate * (hits[:nb] - self.blend_hits)
         self.component_hits += self.rate * (self.component_hits_of(hits) - self.component_hits)
@@ -448,18 +453,22 @@ class OnlineRanker:
         tie = TIE_BREAK * scored.norm[:, COMPONENTS.index("trending")]
         leader = self.fusion.leader
         if leader == "learned":
-            weighted = self.learned.contributions(scored.features) @ _GENERATOR_MATRIX
+            weighted = self._learned_parts(scored.features)
         elif leader == "stacked":
             weighted = self._stacked_parts(scored.cand, scored.norm, scored.features)
         else:
             weighted = scored.norm * self.fusion.weights
         return weighted, weighted.sum(axis=1) + tie
 
+    def _learned_parts(self, features: np.ndarray) -> np.ndarray:
+        """The learned ranker's score of each row split per generator (rows x components)."""
+        return self.learned.contributions(features) @ _GENERATOR_MATRIX
+
     def _stacked_parts(self, cand: Candidates, norm: np.ndarray, features: np.ndarray) -> np.ndarray:
         """The stacked scorer's parts (rows x components): the learned ranker's per generator
         plus the best blend's, each divided by the spread of its total over the request's
         candidates, so that neither dominates by scale alone."""
-        learned = self.learned.contributions(features) @ _GENERATOR_MATRIX
+        learned = self._learned_parts(features)
         blend = norm * self.fusion.weights
         return (learned / segment_scale(learned.sum(axis=1), cand.starts)[cand.request][:, None]
                 + blend / segment_scale(blend.sum(axis=1), cand.starts)[cand.request][:, None])
