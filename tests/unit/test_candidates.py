@@ -274,7 +274,7 @@ def test_the_stacked_scorer_is_measured_last_and_older_measurements_leave_it_alo
     assert fusion.chosen_hits == pytest.approx(chosen + fusion.rate * (1.0 - chosen))
     hits = np.zeros(len(fusion.blends) + 2 + len(COMPONENTS), dtype=bool)
     hits[-1] = True                                           # only the stacked scorer held the item
-    hits[(int(np.argmax(fusion.blend_hits[:-1])) + 1) % len(fusion.blends)] = True   # and a blend that does not lead
+    hits[(fusion.best_blend + 1) % len(fusion.blends)] = True   # and a blend that does not lead
     blends = fusion.blend_hits.copy()
     fusion.apply(hits)
     assert fusion.stacked_hits == pytest.approx(before + fusion.rate * (1.0 - before))
