@@ -151,11 +151,17 @@ def test_kafka_broker_killed_mid_stream_loses_and_doubles_nothing(
     try:
         job = p.submit(parallelism=2)
         # A live stream whose producer waits out the broker's absence (idempotent: no copies).
-        feeder = threading.Thread(target=feed, args=(p, first, 100, 1.0, 240), daemon=True)
-        feeder.start()
+        # Its first 150 records warm the job up (see kill_mid_stream): fed at once, the first
+        # commit came with all 1,000 behind it and the broker died after the stream had ended
+        # (CI, 2026-12-03).
+        feeder = threading.Thread(target=feed, args=(p, first[150:], 50, 1.0, 240), daemon=True)
         counter = OutputCounter(p)
         try:
+            p.send(first[:150])
+            counter.wait_for(150, timeout=300)
+            feeder.start()
             counter.wait_for(300, timeout=300)
+            assert feeder.is_alive(), "the whole stream was fed before the kill: not a mid-stream failure"
             services("kill", "kafka")
             killed_at, out_at_kill = time.monotonic(), counter.count
             time.sleep(5)
@@ -167,7 +173,6 @@ def test_kafka_broker_killed_mid_stream_loses_and_doubles_nothing(
             counter.close()
         feeder.join(300)
         assert not feeder.is_alive(), "the feeder never got its records to the broker"
-        assert out_at_kill < len(first), "the job finished before the kill; not a mid-stream failure"
         p.send(later, flush_s=120)
         records = by_event(p.read("output", len(events), timeout=600))     # no duplicates
         assert sorted(records) == sorted(e["event_id"] for e in events), "lost output"
