@@ -173,6 +173,7 @@ def test_kafka_broker_killed_mid_stream_loses_and_doubles_nothing(
             counter.close()
         feeder.join(300)
         assert not feeder.is_alive(), "the feeder never got its records to the broker"
+        assert out_at_kill < len(first), "the job finished before the kill; not a mid-stream failure"
         p.send(later, flush_s=120)
         records = by_event(p.read("output", len(events), timeout=600))     # no duplicates
         assert sorted(records) == sorted(e["event_id"] for e in events), "lost output"
