@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import subprocess
 import time
 from collections.abc import Callable
 
@@ -44,10 +43,7 @@ def test_rest_metrics_move_again_soon_after_a_taskmanager_dies(report: Callable[
         assert time.monotonic() < deadline, "the extra TaskManager never registered"
         time.sleep(1)
     resource_id = started.pop()
-    found = subprocess.run(["pgrep", "-f", f"taskmanager.resource-id={resource_id}( |$)"],
-                           capture_output=True, text=True, check=False).stdout.split()
-    assert found, f"no process for TaskManager {resource_id}"
-    pid = int(found[0])
+    pid = int(services("taskmanager", "pid", resource_id).split()[-1])
     try:
         time.sleep(10)            # until the fetcher's rounds query the new TaskManager too
         assert seconds_until_metrics_move(30) is not None, "REST metrics did not move before the test"
