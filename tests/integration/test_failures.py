@@ -5,11 +5,12 @@ savepoint, and half-written snapshots. Each prints its time to recover."""
 
 from __future__ import annotations
 
+import contextlib
 import re
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -150,18 +151,8 @@ def test_kafka_broker_killed_mid_stream_loses_and_doubles_nothing(
     p = new_pipeline(snapshot_every=300, partitions=2)
     try:
         job = p.submit(parallelism=2)
-        # A live stream whose producer waits out the broker's absence (idempotent: no copies).
-        # Its first 150 records warm the job up (see kill_mid_stream): fed at once, the first
-        # commit came with all 1,000 behind it and the broker died after the stream had ended
-        # (CI, 2026-12-03).
-        feeder = threading.Thread(target=feed, args=(p, first[150:], 50, 1.0, 240), daemon=True)
-        counter = OutputCounter(p)
-        try:
-            p.send(first[:150])
-            counter.wait_for(150, timeout=300)
-            feeder.start()
-            counter.wait_for(300, timeout=300)
-            assert feeder.is_alive(), "the whole stream was fed before the kill: not a mid-stream failure"
+        # A live stream (50 a second) whose producer waits out the broker's absence (idempotent: no copies).
+        with mid_stream(p, first, 300, chunk=50, flush_s=240, join_s=300) as (counter, feeder):
             services("kill", "kafka")
             killed_at, out_at_kill = time.monotonic(), counter.count
             time.sleep(5)
@@ -169,9 +160,6 @@ def test_kafka_broker_killed_mid_stream_loses_and_doubles_nothing(
             back_s = time.monotonic() - killed_at
             counter.wait_for(out_at_kill + 1, timeout=300)
             recovered_s = time.monotonic() - killed_at
-        finally:
-            counter.close()
-        feeder.join(300)
         assert not feeder.is_alive(), "the feeder never got its records to the broker"
         assert out_at_kill < len(first), "the job finished before the kill; not a mid-stream failure"
         p.send(later, flush_s=120)
@@ -215,35 +203,45 @@ def test_taskmanager_killed_at_parallelism_2_the_one_model_learns_every_event_on
            f"and learned once; replicas equal before and after the kill")
 
 
-def kill_mid_stream(p: Pipeline, job: str, records: list[dict[str, Any]],
-                    kill_after: int) -> tuple[LostTaskManager, float]:
-    """Feed ``records`` as a live stream (150 a second), kill the TaskManager running the model
-    once ``kill_after`` outputs are committed, and wait for output again. Returns the loss and
-    the seconds from the kill to the first output after it. The first 150 records warm the job
-    up: until the Python worker runs and a checkpoint commits, fed events pile up and commit at
-    once, which on a busy machine carried the first commit past half the stream (CI,
-    2026-12-01: 1,650 of 3,010)."""
+@contextlib.contextmanager
+def mid_stream(p: Pipeline, records: list[dict[str, Any]], committed: int, chunk: int = 150,
+               flush_s: float = 30, join_s: float = 120) -> Iterator[tuple[OutputCounter, threading.Thread]]:
+    """Feed ``records`` as a live stream (``chunk`` a second) and yield the output counter and
+    the feeder once ``committed`` outputs are committed while the feed still runs: the moment
+    for a failure. The first 150 records warm the job up: until the Python worker runs and a
+    checkpoint commits, fed events pile up and commit at once, which on a busy machine carried
+    the first commit past half the stream (CI, 2026-12-01: 1,650 of 3,010) or past its end (the
+    Kafka broker test, CI, 2026-12-03). Leaving, it closes the counter and joins the feeder."""
     counter = OutputCounter(p)
-    feeder = threading.Thread(target=feed, args=(p, records[150:], 150, 1.0), daemon=True)
+    feeder = threading.Thread(target=feed, args=(p, records[150:], chunk, 1.0, flush_s), daemon=True)
     try:
         p.send(records[:150])
         counter.wait_for(150, timeout=300)
         feeder.start()
-        counter.wait_for(kill_after, timeout=300)    # the job is now part-way through the stream
-        # Mid-stream means events are still being fed when the TaskManager dies (outputs commit
-        # in bursts, one per checkpoint, so their count alone says little: CI, 2026-12-02,
-        # 1,050 of 2,000 at the kill with the feed still running).
-        assert feeder.is_alive(), "the whole stream was fed before the kill: not a mid-stream failure"
+        counter.wait_for(committed, timeout=300)    # the job is now part-way through the stream
+        # Mid-stream means events are still being fed when the failure comes (outputs commit in
+        # bursts, one per checkpoint, so their count alone says little: CI, 2026-12-02, 1,050
+        # of 2,000 at the kill with the feed still running).
+        assert feeder.is_alive(), "the whole stream was fed before the failure: not a mid-stream failure"
+        yield counter, feeder
+    finally:
+        counter.close()
+        if feeder.ident is not None:
+            feeder.join(join_s)
+
+
+def kill_mid_stream(p: Pipeline, job: str, records: list[dict[str, Any]],
+                    kill_after: int) -> tuple[LostTaskManager, float]:
+    """Feed ``records`` as a live stream (``mid_stream``), kill the TaskManager running the
+    model once ``kill_after`` outputs are committed, and wait for output again. Returns the loss
+    and the seconds from the kill to the first output after it."""
+    with mid_stream(p, records, kill_after) as (counter, _):
         lost = LostTaskManager(p, job, counter)
         try:
             counter.wait_for(lost.outputs + 1, timeout=300)
             return lost, lost.since()
         finally:
             lost.replace()
-    finally:
-        counter.close()
-        if feeder.ident is not None:
-            feeder.join(120)
 
 
 class LostTaskManager:
