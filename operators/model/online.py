@@ -459,7 +459,7 @@ class OnlineRanker:
         if leader == "learned":
             weighted = self._learned_parts(scored.features)
         elif leader == "stacked":
-            weighted = self._stacked_parts(scored.cand, scored.norm, scored.features)
+            weighted = self._stacked_parts(scored.cand, scored.norm, self._learned_parts(scored.features))
         else:
             weighted = scored.norm * self.fusion.weights
         return weighted, weighted.sum(axis=1) + tie
@@ -468,11 +468,10 @@ class OnlineRanker:
         """The learned ranker's score of each row split per generator (rows x components)."""
         return self.learned.contributions(features) @ _GENERATOR_MATRIX
 
-    def _stacked_parts(self, cand: Candidates, norm: np.ndarray, features: np.ndarray) -> np.ndarray:
+    def _stacked_parts(self, cand: Candidates, norm: np.ndarray, learned: np.ndarray) -> np.ndarray:
         """The stacked scorer's parts (rows x components): the learned ranker's per generator
-        plus the best blend's, each divided by the spread of its total over the request's
-        candidates, so that neither dominates by scale alone."""
-        learned = self._learned_parts(features)
+        (``learned``: ``_learned_parts``) plus the best blend's, each divided by the spread of
+        its total over the request's candidates, so that neither dominates by scale alone."""
         blend = norm * self.fusion.weights
         return (learned / segment_scale(learned.sum(axis=1), cand.starts)[cand.request][:, None]
                 + blend / segment_scale(blend.sum(axis=1), cand.starts)[cand.request][:, None])
@@ -545,9 +544,9 @@ class OnlineRanker:
         if not rows.size:
             return hits
         sub, keep = cand.select(rows)
-        norm, features = scored.norm[keep], scored.features[keep]
-        columns = np.concatenate([norm @ self.fusion.blends.T, self.learned.score(features)[:, None], norm,
-                                  self._stacked_parts(sub, norm, features).sum(axis=1)[:, None]], axis=1)
+        norm, learned = scored.norm[keep], self._learned_parts(scored.features[keep])
+        columns = np.concatenate([norm @ self.fusion.blends.T, learned.sum(axis=1)[:, None], norm,
+                                  self._stacked_parts(sub, norm, learned).sum(axis=1)[:, None]], axis=1)
         ranks = ranks_of_targets(columns, sub.item, sub.starts, targets[rows])
         hits[rows] = (ranks >= 0) & (ranks < k)
         return hits
