@@ -100,7 +100,10 @@ class JobConfig:
     # it, so output (committed per checkpoint) flows sooner (README "Recovery time"; 500 tried).
     # 0, the default: always aligned. Refused above parallelism 1: there the TaskManager-kill
     # test lost learned events with it on (2 of 3 runs, 2026-12-03: answered, never in the
-    # update log), where aligned checkpoints have never lost one.
+    # update log), where aligned checkpoints have never lost one. The replicas judge which
+    # replayed events the model holds by a watermark that any subtask's update advances, and
+    # an unaligned barrier lets one subtask's update commit ahead of another subtask's queued
+    # events at or before its watermark (README "Recovery time").
     aligned_checkpoint_timeout_ms: int = 0
     snapshot_every_events: int = 5_000
     snapshot_retain: int = 5              # complete snapshots kept per model subtask
