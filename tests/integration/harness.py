@@ -162,8 +162,14 @@ class Pipeline:
         raise AssertionError(f"job {job_id} not running after {timeout}s")
 
     def restarts(self, job_id: str) -> int:
-        metrics = rest(f"/jobs/{job_id}/metrics?get=numRestarts")
-        return int(metrics[0]["value"]) if metrics else 0
+        """The failures Flink has handled for the job, each of which restarts it: its exception
+        history, which the JobManager serves from its scheduler. Not the ``numRestarts`` metric:
+        REST metrics come through a fetcher that a dead TaskManager can hold up for
+        ``web.timeout`` (README "Metrics for Prometheus"), and it read 0 for 120 s after a
+        restart in CI (2026-12-03)."""
+        history = rest(f"/jobs/{job_id}/exceptions")["exceptionHistory"]
+        assert not history["truncated"], f"job {job_id} failed more often than its exception history keeps"
+        return len(history["entries"])
 
     def stop_with_savepoint(self, job_id: str, directory: Path) -> str:
         out = flink_cli("stop", "--savepointPath", directory.as_uri(), job_id)
