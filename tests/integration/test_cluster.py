@@ -34,8 +34,9 @@ def test_rest_metrics_move_again_soon_after_a_taskmanager_dies(report: Callable[
     """The REST API's metric fetcher starts a round only when the last one has answered. A
     TaskManager that hangs (SIGSTOP) and then dies (SIGKILL) leaves a query unanswered: the
     REST metrics must move again within a minute of the kill (web.timeout 20 s on the local
-    cluster), not after Flink's default 10 minutes. The failure tests read restarts and the
-    model's gauges there (CI, 2026-12-03). The TaskManager is an extra one that runs nothing."""
+    cluster), not after Flink's default 10 minutes. The failure tests read the model's gauges
+    and numLateRecordsDropped there (CI, 2026-12-03: frozen after a kill). The TaskManager is
+    an extra one that runs nothing."""
     before = {t["id"] for t in rest("/taskmanagers")["taskmanagers"]}
     services("taskmanager", "start")
     deadline = time.monotonic() + 120
