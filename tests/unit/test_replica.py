@@ -54,6 +54,12 @@ class Subtask:
         self.tally = Tally()
         self.open: list[ModelUpdate] = []
 
+    def propose(self, e: Event, users: dict[str, UserState], watermark: int) -> None:
+        """The model operator's step for ``e``: its update, if any, joins the open transaction."""
+        result = self.step.propose(e, users.setdefault(e.user_id, UserState()), _WINDOWS[e], watermark, self.tally)
+        if result.update is not None:
+            self.open.append(result.update)
+
 
 class Cluster:
     """The model operator at parallelism ``shards``: events go to the subtask of their user;
@@ -76,11 +82,8 @@ class Cluster:
             sub = self.subtasks[shard_of(e.user_id, len(self.subtasks))]
             if self.rng.random() < 0.4:
                 sub.lifecycle.catch_up()
-            result = sub.step.propose(e, self.users.setdefault(e.user_id, UserState()), _WINDOWS[e],
-                                      e.ts - 5_000, sub.tally)
+            sub.propose(e, self.users, e.ts - 5_000)
             self.versions.append((sub.shard, sub.ranker.learned_events))
-            if result.update is not None:
-                sub.open.append(result.update)
             sub.lifecycle.after_event()
             self.position += 1
             if self.position % CHECKPOINT_EVERY == 0:
@@ -290,38 +293,29 @@ def test_a_log_truncated_after_the_snapshot_fails_the_start_clearly() -> None:
         Cluster(tables, log, 2)
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "why the job refuses unaligned checkpoints above parallelism 1 (jobs/config.py): a replica "
-    "judges what the model holds by a watermark any subtask's update advances; lift the refusal "
-    "when this passes"))
 def test_an_unaligned_checkpoint_at_parallelism_2_would_lose_an_event_held_in_channel_state() -> None:
-    """An unaligned barrier overtakes the events queued in a channel; they go into the
-    checkpoint's channel state and reach their subtask after a restore. Here subtask 1's queued
-    events stay queued while subtask 0 learns on, its input watermark past them, and the
-    checkpoint commits subtask 0's updates. After the restore subtask 1 has applied those
-    updates, judges its queued events held and never proposes them (README "Recovery time")."""
+    """Why the job refuses unaligned checkpoints above parallelism 1 (jobs/config.py). An
+    unaligned barrier overtakes the events queued in a channel; they go into the checkpoint's
+    channel state and reach their subtask after a restore. Here subtask 1's queued events stay
+    queued while subtask 0 learns on, its input watermark past them, and the checkpoint commits
+    subtask 0's updates. After the restore subtask 1 has applied those updates, judges its
+    queued events held and never proposes them (README "Recovery time"): the loss is asserted,
+    so a fix makes this test fail, and the refusal goes with the test."""
     tables, log = MemoryTables(), MemoryLog()
     cluster = Cluster(tables, log, 2, seed=1)
     cluster.run(EVENTS, stop=120)                     # the last aligned checkpoint: position 120
     late_ts = max(e.ts for e in EVENTS[:160])
     queued = [e for e in EVENTS[120:160] if shard_of(e.user_id, 2) == 1]
-    zero = cluster.subtasks[0]
+    assert queued and max(e.ts for e in queued) <= late_ts
     for e in EVENTS[120:160]:
         if shard_of(e.user_id, 2) == 0:               # subtask 0's watermark has passed every queued event
-            result = zero.step.propose(e, cluster.users.setdefault(e.user_id, UserState()), _WINDOWS[e], late_ts,
-                                       zero.tally)
-            if result.update is not None:
-                zero.open.append(result.update)
-    assert queued and max(e.ts for e in queued) <= late_ts
+            cluster.subtasks[0].propose(e, cluster.users, late_ts)
     cluster.position = 160
     cluster.commit()                                  # the unaligned checkpoint: subtask 1's channel state is `queued`
     position, users = cluster.crashed()
     restarted = Cluster(tables, log, 2, position, users, seed=2)
-    one = restarted.subtasks[1]
     for e in queued:                                  # restored from the channel state first
-        result = one.step.propose(e, restarted.users.setdefault(e.user_id, UserState()), _WINDOWS[e], e.ts - 5_000,
-                                  one.tally)
-        if result.update is not None:
-            one.open.append(result.update)
+        restarted.subtasks[1].propose(e, restarted.users, e.ts - 5_000)
     restarted.run(EVENTS)
-    assert_one_model(restarted)
+    with pytest.raises(AssertionError, match="an event was never learned"):
+        assert_one_model(restarted)
