@@ -232,7 +232,8 @@ class RecommendFunction(KeyedCoProcessFunction):
         if s.item_metadata:
             ranker.titles = load_titles(s.item_metadata)
         # The job tests only the events that feed the fusion; jobs.evaluate tests every one.
-        step = ModelStep(ranker, s.k, s.features, test_every_event=False, lineage=lifecycle.lineage)
+        step = ModelStep(ranker, s.k, s.features, test_every_event=False, lineage=lifecycle.lineage,
+                         writer=None if replica is None else (self.shard, self.shards))
         for gauge_name, gauge in lifecycle.metrics().items():
             metrics.gauge(gauge_name, gauge)
         # Rollbacks of the restored snapshot were alerted before it was cut; those of the

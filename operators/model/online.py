@@ -50,7 +50,7 @@ from operators.model.candidates import (
 from operators.model.components import Cooccurrence, Embeddings, ItemRegression, Trending, dense_pairs
 from operators.model.evaluation import catalogue_auc, list_quality
 from operators.model.health import UNTESTED, HealthGuard
-from operators.model.progress import LearnedEvents
+from operators.model.progress import LearnedEvents, Writer
 from operators.model.ranker import CONTEXT, FEATURE_GROUPS, FEATURES, GENERATOR_OF, LearnedRanker, ranker_features
 from operators.records import Event, Recommendation, SourcePosition
 
@@ -262,17 +262,18 @@ class OnlineRanker:
 
     # -- learning ---------------------------------------------------------------------------
     def learn(self, interactions: Sequence[Interaction], hits: Sequence[np.ndarray | None] | None = None,
-              check: bool = True) -> int:
+              check: bool = True, writer: Writer | None = None) -> int:
         """Take each interaction the model does not hold yet (with the fusion's measurement of
         it, if any); returns how many it took. Taken events are learned at the next boundary.
         ``check=False`` takes every one: a replica folding the shared update log (replica.py),
-        where the log, not this model's positions, says what was learned."""
+        where the log, not this model's positions, says what was learned; ``writer``: the
+        replica that proposed them (progress.py)."""
         taken = 0
         for n, it in enumerate(interactions):
             event = it.event
             if check and self.progress.contains(event):
                 continue
-            self.progress.add(event)
+            self.progress.add(event, writer)
             self.learned_events += 1
             self.pending.append((it, None if hits is None else hits[n]))
             taken += 1

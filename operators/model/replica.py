@@ -21,13 +21,12 @@ lineage, its own subtask's included, in log order and unconditionally. So:
   restarts from (the sink aborts the rest, which the rewound source feeds again), so the fold
   learns each event once. What a replica proposes is checked against what the fold holds
   (progress.py) only to skip events fed again after a restore from an *older* savepoint,
-  whose updates are already in the log. A writer never sees, through the log, a watermark
-  beyond an event it has still to propose: that watermark's update commits with a checkpoint
-  whose barrier follows, on every channel, the events at or before it. (Only with aligned
-  checkpoints: an unaligned barrier overtakes queued events, which a restore feeds again from
-  the checkpoint's channel state after the log has passed their watermark; so the job refuses
-  them above parallelism 1, jobs/config.py.) The fold itself must not skip: two subtasks'
-  updates of one checkpoint land in either order.
+  whose updates are already in the log. Each update names its writer (subtask, parallelism),
+  and an event is judged by the watermark of the subtask it reaches: a subtask's own input
+  watermark never passes an event still queued on its channels, even when an unaligned barrier
+  overtook that event and a restore feeds it again from the checkpoint's channel state after
+  another subtask's updates, at a later watermark, were committed. The fold itself must not
+  skip: two subtasks' updates of one checkpoint land in either order.
 
 Subtask 0 is the snapshot writer: every ``snapshot_every_events`` applied updates it cuts a
 snapshot that records the log offset it continues from (``SnapshotInfo.log_offset``). When no

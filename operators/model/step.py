@@ -33,6 +33,7 @@ from operators.model.evaluation import Evaluation
 from operators.model.health import UNTESTED
 from operators.model.history import UserState
 from operators.model.online import Interaction, OnlineRanker, Tally, Test
+from operators.model.progress import Writer
 from operators.model.ranker import request_context
 from operators.model.updates import ModelUpdate
 from operators.records import Event, Recommendation
@@ -77,6 +78,7 @@ class ModelStep:
     features: FeatureConfig = field(default_factory=FeatureConfig)
     test_every_event: bool = True   # False (the job): test only the events the fusion measures
     lineage: str = ""               # tags the updates (updates.py); the job sets it
+    writer: Writer | None = None    # a replica's (subtask, parallelism): whose watermark says what it holds
 
     def process(self, event: Event, user: UserState, window: WindowFeatures | None,
                 watermark: int | None = None, recommend: bool = True) -> StepResult:
@@ -108,7 +110,7 @@ class ModelStep:
         update = None
         if not served.held:
             update = ModelUpdate(self.lineage, 0, event, served.context, watermark, tally.observed != before,
-                                 _bits(served.hits), served.before, served.test)
+                                 _bits(served.hits), served.before, served.test, self.writer)
         return StepResult(served.recs, update is not None, served.session, served.rank, update, served.hits,
                           served.evaluation)
 
@@ -122,7 +124,7 @@ class ModelStep:
                                         self.features.sequence_length)
         history = user.history
         test = Test(None, None)
-        held = ranker.progress.contains(event)
+        held = ranker.progress.contains(event, self.writer)
         if not held:
             test = ranker.observe(history.recent, history.seen, event.item_id, self.k,
                                   fusion_only=not self.test_every_event, situation=before, tally=tally)

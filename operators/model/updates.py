@@ -11,7 +11,9 @@ does, and the replayed source continues from there (DESIGN.md §4).
 
 An update carries what shaped learning (it is logged when the ranker takes the event into its
 pending batch, see online.py): the event, the user's recent items before it and the situation
-its list was served in, the model's input watermark, and the fusion's measurement of the
+its list was served in, the model's input watermark (and, from a replica, which subtask at
+which parallelism proposed it: progress.py judges replayed events by their own subtask's
+watermark), and the fusion's measurement of the
 "test" half (a row of hits), so ``apply`` reproduces ``ModelStep`` bit for bit without
 recomputing any score.
 
@@ -21,8 +23,10 @@ update, so a snapshot at ``learned_events = n`` continues with the update ``seq 
 
 >>> from operators.records import Event, SourcePosition
 >>> e = Event("e", "u", "i", "click", None, 9, SourcePosition(0, 4))
->>> u = ModelUpdate("L1", 3, e, ("a",), 5, True, None, (0.5, 0.25))
+>>> u = ModelUpdate("L1", 3, e, ("a",), 5, True, None, (0.5, 0.25), writer=(1, 2))
 >>> ModelUpdate.from_json(u.to_json()) == u
+True
+>>> ModelUpdate.from_json(u.to_json().replace(',"writer":[1,2]', "")).writer is None    # logged before writers
 True
 """
 
@@ -37,6 +41,7 @@ import numpy as np
 
 from operators.model.health import UNTESTED
 from operators.model.online import Interaction, OnlineRanker
+from operators.model.progress import Writer
 from operators.records import Event, SourcePosition
 
 log = logging.getLogger(__name__)
@@ -53,6 +58,7 @@ class ModelUpdate:
     hits: tuple[bool, ...] | None     # the fusion's measurement, when this event was measured
     situation: tuple[float, ...] = ()  # ranker.CONTEXT of the request the event answers (Interaction)
     served: int = UNTESTED            # its served-list test (Interaction.served: the health guard's input)
+    writer: Writer | None = None      # (subtask, parallelism) of the replica that proposed it (progress.py)
 
     def to_json(self) -> str:
         e = self.event
@@ -63,6 +69,7 @@ class ModelUpdate:
             "history": list(self.history), "observed": self.observed,
             "hits": None if self.hits is None else "".join("1" if h else "0" for h in self.hits),
             "situation": list(self.situation), "served": self.served,
+            "writer": None if self.writer is None else list(self.writer),
         }, separators=(",", ":"))
 
     @classmethod
@@ -73,17 +80,18 @@ class ModelUpdate:
                                                       SourcePosition(int(partition), int(offset))),
                    tuple(d["history"]), d["watermark"], bool(d["observed"]),
                    None if d["hits"] is None else tuple(c == "1" for c in d["hits"]), tuple(d.get("situation", ())),
-                   int(d.get("served", UNTESTED)))
+                   int(d.get("served", UNTESTED)), None if d.get("writer") is None else tuple(d["writer"]))
 
 
 def apply(ranker: OnlineRanker, update: ModelUpdate, check: bool = True) -> None:
     """Redo one logged update on ``ranker`` (which must stand at ``update.seq - 1``; a replica
     of the shared model, ``check=False``, takes it wherever it stands: replica.py)."""
-    ranker.progress.advance(update.watermark)
+    ranker.progress.record(update.watermark, update.writer)
     if update.observed:
         ranker.observed += 1
     hits = None if update.hits is None else np.array(update.hits, dtype=bool)
-    ranker.learn([Interaction(update.event, update.history, update.situation, update.served)], [hits], check=check)
+    ranker.learn([Interaction(update.event, update.history, update.situation, update.served)], [hits], check=check,
+                 writer=update.writer)
 
 
 def replay(ranker: OnlineRanker, updates: Iterable[ModelUpdate], lineage: str) -> int:
