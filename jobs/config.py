@@ -98,12 +98,11 @@ class JobConfig:
     # Above 0, a checkpoint starts aligned and turns unaligned after this long: after a restart
     # its barrier then overtakes the backlog queued before the model instead of waiting behind
     # it, so output (committed per checkpoint) flows sooner (README "Recovery time"; 500 tried).
-    # 0, the default: always aligned. Refused above parallelism 1: there the TaskManager-kill
-    # test lost learned events with it on (2 of 3 runs, 2026-12-03: answered, never in the
-    # update log), where aligned checkpoints have never lost one. The replicas judge which
-    # replayed events the model holds by a watermark that any subtask's update advances, and
-    # an unaligned barrier lets one subtask's update commit ahead of another subtask's queued
-    # events at or before its watermark (README "Recovery time").
+    # 0, the default: always aligned. Safe at any parallelism since updates name their writer:
+    # a replica judges a replayed event by the watermark of the subtask it reaches, which never
+    # passes an event still queued on that subtask's channels (operators/model/progress.py);
+    # before, any subtask's watermark counted, and at parallelism 2 the TaskManager-kill test
+    # lost learned events with unaligned checkpoints (README "Recovery time").
     aligned_checkpoint_timeout_ms: int = 0
     snapshot_every_events: int = 5_000
     snapshot_retain: int = 5              # complete snapshots kept per model subtask
@@ -197,10 +196,6 @@ class JobConfig:
         >>> unaligned = JobConfig(aligned_checkpoint_timeout_ms=500).execution_settings()
         >>> sorted(v for k, v in unaligned.items() if k.startswith("execution.checkpointing"))
         ['500 ms', 'true']
-        >>> JobConfig(aligned_checkpoint_timeout_ms=500, parallelism=2).execution_settings()  # doctest: +ELLIPSIS
-        Traceback (most recent call last):
-        ...
-        ValueError: --aligned-checkpoint-timeout-ms needs --parallelism 1: ...
         >>> JobConfig(python_execution_mode="threads").execution_settings()  # doctest: +ELLIPSIS
         Traceback (most recent call last):
         ...
@@ -213,9 +208,6 @@ class JobConfig:
             raise ValueError(f"--aligned-checkpoint-timeout-ms must be 0 (always aligned) or more, "
                              f"got {self.aligned_checkpoint_timeout_ms}")
         unaligned = self.aligned_checkpoint_timeout_ms > 0
-        if unaligned and self.parallelism > 1:
-            raise ValueError("--aligned-checkpoint-timeout-ms needs --parallelism 1: with more, unaligned checkpoints "
-                             "lost learned events in the failure tests (README \"Recovery time\")")
         return {"python.execution-mode": self.python_execution_mode,
                 "execution.checkpointing.unaligned.enabled": "true" if unaligned else "false",
                 "execution.checkpointing.aligned-checkpoint-timeout": f"{self.aligned_checkpoint_timeout_ms} ms"}

@@ -171,6 +171,21 @@ class Pipeline:
         assert not history["truncated"], f"job {job_id} failed more often than its exception history keeps"
         return len(history["entries"])
 
+    def restored_from(self, job_id: str) -> str:
+        """Which checkpoint the job last restored from, and whether it held channel state (an
+        unaligned checkpoint's in-flight records), from the JobManager's checkpoint history."""
+        stats = rest(f"/jobs/{job_id}/checkpoints")
+        restored = (stats.get("latest") or {}).get("restored")
+        if not restored:
+            return "not restored from a checkpoint"
+        entry = next((h for h in stats.get("history", []) if h.get("id") == restored["id"]), None)
+        if entry is None:
+            return f"restored from checkpoint {restored['id']} (no longer in the checkpoint history)"
+        # A checkpoint that turned unaligned on its alignment timeout is not ``is_unaligned``
+        # (it started aligned); the records it persisted are what say it overtook any.
+        return (f"restored from checkpoint {restored['id']} ({entry.get('persisted_data', 0):,} bytes of "
+                f"in-flight records in its channel state)")
+
     def stop_with_savepoint(self, job_id: str, directory: Path) -> str:
         out = flink_cli("stop", "--savepointPath", directory.as_uri(), job_id)
         match = re.search(r"Savepoint completed\. Path: (\S+)", out)
