@@ -13,9 +13,8 @@ An update carries what shaped learning (it is logged when the ranker takes the e
 pending batch, see online.py): the event, the user's recent items before it and the situation
 its list was served in, the model's input watermark (and, from a replica, which subtask at
 which parallelism proposed it: progress.py judges replayed events by their own subtask's
-watermark), and the fusion's measurement of the
-"test" half (a row of hits), so ``apply`` reproduces ``ModelStep`` bit for bit without
-recomputing any score.
+watermark), and the fusion's measurement of the "test" half (a row of hits), so ``apply``
+reproduces ``ModelStep`` bit for bit without recomputing any score.
 
 Updates belong to a *lineage*: the chain of states that started from one empty model, one
 rollback or one change of parallelism. ``seq`` is the ranker's ``learned_events`` after the
