@@ -75,11 +75,10 @@ class LearnedEvents:
         p = event.position
         if p.partition < 0:           # offline input has no positions and is never replayed
             return False
-        if writer is not None and writer[1] == self.parallelism:
-            marks = (self.floor, self.writers.get(writer[0]))
-            held = max((m for m in marks if m is not None), default=None)
-        else:        # another parallelism moved users between subtasks (or a single model)
-            held = self.watermark
+        # At another parallelism users moved between subtasks (or the model has one writer):
+        # the newest watermark counts.
+        same = writer is not None and writer[1] == self.parallelism
+        held = self._level(writer) if same else self.watermark
         return (held is not None and event.ts <= held) or (p.partition, p.offset) in self.above
 
     def add(self, event: Event, writer: Writer | None = None) -> None:
@@ -87,12 +86,16 @@ class LearnedEvents:
         p = event.position
         if p.partition < 0:
             return
-        subtask = NO_WRITER if writer is None else writer[0]
-        mark = self.writers.get(subtask) if writer is not None and writer[1] == self.parallelism else None
-        level = max((m for m in (self.floor, mark) if m is not None), default=None)
+        level = self._level(writer)
         if level is None or event.ts > level:
-            self.above[(p.partition, p.offset)] = (event.ts, subtask)
+            self.above[(p.partition, p.offset)] = (event.ts, NO_WRITER if writer is None else writer[0])
         self.offsets[p.partition] = max(self.offsets.get(p.partition, -1), p.offset)
+
+    def _level(self, writer: Writer | None) -> int | None:
+        """The watermark that holds for events reaching ``writer``: the floor, raised to the
+        writer's own watermark when it writes at the current parallelism."""
+        own = self.writers.get(writer[0]) if writer is not None and writer[1] == self.parallelism else None
+        return max((m for m in (self.floor, own) if m is not None), default=None)
 
     def advance(self, watermark: int | None) -> None:
         """The single model operator's input watermark (or a bootstrap's cut) moved to

