@@ -19,6 +19,9 @@ from operators.model.snapshot_store import DEFAULT_REPLICATION
 from operators.model.variants import Variant, parse_variants
 
 _KINDS: dict[object, type] = {"int": int, int: int, "float": float, float: float}
+# how long a checkpoint stays aligned before it turns unaligned, by default at parallelism 1
+# (JobConfig.aligned_checkpoint_timeout_ms; the value measured in README "Recovery time")
+UNALIGNED_AFTER_MS = 500
 
 
 @dataclass(frozen=True)
@@ -97,13 +100,14 @@ class JobConfig:
     checkpoint_interval_ms: int = 10_000
     # Above 0, a checkpoint starts aligned and turns unaligned after this long: after a restart
     # its barrier then overtakes the backlog queued before the model instead of waiting behind
-    # it, so output (committed per checkpoint) flows sooner (README "Recovery time"; 500 tried).
-    # 0, the default: always aligned. Safe at any parallelism since updates name their writer:
-    # a replica judges a replayed event by the watermark of the subtask it reaches, which never
-    # passes an event still queued on that subtask's channels (operators/model/progress.py);
-    # before, any subtask's watermark counted, and at parallelism 2 the TaskManager-kill test
-    # lost learned events with unaligned checkpoints (README "Recovery time").
-    aligned_checkpoint_timeout_ms: int = 0
+    # it, so output (committed per checkpoint) flows sooner (README "Recovery time"). 0: always
+    # aligned. -1, the default: UNALIGNED_AFTER_MS at parallelism 1, aligned above it. A replica
+    # judges a replayed event by the watermark of the subtask it reaches, which never passes an
+    # event still queued on that subtask's own channels (operators/model/progress.py), so a
+    # restore at the same parallelism is exact either way; a *rescale* from a retained unaligned
+    # checkpoint is exact only when one subtask wrote the model (parallelism 1), since its
+    # channel state then reaches subtasks judged by the newest old watermark.
+    aligned_checkpoint_timeout_ms: int = -1
     snapshot_every_events: int = 5_000
     snapshot_retain: int = 5              # complete snapshots kept per model subtask
     # a full snapshot at least every this many; those between hold only the rows changed since
@@ -191,11 +195,13 @@ class JobConfig:
     def execution_settings(self) -> dict[str, str]:
         """Flink settings for how the Python operators run and how checkpoints align.
 
-        >>> JobConfig().execution_settings()["execution.checkpointing.unaligned.enabled"]
-        'false'
-        >>> unaligned = JobConfig(aligned_checkpoint_timeout_ms=500).execution_settings()
-        >>> sorted(v for k, v in unaligned.items() if k.startswith("execution.checkpointing"))
-        ['500 ms', 'true']
+        >>> def checkpoints(**kw: int) -> list[str]:
+        ...     settings = JobConfig(**kw).execution_settings()
+        ...     return sorted(v for k, v in settings.items() if k.startswith("execution.checkpointing"))
+        >>> checkpoints(), checkpoints(parallelism=2)
+        (['500 ms', 'true'], ['0 ms', 'false'])
+        >>> checkpoints(parallelism=2, aligned_checkpoint_timeout_ms=200), checkpoints(aligned_checkpoint_timeout_ms=0)
+        (['200 ms', 'true'], ['0 ms', 'false'])
         >>> JobConfig(python_execution_mode="threads").execution_settings()  # doctest: +ELLIPSIS
         Traceback (most recent call last):
         ...
@@ -204,13 +210,15 @@ class JobConfig:
         if self.python_execution_mode not in ("thread", "process"):
             raise ValueError(f"--python-execution-mode must be 'thread' or 'process', "
                              f"got {self.python_execution_mode!r}")
-        if self.aligned_checkpoint_timeout_ms < 0:
-            raise ValueError(f"--aligned-checkpoint-timeout-ms must be 0 (always aligned) or more, "
-                             f"got {self.aligned_checkpoint_timeout_ms}")
-        unaligned = self.aligned_checkpoint_timeout_ms > 0
+        timeout = self.aligned_checkpoint_timeout_ms
+        if timeout < -1:
+            raise ValueError(f"--aligned-checkpoint-timeout-ms must be -1 (unaligned after {UNALIGNED_AFTER_MS} ms "
+                             f"at parallelism 1, else aligned), 0 (always aligned) or more, got {timeout}")
+        if timeout == -1:
+            timeout = UNALIGNED_AFTER_MS if self.parallelism == 1 else 0
         return {"python.execution-mode": self.python_execution_mode,
-                "execution.checkpointing.unaligned.enabled": "true" if unaligned else "false",
-                "execution.checkpointing.aligned-checkpoint-timeout": f"{self.aligned_checkpoint_timeout_ms} ms"}
+                "execution.checkpointing.unaligned.enabled": "true" if timeout > 0 else "false",
+                "execution.checkpointing.aligned-checkpoint-timeout": f"{timeout} ms"}
 
     @property
     def tx_prefix(self) -> str:

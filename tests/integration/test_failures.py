@@ -66,6 +66,7 @@ def test_taskmanager_killed_mid_replay_recovers_to_the_same_model(
                 lost, recovered_s = kill_mid_stream(p, job, events + probes, kill_after=900)
                 replayed = _metric(job, "updates_replayed_at_start")
                 out_at_kill = lost.outputs
+                restored = p.restored_from(job)
                 assert replayed >= out_at_kill, "the restarted model did not rebuild from the update log"
             records = p.read("output", len(events) + len(probes), timeout=600)
             runs[name] = by_event(records)
@@ -73,7 +74,8 @@ def test_taskmanager_killed_mid_replay_recovers_to_the_same_model(
         finally:
             p.cancel_all()
     report(f"[scenario 1] TaskManager killed with {out_at_kill} of {len(events)} outputs committed; {lost}; "
-           f"output resumed {recovered_s:.1f} s after the kill; the model replayed {replayed} logged updates")
+           f"output resumed {recovered_s:.1f} s after the kill; the model replayed {replayed} logged updates; "
+           f"{restored}")
 
     whole, killed = runs["uninterrupted"], runs["killed"]
     assert set(whole) == set(killed)

@@ -323,3 +323,29 @@ def test_an_unaligned_checkpoint_at_parallelism_2_loses_no_event_held_in_its_cha
         sub.propose(e, restarted.users, e.ts - 5_000)
     restarted.run(EVENTS)
     assert_one_model(restarted)
+
+
+def test_a_rescale_from_an_unaligned_checkpoint_at_parallelism_1_learns_every_event_once() -> None:
+    """Why the job turns unaligned checkpoints on by default at parallelism 1 only (jobs/config.py):
+    with one writer, the events in a checkpoint's channel state were all queued on that writer's
+    own channel, so its watermark, the newest old one by which the subtasks of a new parallelism
+    judge them, has passed none of them; restored at parallelism 2, every one is learned once."""
+    tables, log = MemoryTables(), MemoryLog()
+    cluster = Cluster(tables, log, 1, seed=3)
+    cluster.run(EVENTS, stop=120)                     # the last aligned checkpoint: position 120
+    learned, queued = EVENTS[120:140], EVENTS[140:160]
+    watermark = min(e.ts for e in queued) - 1         # an input watermark stays behind its queued records
+    for e in learned:
+        cluster.subtasks[0].propose(e, cluster.users, min(e.ts - 5_000, watermark))
+    cluster.position = 160
+    cluster.commit()                                  # the unaligned checkpoint: its channel state is `queued`
+    position, users = cluster.crashed()
+    restarted = Cluster(tables, log, 2, position, users, seed=4)
+    restarted.drain()
+    assert {shard_of(e.user_id, 2) for e in queued} == {0, 1}
+    for e in queued:                                  # the channel state, spread over the new subtasks
+        sub = restarted.subtasks[shard_of(e.user_id, 2)]
+        assert not sub.ranker.progress.contains(e, sub.step.writer)
+        sub.propose(e, restarted.users, e.ts - 5_000)
+    restarted.run(EVENTS)
+    assert_one_model(restarted)
