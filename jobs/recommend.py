@@ -32,6 +32,7 @@ from pyflink.util.java_utils import add_jars_to_context_class_loader  # noqa: E4
 
 from jobs.config import JobConfig  # noqa: E402
 from jobs.kafka_io import ensure_topics, topic_partitions  # noqa: E402
+from operators import warmup  # noqa: E402
 from operators.cleaning.event_time import (  # noqa: E402
     EVENT_TIME_CLASS,
     EVENT_TIME_FUNCTION,
@@ -240,11 +241,13 @@ def python_bundle() -> Path:
 
     Flink puts a shipped folder itself on the workers' PYTHONPATH, so it must *contain* the
     packages; shipping them makes the job's code win over whatever the workers' environment
-    has installed (e.g. an older checkout)."""
+    has installed (e.g. an older checkout). Its ``sitecustomize.py`` starts importing the
+    model's libraries when a worker process starts (operators/warmup.py)."""
     bundle = Path(tempfile.mkdtemp(prefix="streamrec-py-"))
     atexit.register(shutil.rmtree, bundle, True)   # uploaded with the job at submission
     for package in ("operators", "jobs"):
         shutil.copytree(ROOT / package, bundle / package, ignore=shutil.ignore_patterns("__pycache__"))
+    (bundle / "sitecustomize.py").write_text(warmup.SITECUSTOMIZE)
     return bundle
 
 

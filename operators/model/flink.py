@@ -34,6 +34,7 @@ from pyflink.common import Row, Types
 from pyflink.datastream import KeyedCoProcessFunction, OutputTag, RuntimeContext, TimerService
 from pyflink.datastream.state import ValueStateDescriptor
 
+from operators import warmup
 from operators.cleaning.control import ForgetUser
 from operators.features.spec import FeatureConfig
 from operators.model.evaluation import NOT_EVALUATED
@@ -227,8 +228,9 @@ class RecommendFunction(KeyedCoProcessFunction):
         # the Python worker, whose age covers its start, the Beam harness and the imports; in
         # thread mode it is the TaskManager's JVM, and the module's age is what says more.
         log.info("model %s/%d: opened in %.1f s (Cassandra %.1f s, restore %.1f s); process started %s s before, "
-                 "this module imported %.1f s before", name, self.shard, restored - started, connected - started,
-                 restored - connected, _process_age_s(), started - _IMPORTED)
+                 "this module imported %.1f s before; %s", name, self.shard, restored - started, connected - started,
+                 restored - connected, _process_age_s(), started - _IMPORTED,
+                 warmup.preload.summary() if warmup.preload else "no preload")
         if s.item_metadata:
             ranker.titles = load_titles(s.item_metadata)
         # The job tests only the events that feed the fusion; jobs.evaluate tests every one.
