@@ -64,8 +64,10 @@ def job_acls(config: JobConfig) -> list[Grant]:
     write = [config.output_topic, config.dlq_topic, config.update_log_topic, config.metrics_topic_name]
     grants = [Grant("TOPIC", t, False, op) for t in read for op in ("READ", "DESCRIBE")]
     grants += [Grant("GROUP", config.consumer_group, False, op) for op in ("READ", "DESCRIBE")]
-    grants += [Grant("TOPIC", t, False, op) for t in write for op in ("WRITE", "DESCRIBE")]
-    grants += [Grant("TOPIC", config.update_log_topic, False, op) for op in ("READ", "DESCRIBE_CONFIGS")]
+    # READ on what it writes: a restarted exactly-once sink (POOLING) finds the transactions its
+    # failed attempt left open with DescribeProducers on its topics, which Kafka authorises as READ
+    grants += [Grant("TOPIC", t, False, op) for t in write for op in ("WRITE", "DESCRIBE", "READ")]
+    grants += [Grant("TOPIC", config.update_log_topic, False, "DESCRIBE_CONFIGS")]
     grants += [Grant("TRANSACTIONAL_ID", config.tx_prefix, True, op) for op in ("WRITE", "DESCRIBE")]
     return grants
 

@@ -117,9 +117,12 @@ def control_source_ddl(config: JobConfig, table: str = CONTROL_SOURCE) -> str:
 
 
 def _exactly_once_options(config: JobConfig, topic: str, tx_suffix: str) -> str:
-    """A Kafka sink whose transactions commit with each checkpoint."""
+    """A Kafka sink whose transactions commit with each checkpoint. POOLING reuses a few
+    transactional ids per subtask (the default names a new one per checkpoint, which the broker
+    keeps for days) and a restart lists its open transactions instead of probing ids."""
     return (f"{_kafka_options(config, topic)}, 'sink.delivery-guarantee' = 'exactly-once',"
             f" 'sink.transactional-id-prefix' = '{config.tx_prefix}-{tx_suffix}',"
+            " 'sink.transaction-naming-strategy' = 'POOLING',"
             " 'properties.transaction.timeout.ms' = '600000'")
 
 

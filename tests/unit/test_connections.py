@@ -83,9 +83,9 @@ def test_the_job_is_granted_its_topics_group_and_transactions_and_nothing_else()
         ("TOPIC", "in", False): {"READ", "DESCRIBE"},
         ("TOPIC", "in-control", False): {"READ", "DESCRIBE"},
         ("GROUP", "g", False): {"READ", "DESCRIBE"},
-        ("TOPIC", "out", False): {"WRITE", "DESCRIBE"},
-        ("TOPIC", "dlq", False): {"WRITE", "DESCRIBE"},
-        ("TOPIC", "out-metrics", False): {"WRITE", "DESCRIBE"},
+        ("TOPIC", "out", False): {"WRITE", "DESCRIBE", "READ"},
+        ("TOPIC", "dlq", False): {"WRITE", "DESCRIBE", "READ"},
+        ("TOPIC", "out-metrics", False): {"WRITE", "DESCRIBE", "READ"},
         ("TOPIC", "out-model-updates", False): {"WRITE", "DESCRIBE", "READ", "DESCRIBE_CONFIGS"},
         ("TRANSACTIONAL_ID", "tx", True): {"WRITE", "DESCRIBE"},
     }
