@@ -11,6 +11,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -247,7 +248,9 @@ def kill_mid_stream(p: Pipeline, job: str, records: list[dict[str, Any]],
         lost = LostTaskManager(p, job, counter)
         try:
             counter.wait_for(lost.outputs + 1, timeout=300)
-            return lost, lost.since()
+            recovered = lost.since()
+            lost.find_model_open()
+            return lost, recovered
         finally:
             lost.replace()
 
@@ -256,11 +259,13 @@ class LostTaskManager:
     """SIGKILL the TaskManager that runs the job's model operator, with its Python workers (a
     lost machine), and wait until Flink restarts the job.
 
-    The local cluster keeps a stand-by TaskManager (deploy/local/env.sh), which takes the tasks
-    at once. The lost one's replacement is started by ``replace()`` once output flows again: on
-    this one 2-core machine its JVM start would otherwise compete for the CPU with the recovery
-    being measured, where a real cluster starts it on other hardware. Without a stand-by the
-    replacement starts 2 s after the kill, as the job cannot run until it is up."""
+    The local cluster's TaskManagers have slots to spare, and a job's slots are spread over
+    them (deploy/local/env.sh, JobConfig.model_slot_group), so the TaskManager left takes the
+    lost one's tasks at once, on a JVM that already runs part of the job. The lost one's
+    replacement is started by ``replace()`` once output flows again: on this one 2-core machine
+    its JVM start would otherwise compete for the CPU with the recovery being measured, where a
+    real cluster starts it on other hardware. Without another TaskManager the replacement starts
+    2 s after the kill, as the job cannot run until it is up."""
 
     def __init__(self, p: Pipeline, job: str, counter: OutputCounter) -> None:
         before = len(rest("/taskmanagers")["taskmanagers"])
@@ -268,6 +273,7 @@ class LostTaskManager:
         killed = services("taskmanager", "kill", job).count("killed taskmanager")
         self.at, self.outputs = time.monotonic(), counter.count
         self.on_standby, self.replaced = before > killed, False
+        self.opened_s = self.worker_started_s = float("nan")
         if not self.on_standby:
             time.sleep(2)
             self.replace()
@@ -300,9 +306,38 @@ class LostTaskManager:
                 return float("nan")
             time.sleep(1)
 
+    def find_model_open(self) -> None:
+        """Find, in the TaskManager logs, the first model open after the kill (its line says
+        how long before it the model's Python worker started): where the recovery's time went
+        (README "Recovery time"). Fails when no model open after the kill is logged."""
+        deadline = time.monotonic() + 15          # the line reaches the log through Beam's logging service
+        while True:
+            opens = sorted(o for path in FLINK_LOGS.glob("flink-*-taskexecutor-*.log*")
+                           for o in _model_opens(path.read_text(errors="replace")) if o[0] > self.killed_wall)
+            if opens:
+                opened, age = opens[0]
+                self.opened_s, self.worker_started_s = opened - self.killed_wall, opened - age - self.killed_wall
+                return
+            assert time.monotonic() < deadline, "no model open logged after the kill"
+            time.sleep(1)
+
     def __str__(self) -> str:
-        where = "a stand-by TaskManager" if self.on_standby else "a replacement TaskManager started 2 s after the kill"
-        return f"Flink noticed the loss {self.noticed_s():.1f} s after the kill and restarted the job on {where}"
+        where = "the TaskManager left" if self.on_standby else "a replacement TaskManager started 2 s after the kill"
+        return (f"Flink noticed the loss {self.noticed_s():.1f} s after the kill and restarted the job on {where}; "
+                f"its Python worker started {self.worker_started_s:.1f} s and the model opened {self.opened_s:.1f} s "
+                "after the kill")
+
+
+_MODEL_OPEN = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) .* - model \S+: opened in .*process started "
+                         r"([\d.]+) s before", re.MULTILINE)
+
+
+def _model_opens(log: str) -> list[tuple[float, float]]:
+    """(epoch seconds of the open, age in seconds of its process) of each model open line of a
+    TaskManager log (operators/model/flink.py; timestamps in the machine's local time, as Flink
+    writes them)."""
+    return [(datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S,%f").timestamp(), float(age))
+            for stamp, age in _MODEL_OPEN.findall(log)]
 
 
 def learned_once(p: Pipeline, events: list[dict[str, Any]]) -> str:
