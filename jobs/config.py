@@ -144,6 +144,12 @@ class JobConfig:
     # take_gil: Flink's metric query thread read a Python gauge of a cancelled task), so it is
     # not the default. It loads the job's Python modules once per TaskManager.
     python_execution_mode: str = "process"
+    # The model operator and what follows it (its sinks, the metrics windows) in their own slot
+    # sharing group: a job takes two slots per parallel instance, and the model its own Python
+    # worker. With slots spread over the TaskManagers (taskmanager.load-balance.mode: SLOTS) every
+    # TaskManager runs part of the job, so a lost one's tasks restart on a warm JVM, not on a cold
+    # stand-by (README "Recovery time"). "": one group for the whole job.
+    model_slot_group: str = "model"
     # Python bundles: small bundles keep every stage of the Python chain busy and the latency
     # low. bench/e2e.py, 20k ml-100k events (bench/RESULTS.md): 1,000 / 100 ms 465-482 ev/s
     # whole run; 10,000 / 500 ms 505; 100,000 / 1 s 222 (everything in one late burst). The

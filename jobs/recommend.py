@@ -200,6 +200,8 @@ def build_pipeline(t_env: StreamTableEnvironment, source_table: str, recs_sink: 
         .key_by(lambda r: r[1], lambda r: r[0], key_type=Types.STRING()) \
         .process(RecommendFunction(model_settings(config)), output_type=RECOMMENDATION_ROW) \
         .name("model-recommend").uid("model-recommend")
+    if config.model_slot_group:    # downstream operators inherit it (JobConfig.model_slot_group)
+        recs = recs.slot_sharing_group(config.model_slot_group)
 
     if updates_sink:
         # Its own chain: get_side_output adds a Python map, and in thread mode two embedded

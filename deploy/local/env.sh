@@ -18,8 +18,8 @@
 : "${FLINK_REST_PORT:=8081}"
 : "${FLINK_RPC_PORT:=6123}"
 : "${FLINK_PROMETHEUS_PORTS:=9249-9259}"   # /metrics for Prometheus: the JobManager and each TaskManager take one
-: "${FLINK_TASK_SLOTS:=3}"       # parallelism 3 (the shared-model rescale test) needs 3
-: "${FLINK_TASKMANAGERS:=2}"     # one runs the jobs, one stands by for a lost one (recovery time)
+: "${FLINK_TASK_SLOTS:=4}"       # a job takes 2 per parallel instance (JobConfig.model_slot_group): parallelism 2 fits on one
+: "${FLINK_TASKMANAGERS:=2}"     # jobs spread over both, so a lost one's tasks restart on the warm other (recovery time)
 : "${FLINK_TM_MEMORY:=4g}"
 : "${FLINK_JM_MEMORY:=1g}"
 
