@@ -312,8 +312,7 @@ class LostTaskManager:
         (README "Recovery time"). Fails when no model open after the kill is logged."""
         deadline = time.monotonic() + 15          # the line reaches the log through Beam's logging service
         while True:
-            opens = sorted(o for path in FLINK_LOGS.glob("flink-*-taskexecutor-*.log*")
-                           for o in _model_opens(path.read_text(errors="replace")) if o[0] > self.killed_wall)
+            opens = sorted(o for log in taskmanager_logs() for o in _model_opens(log) if o[0] > self.killed_wall)
             if opens:
                 opened, age = opens[0]
                 self.opened_s, self.worker_started_s = opened - self.killed_wall, opened - age - self.killed_wall
@@ -330,6 +329,11 @@ class LostTaskManager:
 
 _MODEL_OPEN = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) .* - model \S+: opened in .*process started "
                          r"([\d.]+) s before", re.MULTILINE)
+
+
+def taskmanager_logs() -> list[str]:
+    """The text of every TaskManager log of the local cluster, rotated ones included."""
+    return [path.read_text(errors="replace") for path in sorted(FLINK_LOGS.glob("flink-*-taskexecutor-*.log*"))]
 
 
 def _model_opens(log: str) -> list[tuple[float, float]]:
@@ -458,8 +462,8 @@ def replica_digests(lineage: str) -> dict[int, dict[str, set[str]]]:
     pattern = re.compile(r"python-dist-([0-9a-f-]+)/.* - model (\S+) \(lineage " + lineage
                          + r"\): replica digest at version (\d+) \(log offset \d+\): ([0-9a-f]{64})")
     out: dict[int, dict[str, set[str]]] = {}
-    for path in sorted(FLINK_LOGS.glob("flink-*-taskexecutor-*.log*")):
-        for line in path.read_text(errors="replace").splitlines():
+    for log in taskmanager_logs():
+        for line in log.splitlines():
             match = pattern.search(line)
             if match:
                 worker, who, version, digest = match.groups()
