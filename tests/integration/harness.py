@@ -87,6 +87,18 @@ def prometheus(name: str | None = None, **labels: str) -> list[tuple[str, dict[s
     return found
 
 
+def taskmanager_logs() -> list[str]:
+    """The text of every TaskManager log of the local cluster, rotated ones included."""
+    return [path.read_text(errors="replace") for path in sorted(FLINK_LOGS.glob("flink-*-taskexecutor-*.log*"))]
+
+
+def slots_taken(job_id: str) -> int:
+    """How many slots the TaskManagers gave the job's current and earlier attempts (their
+    "Receive slot request ... for job" lines): one per slot sharing group and subtask."""
+    pattern = re.compile(rf"Receive slot request \w+ for job {job_id}\b")
+    return sum(len(pattern.findall(log)) for log in taskmanager_logs())
+
+
 def dashboard_metrics(path: Path) -> set[str]:
     """The Prometheus metric names a Grafana dashboard's panels query (deploy/grafana/)."""
     exprs = [t["expr"] for panel in json.loads(path.read_text())["panels"] for t in panel["targets"]]

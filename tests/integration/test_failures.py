@@ -19,7 +19,6 @@ import pytest
 
 from tests.integration.harness import (
     BOOTSTRAP,
-    FLINK_LOGS,
     OutputCounter,
     Pipeline,
     event,
@@ -27,6 +26,7 @@ from tests.integration.harness import (
     services,
     snapshot_store,
     stream,
+    taskmanager_logs,
 )
 
 pytestmark = pytest.mark.integration
@@ -329,11 +329,6 @@ class LostTaskManager:
 
 _MODEL_OPEN = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) .* - model \S+: opened in .*process started "
                          r"([\d.]+) s before", re.MULTILINE)
-
-
-def taskmanager_logs() -> list[str]:
-    """The text of every TaskManager log of the local cluster, rotated ones included."""
-    return [path.read_text(errors="replace") for path in sorted(FLINK_LOGS.glob("flink-*-taskexecutor-*.log*"))]
 
 
 def _model_opens(log: str) -> list[tuple[float, float]]:

@@ -21,6 +21,7 @@ from tests.integration.harness import (
     dashboard_metrics,
     event,
     prometheus,
+    slots_taken,
     snapshot_store,
 )
 
@@ -84,13 +85,22 @@ def test_malformed_records_go_to_dlq_with_reason(pipeline: Pipeline) -> None:
     assert len(charted) >= 12 and not charted - exported, sorted(charted - exported)
 
 
-def test_savepoint_stop_and_restore_keeps_state_and_loses_nothing(pipeline: Pipeline, tmp_path: Path) -> None:
+@pytest.mark.parametrize("first_layout", ["model-slot-group", "one-slot-group"])
+def test_savepoint_stop_and_restore_keeps_state_and_loses_nothing(pipeline: Pipeline, tmp_path: Path,
+                                                                  first_layout: str) -> None:
+    """``one-slot-group``: the savepoint is taken by the layout of jobs before 2026-12-04 (the whole
+    job in one slot sharing group) and restored into today's default (the model in its own):
+    README "What a savepoint survives"."""
     pipeline.snapshot_every = 5
+    today = list(pipeline.extra_args)
+    if first_layout == "one-slot-group":
+        pipeline.extra_args = [*today, "--model-slot-group", ""]
     batch1 = [event(n, u, i) for n, (u, i) in enumerate(
         [("u1", "a"), ("u1", "b"), ("u2", "a"), ("u2", "c"), ("u3", "b"), ("u3", "c"), ("u3", "d")])]
     pipeline.send(batch1)
     job = pipeline.submit()
     assert len(pipeline.read("output", len(batch1))) == len(batch1)
+    assert slots_taken(job) == (1 if first_layout == "one-slot-group" else 2)
 
     savepoint = pipeline.stop_with_savepoint(job, tmp_path / "savepoints")
     store = snapshot_store(pipeline.name)
@@ -102,8 +112,10 @@ def test_savepoint_stop_and_restore_keeps_state_and_loses_nothing(pipeline: Pipe
         batch2 = [event(n, u, i) for n, (u, i) in enumerate(
             [("u1", "c"), ("u4", "a"), ("u2", "d"), ("u4", "b"), ("u1", "e"), ("u5", "a")], start=len(batch1))]
         pipeline.send(batch2)                              # sent while the job is stopped
-        pipeline.submit(savepoint=savepoint)
+        pipeline.extra_args = today
+        restored = pipeline.submit(savepoint=savepoint)
         recs = pipeline.read("output", len(batch1) + len(batch2))
+        assert slots_taken(restored) == 2
 
         ids = [r["event_id"] for r in recs]
         assert sorted(ids) == sorted(e["event_id"] for e in batch1 + batch2), "lost or duplicated output"
