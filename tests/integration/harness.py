@@ -349,10 +349,12 @@ def stream(n: int, users: int = 60, items: int = 120, seed: int = 11) -> list[di
 
 
 class OutputCounter:
-    """Counts committed records on an output topic as they appear (a background consumer)."""
+    """Counts committed records on an output topic as they appear (a background consumer), and
+    keeps the newest ``emitted_ts`` among them (the processing time a list was computed at)."""
 
     def __init__(self, pipeline: Pipeline, topic_kind: str = "output") -> None:
         self.count, self.stopped = 0, threading.Event()
+        self.newest_emitted_ms = 0
         self._consumer = consumer(BOOTSTRAP, pipeline.topics[topic_kind], f"count-{uuid.uuid4().hex}")
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
@@ -363,6 +365,9 @@ class OutputCounter:
                 msg = self._consumer.poll(0.2)
                 if msg is not None and not msg.error():
                     self.count += 1
+                    emitted = json.loads(msg.value() or b"{}").get("emitted_ts")
+                    if isinstance(emitted, int):
+                        self.newest_emitted_ms = max(self.newest_emitted_ms, emitted)
         finally:
             self._consumer.close()
 
@@ -371,6 +376,16 @@ class OutputCounter:
         started = time.monotonic()
         while self.count < count:
             assert time.monotonic() - started < timeout, f"{self.count} < {count} outputs after {timeout:.0f} s"
+            time.sleep(0.1)
+        return time.monotonic() - started
+
+    def wait_for_emitted_after(self, wall_s: float, timeout: float) -> float:
+        """Seconds until a record computed after ``wall_s`` (epoch seconds) is committed. After a
+        restart the restored sinks first commit what the failed attempt had checkpointed but not
+        yet committed, computed before the failure: that is not output flowing again."""
+        started = time.monotonic()
+        while self.newest_emitted_ms <= wall_s * 1000:
+            assert time.monotonic() - started < timeout, f"no output computed after the failure in {timeout:.0f} s"
             time.sleep(0.1)
         return time.monotonic() - started
 

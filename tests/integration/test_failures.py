@@ -243,11 +243,11 @@ def kill_mid_stream(p: Pipeline, job: str, records: list[dict[str, Any]],
                     kill_after: int) -> tuple[LostTaskManager, float]:
     """Feed ``records`` as a live stream (``mid_stream``), kill the TaskManager running the
     model once ``kill_after`` outputs are committed, and wait for output again. Returns the loss
-    and the seconds from the kill to the first output after it."""
+    and the seconds from the kill to the first output computed after it being committed."""
     with mid_stream(p, records, kill_after) as (counter, _):
         lost = LostTaskManager(p, job, counter)
         try:
-            counter.wait_for(lost.outputs + 1, timeout=300)
+            counter.wait_for_emitted_after(lost.killed_wall, timeout=300)
             recovered = lost.since()
             lost.find_model_open()
             return lost, recovered
