@@ -12,7 +12,7 @@ import time
 import urllib.parse
 import urllib.request
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -373,19 +373,22 @@ class OutputCounter:
 
     def wait_for(self, count: int, timeout: float) -> float:
         """Seconds until at least ``count`` records are committed."""
-        started = time.monotonic()
-        while self.count < count:
-            assert time.monotonic() - started < timeout, f"{self.count} < {count} outputs after {timeout:.0f} s"
-            time.sleep(0.1)
-        return time.monotonic() - started
+        return self._wait(lambda: self.count >= count, timeout,
+                          lambda: f"{self.count} < {count} outputs after {timeout:.0f} s")
 
     def wait_for_emitted_after(self, wall_s: float, timeout: float) -> float:
         """Seconds until a record computed after ``wall_s`` (epoch seconds) is committed. After a
         restart the restored sinks first commit what the failed attempt had checkpointed but not
         yet committed, computed before the failure: that is not output flowing again."""
+        return self._wait(lambda: self.newest_emitted_ms > wall_s * 1000, timeout,
+                          lambda: f"no output computed after the failure in {timeout:.0f} s")
+
+    @staticmethod
+    def _wait(done: Callable[[], bool], timeout: float, failure: Callable[[], str]) -> float:
+        """Poll ``done`` every 100 ms; the seconds it took, or ``failure()`` after ``timeout``."""
         started = time.monotonic()
-        while self.newest_emitted_ms <= wall_s * 1000:
-            assert time.monotonic() - started < timeout, f"no output computed after the failure in {timeout:.0f} s"
+        while not done():
+            assert time.monotonic() - started < timeout, failure()
             time.sleep(0.1)
         return time.monotonic() - started
 
