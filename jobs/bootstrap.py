@@ -1,6 +1,6 @@
 """Warm the model from history: learn a historical log offline, then let the job go on from it.
 
-    python -m jobs.bootstrap --input PATH [--format auto|parquet|movielens-csv|movielens-100k|jsonl]
+    python -m jobs.bootstrap --input PATH [--format auto|parquet|movielens-csv|movielens-100k|amazon-ratings|jsonl]
                              [--until TS] [any of the job's flags: --model-name, --keyspace,
                               --cassandra-hosts, --input-topic, --pseudonym-key-file, --snapshot-key-file,
                               --security-file, model and feature settings ...]

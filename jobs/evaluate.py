@@ -1,6 +1,6 @@
 """Prequential (test-then-learn) evaluation of the online ranker on an interaction log.
 
-    python -m jobs.evaluate --input PATH [--format auto|movielens-100k|movielens-csv|jsonl|parquet]
+    python -m jobs.evaluate --input PATH [--format auto|movielens-100k|movielens-csv|amazon-ratings|jsonl|parquet]
                             [--limit N] [--baselines] [--plot FILE.png] [--item-metadata PATH]
                             [--without window,session,history,last_item,proposed,popularity]
                             [--metrics-out FILE.jsonl [--metrics-window-ms MS] [--metrics-sliding-ms MS]

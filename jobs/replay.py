@@ -1,10 +1,11 @@
 """Replay an interaction log into Kafka in timestamp order (ties keep line order).
 
-    python -m jobs.replay PATH [--format auto|movielens-100k|movielens-csv|jsonl|parquet]
+    python -m jobs.replay PATH [--format auto|movielens-100k|movielens-csv|amazon-ratings|jsonl|parquet]
                                [--topic interactions] [--rate EVENTS_PER_S] [--limit N]
                                [--final-heartbeat-ms MS]
 
-MovieLens ratings become ``rating`` events (value = stars); a Parquet log has the event
+MovieLens ratings and Amazon reviews ("ratings only" files: ``item,user,rating,unix_seconds``,
+no header; ``--format amazon-ratings``) become ``rating`` events (value = stars); a Parquet log has the event
 fields as columns (jobs/parquet_io.py). Messages are keyed by user id.
 After the last event, a heartbeat (``{"heartbeat_ts": last ts + MS}``, default one minute) on
 every partition moves the job's event-time clock past the log's end, so the last events are
@@ -43,8 +44,19 @@ def _movielens_csv(path: Path) -> Iterator[dict[str, Any]]:
             yield _rating(row["userId"], row["movieId"], float(row["rating"]), int(float(row["timestamp"])))
 
 
-def _rating(user: str, item: str, rating: float, ts_seconds: int) -> dict[str, Any]:
-    return {"event_id": f"ml-{user}-{item}-{ts_seconds}", "user_id": user, "item_id": item,
+def _amazon_ratings(path: Path) -> Iterator[dict[str, Any]]:
+    """The "ratings only" files of the Amazon review data (McAuley et al., 2014 and 2018):
+    ``item,user,rating,unix_seconds`` without a header, one review per row."""
+    with path.open(encoding="utf-8", newline="") as f:
+        for line, row in enumerate(csv.reader(f), start=1):
+            if len(row) != 4:
+                raise ValueError(f"line {line}: {len(row)} fields, expected item,user,rating,unix_seconds")
+            item, user, rating, ts = row
+            yield _rating(user, item, float(rating), int(ts), prefix="az")
+
+
+def _rating(user: str, item: str, rating: float, ts_seconds: int, prefix: str = "ml") -> dict[str, Any]:
+    return {"event_id": f"{prefix}-{user}-{item}-{ts_seconds}", "user_id": user, "item_id": item,
             "event_type": "rating", "value": rating, "ts": ts_seconds * 1000}
 
 
@@ -65,8 +77,8 @@ def _jsonl(path: Path) -> Iterator[dict[str, Any] | str]:
 
 
 READERS: dict[str, Callable[[Path], Iterator[dict[str, Any] | str]]] = {
-    "movielens-100k": _movielens_100k, "movielens-csv": _movielens_csv, "jsonl": _jsonl,
-    "parquet": iter_parquet_events}
+    "movielens-100k": _movielens_100k, "movielens-csv": _movielens_csv, "amazon-ratings": _amazon_ratings,
+    "jsonl": _jsonl, "parquet": iter_parquet_events}
 FORMATS = ["auto", *READERS]
 
 

@@ -25,6 +25,19 @@ def test_movielens_csv_layout(tmp_path: Path) -> None:
                        "value": 3.5, "ts": 10_000}]
 
 
+def test_amazon_ratings_layout_and_a_bad_row(tmp_path: Path) -> None:
+    f = tmp_path / "Magazine_Subscriptions.csv"
+    f.write_text("B00005N7PH,A1EZ,5.0,1004054400\nB00005NIOA,A16G,4.0,1004000000\n")
+    assert read_events(f, "amazon-ratings") == [
+        {"event_id": "az-A16G-B00005NIOA-1004000000", "user_id": "A16G", "item_id": "B00005NIOA",
+         "event_type": "rating", "value": 4.0, "ts": 1_004_000_000_000},
+        {"event_id": "az-A1EZ-B00005N7PH-1004054400", "user_id": "A1EZ", "item_id": "B00005N7PH",
+         "event_type": "rating", "value": 5.0, "ts": 1_004_054_400_000}]
+    f.write_text("B00005N7PH,A1EZ,5.0,1004054400\nB00005NIOA,A16G,4.0\n")
+    with pytest.raises(ValueError, match="line 2: 3 fields"):
+        read_events(f, "amazon-ratings")
+
+
 @pytest.mark.skipif(not ML100K.is_file(), reason="MovieLens 100K not present at ../shared/data/ml-100k")
 def test_movielens_100k_is_in_time_order() -> None:
     events = read_events(ML100K)
