@@ -489,7 +489,7 @@ class OnlineRanker:
         may get), the test also has its AUC against every other such item
         (evaluation.catalogue_auc). ``situation``: the request's ranker.CONTEXT. ``tally``
         counts the observed events instead of the ranker (a replica, which only the log changes)."""
-        return self.observe_many([(history, self._indices(exclude), item_id)], k, fusion_only, [situation], tally)[0]
+        return self.observe_many([(history, self.indices(exclude), item_id)], k, fusion_only, [situation], tally)[0]
 
     def observe_many(self, requests: Sequence[tuple[Sequence[str], np.ndarray, str]], k: int = 10,
                      fusion_only: bool = False, situations: Sequence[tuple[float, ...]] | None = None,
@@ -561,7 +561,7 @@ class OnlineRanker:
         """Top-k items not in ``exclude`` (default: ``history``), best first, each with the
         component that contributed most and, where it applies, the recent item it relates to.
         ``situation``: the request's ranker.CONTEXT as of the user's latest event."""
-        return self.recommend_many([(history, self._indices(set(history) if exclude is None else exclude))], k,
+        return self.recommend_many([(history, self.indices(set(history) if exclude is None else exclude))], k,
                                    [situation])[0]
 
     def recommend_many(self, requests: Sequence[tuple[Sequence[str], np.ndarray]], k: int,
@@ -661,7 +661,7 @@ class OnlineRanker:
         similarity from the co-occurrence neighbours, popularity from the learned counts."""
         # Not learned_events minus the pending batch: after a health-guard rollback the counts
         # are the good copy's, while the version keeps counting.
-        return list_quality(self._indices(items), self.counts, self.counts_total,
+        return list_quality(self.indices(items), self.counts, self.counts_total,
                             lambda idx: self.cooc.similarity(idx, self.counts))
 
     @property
@@ -669,7 +669,9 @@ class OnlineRanker:
         """The newest event time the model has learned (its batches'; None before the first)."""
         return self.trending.clock
 
-    def _indices(self, items: set[str] | Sequence[str]) -> np.ndarray:
+    def indices(self, items: set[str] | Sequence[str]) -> np.ndarray:
+        """The catalogue indices of the known items among ``items`` (unknown ones are left
+        out): the excluded items of a request to ``recommend_many`` or ``observe_many``."""
         index = self.index
         return np.array([index[i] for i in items if i in index], dtype=np.int64)
 

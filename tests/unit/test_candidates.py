@@ -133,7 +133,7 @@ def test_candidates_per_request_are_bounded_whatever_the_catalogue() -> None:
         h.append(item)
     assert len(ranker.item_ids) > 1_500
     contexts = [ranker._context(h, config.history) for h in history.values()]
-    scored = ranker.candidates(contexts, [ranker._indices(h) for h in history.values()])
+    scored = ranker.candidates(contexts, [ranker.indices(h) for h in history.values()])
     cand, raw = scored.cand, scored.raw
     per_request = np.diff(cand.starts)
     bound = (config.cooc_candidates + config.regression_candidates + config.trending_candidates
@@ -214,7 +214,7 @@ def _served_lists(ranker: OnlineRanker, history: dict[str, list[str]]) -> Iterat
     for user in sorted(history)[:20]:
         h = history[user]
         idx, rho = ranker._context(h, ranker.config.history)
-        yield ranker.recommend(h, 5), ranker.candidates([(idx, rho)], [ranker._indices(h)])
+        yield ranker.recommend(h, 5), ranker.candidates([(idx, rho)], [ranker.indices(h)])
 
 
 def test_when_the_learned_ranker_leads_it_orders_the_lists_and_names_the_reasons() -> None:

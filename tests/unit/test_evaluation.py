@@ -120,7 +120,7 @@ def test_the_auc_of_a_test_is_the_share_of_every_other_eligible_item_scored_belo
         target = rng.choice([i for i in items if i not in history])
         test = ranker.observe(history, set(history), target)
         assert test.auc is not None
-        excluded = ranker._indices(set(history))
+        excluded = ranker.indices(set(history))
         scored = ranker.candidates([ranker._context(history, ranker.config.history)], [excluded])
         total = ranker._fuse(scored)[1]
         score = dict.fromkeys(range(len(ranker.item_ids)), -np.inf)     # not a candidate: below every candidate

@@ -60,7 +60,7 @@ def test_a_drop_in_the_hit_rate_rolls_back_to_the_last_good_check() -> None:
     learned = ranker.learned_events - len(ranker.pending)
     assert ranker.counts.sum() < learned                 # the rollback forgot 100 learned events
     items = ranker.item_ids[:10]
-    assert ranker.list_quality(items) == list_quality(ranker._indices(items), ranker.counts,
+    assert ranker.list_quality(items) == list_quality(ranker.indices(items), ranker.counts,
                                                       float(ranker.counts.sum()),
                                                       lambda idx: ranker.cooc.similarity(idx, ranker.counts))
 

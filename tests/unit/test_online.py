@@ -215,7 +215,7 @@ def test_each_explanation_names_the_strongest_part_and_the_recent_item_behind_it
     for history in list(histories.values())[:40]:
         recs = ranker.recommend(history, 10)
         idx, rho = ranker._context(history, ranker.config.history)
-        scored = ranker.candidates([(idx, rho)], [ranker._indices(history)])
+        scored = ranker.candidates([(idx, rho)], [ranker.indices(history)])
         cand, (weighted, _) = scored.cand, ranker._fuse(scored)
         for rec in recs:
             j = ranker.index[rec.item_id]
