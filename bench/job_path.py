@@ -30,6 +30,21 @@ from jobs.replay import read_events  # noqa: E402
 DEFAULT = ROOT.parent / "shared" / "data" / "ml-100k" / "u.data"
 
 
+def warmed(data: Path, warm: int, more: int, name: str) -> tuple[OfflinePipeline, list[bytes]]:
+    """The job's one-event path (lists on, window features off: the job gets them from Flink
+    SQL) after learning the first ``warm`` events of ``data``, and the next ``more`` events'
+    payloads; this process pinned to one core where it can be."""
+    if hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {0})
+    events = read_events(data, "movielens-100k", warm + more)
+    payloads = [(json.dumps(e) if isinstance(e, dict) else e).encode() for e in events]
+    pipeline = OfflinePipeline(recommend=True, window_features=False, test_every_event=False)
+    print(f"{name}: warming up on {warm:,} events ...", file=sys.stderr, flush=True)
+    for p in payloads[:warm]:
+        pipeline.process(p)
+    return pipeline, payloads[warm:]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=DEFAULT)
@@ -39,20 +54,13 @@ def main() -> int:
     if not args.data.is_file():
         print(f"job_path: {args.data} not found; pass --data", file=sys.stderr)
         return 2
-    if hasattr(os, "sched_setaffinity"):
-        os.sched_setaffinity(0, {0})
-    events = read_events(args.data, "movielens-100k", args.warm + args.events)
-    payloads = [(json.dumps(e) if isinstance(e, dict) else e).encode() for e in events]
-    pipeline = OfflinePipeline(recommend=True, window_features=False, test_every_event=False)
-    print(f"job_path: warming up on {args.warm:,} events ...", file=sys.stderr, flush=True)
-    for p in payloads[: args.warm]:
-        pipeline.process(p)
+    pipeline, payloads = warmed(args.data, args.warm, args.events, "job_path")
     lists = 0
     started = time.perf_counter()
-    for p in payloads[args.warm:]:
+    for p in payloads:
         lists += sum(1 for m in pipeline.process(p) if m.result.recommendations)
     spent = time.perf_counter() - started
-    timed = len(payloads) - args.warm
+    timed = len(payloads)
     result = {"events": timed, "lists": lists, "ms_per_event": round(1000 * spent / timed, 3),
               "events_per_sec": round(timed / spent)}
     print(f"job_path: events {args.warm:,}-{args.warm + timed:,} (steady state): {result['ms_per_event']} ms/event, "

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -27,10 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from jobs.offline import OfflinePipeline  # noqa: E402
-from jobs.replay import read_events  # noqa: E402
-
-DEFAULT = ROOT.parent / "shared" / "data" / "ml-100k" / "u.data"
+from bench.job_path import DEFAULT, warmed  # noqa: E402
 
 
 def main() -> int:
@@ -43,18 +39,11 @@ def main() -> int:
     if not args.data.is_file():
         print(f"serve_batch: {args.data} not found; pass --data", file=sys.stderr)
         return 2
-    if hasattr(os, "sched_setaffinity"):
-        os.sched_setaffinity(0, {0})
     sizes = [int(b) for b in args.batches.split(",")]
-    events = read_events(args.data, "movielens-100k", args.warm + args.requests)
-    payloads = [(json.dumps(e) if isinstance(e, dict) else e).encode() for e in events]
-    pipeline = OfflinePipeline(recommend=True, window_features=False, test_every_event=False)
-    print(f"serve_batch: warming up on {args.warm:,} events ...", file=sys.stderr, flush=True)
-    for p in payloads[: args.warm]:
-        pipeline.process(p)
+    pipeline, payloads = warmed(args.data, args.warm, args.requests, "serve_batch")
     ranker = pipeline.step.ranker
     requests, situations = [], []
-    for p in payloads[args.warm:]:
+    for p in payloads:
         for m in pipeline.process(p):
             user = pipeline.users[m.event.user_id]
             requests.append((tuple(user.history.recent), ranker.indices(user.history.seen)))
