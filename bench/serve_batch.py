@@ -9,7 +9,7 @@ the model on the first ``--warm`` events through the job's one-event path (as
 bench/job_path.py), keeps each of the next ``--requests`` events' request (the user's
 history, excluded items and situation after the event), then times ``recommend_many`` over
 the same requests cut into batches of each size, with the model unchanged between sizes.
-Prints ms per list per batch size and the gain over a batch of one; the last stdout line is
+Prints ms per list per batch size and the gain over the first size (1 by default); the last stdout line is
 JSON ``{"results": [{"batch", "ms_per_list", "lists_per_sec", "gain"}, ...]}``. Pinned to one
 core (``taskset``-like, via sched_setaffinity) when available. Exits 2 when the input file
 is absent.
